@@ -1,0 +1,15 @@
+"""The HTTP API: thin route handlers, gathered here."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+
+def routes() -> list[BaseRoute]:
+    """Every route of the gateway, API first, then the console."""
+    from gateway.api import audit, cameras, footage, grants, health, me, openapi, principals
+
+    found: list[BaseRoute] = []
+    for module in (footage, cameras, grants, me, audit, principals, health, openapi):
+        found.extend(module.routes)
+    return found

@@ -1,0 +1,66 @@
+"""Analyst routes over the audit log: search with the contract's filters, and verify the chain."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.common import int_param, require, services
+from gateway.audit.store import EventQuery
+from gateway.audit.verify import verify_rows
+from gateway.errors import BadRequest
+from gateway.types import format_ts, parse_ts
+
+
+async def search_events(request: Request) -> Response:
+    await require(request, "audit.read")
+    q = request.query_params
+    decision = q.get("decision")
+    if decision not in (None, "allow", "deny"):
+        raise BadRequest("decision must be allow or deny.")
+    limit = int_param(request, "limit", 100, 1, 1000) or 100
+    query = EventQuery(
+        principal=q.get("principal"),
+        customer_id=q.get("customer_id"),
+        decision=decision,
+        types=tuple(t for t in q.getlist("type") if t),
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+        after_seq=int_param(request, "after_seq", None, 0, 2**62),
+        limit=limit,
+    )
+    events = await anyio.to_thread.run_sync(services(request).audit_store.query, query)
+    next_after = events[-1]["seq"] if len(events) == limit else None
+    return JSONResponse({"events": events, "next_after_seq": next_after})
+
+
+def _time(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return format_ts(parse_ts(raw))
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an RFC 3339 time with a zone.") from exc
+
+
+async def verify_chain(request: Request) -> Response:
+    await require(request, "audit.read")
+    svc = services(request)
+
+    def run() -> dict[str, object]:
+        checkpoint = svc.checkpoints.latest_verified() if svc.checkpoints else None
+        result = verify_rows(svc.audit_store.iter_rows(), checkpoint)
+        body = result.as_json()
+        body["checkpoint"] = checkpoint.as_json() if checkpoint else None
+        return body
+
+    return JSONResponse(await anyio.to_thread.run_sync(run))
+
+
+routes = [
+    Route("/v1/audit/events", search_events, methods=["GET"]),
+    Route("/v1/audit/verify", verify_chain, methods=["GET"]),
+]

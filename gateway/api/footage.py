@@ -1,0 +1,82 @@
+"""Footage routes: view (GET/HEAD), list a camera's clips, and the owner's delete."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.common import caller, client_ip, record, request_id, require_owner, services
+from gateway.errors import BadRequest
+from gateway.pipeline import FootageCall
+from gateway.types import Action, ClipRef, EventType, clip_recorded_at, is_valid_id
+
+NO_STORE = {"Cache-Control": "private, no-store"}
+
+
+def _call(request: Request, action: Action) -> FootageCall:
+    params = request.path_params
+    headers = request.headers
+    return FootageCall(
+        method=request.method,
+        action=action,
+        customer_id=params["customer_id"],
+        camera_id=params["camera_id"],
+        clip_id=params.get("clip_id"),
+        authorization=headers.get("authorization"),
+        purpose=headers.get("x-access-purpose"),
+        justification=headers.get("x-access-justification"),
+        range_header=headers.get("range"),
+        request_id=request_id(request),
+        client_ip=client_ip(request),
+        user_agent=headers.get("user-agent"),
+    )
+
+
+async def view_clip(request: Request) -> Response:
+    return await services(request).flow.view(_call(request, Action.VIEW))
+
+
+async def list_clips(request: Request) -> Response:
+    body, headers = await services(request).flow.list_clips(_call(request, Action.LIST))
+    return JSONResponse(body, headers={**headers, **NO_STORE})
+
+
+async def delete_clip(request: Request) -> Response:
+    """The owner deletes a clip for good; the audit log keeps a footage.deleted event."""
+    principal = await caller(request)
+    clip = _clip_ref(request)
+    require_owner(principal, clip.customer_id)
+    await services(request).storage.delete(clip)  # NotFound → 404 for the owner
+    event = await record(
+        request,
+        principal,
+        EventType.FOOTAGE_DELETED,
+        action="delete",
+        customer_id=clip.customer_id,
+        camera_id=clip.camera_id,
+        clip_id=clip.clip_id,
+        status=204,
+    )
+    return Response(status_code=204, headers={"X-Audit-Event-ID": event["event_id"], **NO_STORE})
+
+
+def _clip_ref(request: Request) -> ClipRef:
+    p = request.path_params
+    recorded_at = clip_recorded_at(p["clip_id"])
+    if not (is_valid_id(p["customer_id"]) and is_valid_id(p["camera_id"])) or not recorded_at:
+        raise BadRequest("Malformed customer, camera or clip id.")
+    return ClipRef(p["customer_id"], p["camera_id"], p["clip_id"], recorded_at)
+
+
+async def malformed(_request: Request) -> Response:
+    raise BadRequest("A footage path is /v1/footage/{customer_id}/{camera_id}[/{clip_id}].")
+
+
+routes = [
+    Route("/v1/footage/{customer_id}/{camera_id}/{clip_id}", view_clip, methods=["GET", "HEAD"]),
+    Route("/v1/footage/{customer_id}/{camera_id}/{clip_id}", delete_clip, methods=["DELETE"]),
+    Route("/v1/footage/{customer_id}/{camera_id}", list_clips, methods=["GET"]),
+    # Anything else under /v1/footage (an encoded slash, an extra segment) is malformed, not 404.
+    Route("/v1/footage/{rest:path}", malformed, methods=["GET", "HEAD", "DELETE"]),
+]

@@ -1,0 +1,94 @@
+"""Grant routes: the owner grants and revokes; staff see the grants addressed to them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.common import caller, json_body, record, services
+from gateway.errors import Forbidden, NotFound
+from gateway.grants import Grant, parse_new_grant
+from gateway.types import EventType, Principal, Role
+
+
+async def create_grant(request: Request) -> Response:
+    principal = await caller(request)
+    if Role.CUSTOMER not in principal.known_roles or principal.customer_id is None:
+        raise Forbidden("Only a customer can grant access to their footage.", code="not_owner")
+    svc = services(request)
+    now = datetime.now(UTC)
+    grant = parse_new_grant(
+        await json_body(request), principal, now, svc.settings.grant_max_ttl_seconds
+    )
+    await anyio.to_thread.run_sync(svc.grants.create, grant)
+    event = await record(
+        request,
+        principal,
+        EventType.GRANT_CREATED,
+        action="grant.create",
+        customer_id=grant.customer_id,
+        grant_id=grant.grant_id,
+        purpose=grant.purpose,
+        detail=grant.as_json(now),
+    )
+    return JSONResponse(grant.as_json(now), 201, headers={"X-Audit-Event-ID": event["event_id"]})
+
+
+async def list_grants(request: Request) -> Response:
+    """Customers: the grants they issued. Staff: the grants addressed to them or their roles."""
+    principal = await caller(request)
+    svc = services(request)
+    if Role.CUSTOMER in principal.known_roles and principal.customer_id:
+        found = await anyio.to_thread.run_sync(svc.grants.for_customer, principal.customer_id)
+    else:
+        grantees = [principal.sub, *(f"role:{r}" for r in sorted(principal.known_roles))]
+        found = await anyio.to_thread.run_sync(svc.grants.for_grantees, grantees)
+    counts = await anyio.to_thread.run_sync(svc.grants.use_counts, [g.grant_id for g in found])
+    now = datetime.now(UTC)
+    return JSONResponse({"grants": [g.as_json(now, counts.get(g.grant_id, 0)) for g in found]})
+
+
+async def revoke_grant(request: Request) -> Response:
+    """Revoke at once: the next request under this grant is denied."""
+    principal = await caller(request)
+    svc = services(request)
+    grant_id = request.path_params["grant_id"]
+    grant = await _grant_for_revoker(request, principal, grant_id)
+    now = datetime.now(UTC)
+    revoked = await anyio.to_thread.run_sync(svc.grants.revoke, grant.grant_id, principal.sub, now)
+    event = await record(
+        request,
+        principal,
+        EventType.GRANT_REVOKED,
+        action="grant.revoke",
+        customer_id=grant.customer_id,
+        grant_id=grant.grant_id,
+    )
+    return JSONResponse(revoked.as_json(now), headers={"X-Audit-Event-ID": event["event_id"]})
+
+
+async def _grant_for_revoker(request: Request, principal: Principal, grant_id: str) -> Grant:
+    """The grant, if this caller may revoke it; authorization is decided before existence."""
+    svc = services(request)
+    may_revoke_any = bool(svc.policy.may(principal, "grants.revoke_any"))
+    try:
+        grant = await anyio.to_thread.run_sync(svc.grants.get, grant_id[:64])
+    except NotFound:
+        if may_revoke_any:
+            raise
+        raise Forbidden("Only the owner or security may revoke this grant.") from None
+    owner = Role.CUSTOMER in principal.known_roles and principal.customer_id == grant.customer_id
+    if not (owner or may_revoke_any):
+        raise Forbidden("Only the owner or security may revoke this grant.", code="not_owner")
+    return grant
+
+
+routes = [
+    Route("/v1/grants", create_grant, methods=["POST"]),
+    Route("/v1/grants", list_grants, methods=["GET"]),
+    Route("/v1/grants/{grant_id}", revoke_grant, methods=["DELETE"]),
+]

@@ -1,0 +1,54 @@
+"""Liveness, readiness (database, storage, audit writable) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.common import services
+from gateway.db import begin_write, lock_audit_chain
+from gateway.errors import GatewayError
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    svc = services(request)
+    checks: dict[str, str] = {}
+
+    def audit_writable() -> None:
+        # Take the audit write lock and let go: proves the log could take the next event.
+        with begin_write(svc.engine) as conn:
+            lock_audit_chain(conn)
+            conn.execute(sa.text("SELECT 1"))
+
+    try:
+        await anyio.to_thread.run_sync(audit_writable)
+        checks["database"] = checks["audit"] = "ok"
+    except Exception as exc:
+        checks["database"] = checks["audit"] = f"failed: {type(exc).__name__}"
+    try:
+        await svc.storage.check()
+        checks["storage"] = "ok"
+    except GatewayError as exc:
+        checks["storage"] = f"failed: {exc.code}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(
+        services(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

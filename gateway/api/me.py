@@ -1,0 +1,83 @@
+"""The customer's own view: every access decision on their footage, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.common import caller, int_param, services
+from gateway.audit.events import Event
+from gateway.audit.store import EventQuery
+from gateway.errors import Forbidden
+from gateway.types import EventType, Role
+
+ENTRY_FIELDS = (
+    "seq",
+    "event_id",
+    "ts",
+    "principal",
+    "roles",
+    "purpose",
+    "justification",
+    "action",
+    "camera_id",
+    "clip_id",
+    "decision",
+    "reason",
+    "status",
+    "grant_id",
+    "range",
+)
+
+
+async def access_log(request: Request) -> Response:
+    principal = await caller(request)
+    if Role.CUSTOMER not in principal.known_roles or not principal.customer_id:
+        raise Forbidden("Only a customer has an access log.", code="not_owner")
+    limit = int_param(request, "limit", 50, 1, 500) or 50
+    before = int_param(request, "before_seq", None, 1, 2**62)
+    store = services(request).audit_store
+    decisions = await anyio.to_thread.run_sync(
+        store.query,
+        EventQuery(
+            customer_id=principal.customer_id,
+            types=(str(EventType.ACCESS_DECISION),),
+            before_seq=before,
+            limit=limit,
+            newest_first=True,
+        ),
+    )
+    completes = await _completions(store.query, principal.customer_id, decisions)
+    entries = [_entry(e, completes.get(e["request_id"])) for e in decisions]
+    next_before = decisions[-1]["seq"] if len(decisions) == limit else None
+    return JSONResponse({"events": entries, "next_before_seq": next_before})
+
+
+async def _completions(query: Any, customer_id: str, decisions: list[Event]) -> dict[str, Event]:
+    request_ids = tuple(e["request_id"] for e in decisions if e["decision"] == "allow")
+    if not request_ids:
+        return {}
+    found = await anyio.to_thread.run_sync(
+        query,
+        EventQuery(
+            customer_id=customer_id,
+            types=(str(EventType.ACCESS_COMPLETE),),
+            request_ids=request_ids,
+            limit=len(request_ids) * 2,
+        ),
+    )
+    return {e["request_id"]: e for e in found}
+
+
+def _entry(decision: Event, complete: Event | None) -> dict[str, Any]:
+    entry = {k: decision.get(k) for k in ENTRY_FIELDS}
+    entry["bytes_sent"] = complete.get("bytes_sent") if complete else None
+    entry["completed"] = (complete.get("detail") or {}).get("completed") if complete else None
+    return entry
+
+
+routes = [Route("/v1/me/access-log", access_log, methods=["GET"])]

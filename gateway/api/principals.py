@@ -1,0 +1,89 @@
+"""Security routes on principals: suspend, reinstate, and see one's status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.common import json_body, record, require, services
+from gateway.errors import BadRequest
+from gateway.principals import ACTIVE, SUSPENDED
+from gateway.types import EventType
+
+MAX_SUB = 256
+
+
+async def suspend(request: Request) -> Response:
+    return await _set_status(request, SUSPENDED, EventType.PRINCIPAL_SUSPENDED)
+
+
+async def reinstate(request: Request) -> Response:
+    return await _set_status(request, ACTIVE, EventType.PRINCIPAL_REINSTATED)
+
+
+async def _set_status(request: Request, status: str, event_type: EventType) -> Response:
+    actor = await require(request, "principals.manage")
+    sub = _sub(request)
+    reason = _reason(await _optional_body(request))
+    svc = services(request)
+    changed = await anyio.to_thread.run_sync(
+        svc.principals.set_status, sub, status, reason, actor.sub, datetime.now(UTC)
+    )
+    if changed:
+        await record(
+            request,
+            actor,
+            event_type,
+            action=str(event_type),
+            status=None,
+            detail={"subject": sub, "reason": reason, "by": "manual"},
+        )
+    current = await anyio.to_thread.run_sync(svc.principals.status, sub)
+    return JSONResponse(current.as_json())
+
+
+async def get_principal(request: Request) -> Response:
+    await require(request, "principals.manage")
+    sub = _sub(request)
+    svc = services(request)
+    current = await anyio.to_thread.run_sync(svc.principals.status, sub)
+    body: dict[str, Any] = current.as_json()
+    if svc.detector is not None:
+        body.update(await svc.detector.summary(sub))
+    return JSONResponse(body)
+
+
+def _sub(request: Request) -> str:
+    sub = request.path_params["sub"]
+    if not 1 <= len(sub) <= MAX_SUB or not sub.isprintable():
+        raise BadRequest("Malformed principal.")
+    return str(sub)
+
+
+async def _optional_body(request: Request) -> Any:
+    if not int(request.headers.get("content-length") or 0) and "chunked" not in (
+        request.headers.get("transfer-encoding") or ""
+    ):
+        return {}
+    return await json_body(request)
+
+
+def _reason(body: Any) -> str:
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise BadRequest("reason must be text of at most 500 characters.")
+    return reason
+
+
+routes = [
+    Route("/v1/principals/{sub}/suspend", suspend, methods=["POST"]),
+    Route("/v1/principals/{sub}/reinstate", reinstate, methods=["POST"]),
+    Route("/v1/principals/{sub}", get_principal, methods=["GET"]),
+]

@@ -1,0 +1,170 @@
+"""The audit event store on SQLAlchemy Core: append a batch under the chain lock, query, iterate.
+
+SQLite (WAL, synchronous=FULL) and PostgreSQL share this code. A batch is one transaction:
+read the head, seal each event onto it, insert, commit. On PostgreSQL an advisory lock makes
+the read-then-append atomic across replicas, so `seq` stays dense and the chain never forks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal
+from gateway.db import audit_events, begin_write, lock_audit_chain
+from gateway.errors import AuditUnavailable
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """The contract's filters on GET /v1/audit/events (and the customer's access log)."""
+
+    principal: str | None = None
+    customer_id: str | None = None
+    decision: str | None = None
+    types: tuple[str, ...] = ()
+    request_ids: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    after_seq: int | None = None
+    before_seq: int | None = None
+    limit: int = 100
+    newest_first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    seq: int
+    hash: str
+
+
+class AuditStore:
+    """Append-only access to the audit_events table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def append_batch(self, events: Sequence[Event]) -> list[Event]:
+        """Seal and durably commit events in order; all or none. Raises AuditUnavailable."""
+        try:
+            with begin_write(self.engine) as conn:
+                lock_audit_chain(conn)
+                head = self._head(conn)
+                sealed = _seal_all(events, head)
+                conn.execute(audit_events.insert(), [_row(e) for e in sealed])
+            return sealed
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable("The audit log cannot be written.") from exc
+
+    def head(self) -> Head:
+        """The last event's seq and hash (0 and the genesis hash for an empty log)."""
+        with self.engine.connect() as conn:
+            return self._head(conn)
+
+    @staticmethod
+    def _head(conn: Connection) -> Head:
+        row = conn.execute(
+            sa.select(audit_events.c.seq, audit_events.c.hash)
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+        ).first()
+        return Head(int(row.seq), str(row.hash)) if row else Head(0, GENESIS_HASH)
+
+    def query(self, q: EventQuery) -> list[Event]:
+        """Events matching every given filter, by seq (ascending unless newest_first)."""
+        stmt = sa.select(audit_events.c.body, audit_events.c.hash).where(*_conditions(q))
+        order = audit_events.c.seq.desc() if q.newest_first else audit_events.c.seq.asc()
+        stmt = stmt.order_by(order).limit(max(1, min(q.limit, MAX_PAGE)))
+        with self.engine.connect() as conn:
+            return [_event(row.body, row.hash) for row in conn.execute(stmt)]
+
+    def iter_rows(self, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """Every stored row in seq order, as the raw columns (what verify reads)."""
+        after = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = (
+                    conn.execute(
+                        sa.select(audit_events)
+                        .where(audit_events.c.seq > after)
+                        .order_by(audit_events.c.seq)
+                        .limit(batch)
+                    )
+                    .mappings()
+                    .all()
+                )
+            if not rows:
+                return
+            yield from (dict(r) for r in rows)
+            after = int(rows[-1]["seq"])
+
+    def iter_events(self) -> Iterator[Event]:
+        """Every event in seq order (audit export)."""
+        for row in self.iter_rows():
+            yield _event(row["body"], row["hash"])
+
+
+def _seal_all(events: Sequence[Event], head: Head) -> list[Event]:
+    sealed: list[Event] = []
+    seq, prev = head.seq, head.hash
+    for event in events:
+        seq += 1
+        done = seal(event, seq, prev)
+        sealed.append(done)
+        prev = done["hash"]
+    return sealed
+
+
+def _row(event: Event) -> dict[str, Any]:
+    return {
+        "seq": event["seq"],
+        "event_id": event["event_id"],
+        "ts": event["ts"],
+        "type": event["type"],
+        "request_id": event.get("request_id"),
+        "principal": event.get("principal"),
+        "customer_id": event.get("customer_id"),
+        "decision": event.get("decision"),
+        "grant_id": event.get("grant_id"),
+        "body": canonical_json(body_of(event)),
+        "prev_hash": event["prev_hash"],
+        "hash": event["hash"],
+    }
+
+
+def _event(body: str, hash_: str) -> Event:
+    event: Event = json.loads(body)
+    event["hash"] = hash_
+    return event
+
+
+def _conditions(q: EventQuery) -> list[sa.ColumnElement[bool]]:
+    c = audit_events.c
+    conds: list[sa.ColumnElement[bool]] = []
+    if q.principal is not None:
+        conds.append(c.principal == q.principal)
+    if q.customer_id is not None:
+        conds.append(c.customer_id == q.customer_id)
+    if q.decision is not None:
+        conds.append(c.decision == q.decision)
+    if q.types:
+        conds.append(c.type.in_(q.types))
+    if q.request_ids:
+        conds.append(c.request_id.in_(q.request_ids))
+    if q.since is not None:
+        conds.append(c.ts >= q.since)
+    if q.until is not None:
+        conds.append(c.ts < q.until)
+    if q.after_seq is not None:
+        conds.append(c.seq > q.after_seq)
+    if q.before_seq is not None:
+        conds.append(c.seq < q.before_seq)
+    return conds

@@ -1,0 +1,45 @@
+"""Offline audit tools for the CLI: verify the chain, export it as JSON lines."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from gateway.audit.store import AuditStore
+from gateway.audit.verify import Checkpoint, VerifyResult, verify_rows
+from gateway.db import create_db_engine
+from gateway.settings import Settings
+
+
+def latest_checkpoint(settings: Settings, store: AuditStore) -> Checkpoint | None:
+    """The newest checkpoint whose signature verifies (None until checkpoints exist)."""
+    try:
+        from gateway.audit.checkpoints import Checkpointer
+    except ImportError:
+        return None
+    checkpoint: Checkpoint | None = Checkpointer.from_settings(
+        settings, store.engine
+    ).latest_verified()
+    return checkpoint
+
+
+def verify_log(settings: Settings) -> VerifyResult:
+    """Walk the whole chain, against the last signed checkpoint when there is one."""
+    store = AuditStore(create_db_engine(settings.database_url))
+    try:
+        return verify_rows(store.iter_rows(), latest_checkpoint(settings, store))
+    finally:
+        store.engine.dispose()
+
+
+def export_log(settings: Settings, out: TextIO) -> int:
+    """Stream every event as one JSON line (for a SIEM); returns how many."""
+    store = AuditStore(create_db_engine(settings.database_url))
+    count = 0
+    try:
+        for event in store.iter_events():
+            out.write(json.dumps(event, sort_keys=True) + "\n")
+            count += 1
+    finally:
+        store.engine.dispose()
+    return count

@@ -1,0 +1,231 @@
+"""Authorization: the Casbin policy (role × purpose × action × zone) plus the grant check.
+
+Casbin answers the small, static question "may this role, for this purpose, do this action in
+this zone, and on what condition?". The per-customer question "did the owner grant it?" is
+answered by a `GrantCheck` the caller supplies, backed by indexed rows, never Casbin rows.
+
+Deny by default: no matching rule is a denial, an explicit deny row beats any allow from any
+of the caller's roles, and any exception raised while deciding is a denial (STYLE §3).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import casbin
+import structlog
+
+from gateway.types import (
+    STAFF_ROLES,
+    AccessRequest,
+    Action,
+    Decision,
+    Principal,
+    Purpose,
+    Role,
+    Zone,
+)
+
+log = structlog.get_logger("gateway.authz")
+
+OWN_PURPOSE = "own"  # the pseudo-purpose of a customer reading their own footage
+ADMIN_PURPOSE = "-"  # administrative actions are not footage requests
+ANY_ZONE = "*"
+BREAK_GLASS_MAX_TOKEN_SECONDS = 15 * 60
+
+
+class Cond:
+    """What an allowing rule still requires (the policy's last column)."""
+
+    OWNER = "owner"
+    GRANT = "grant"
+    JUSTIFIED = "justified"
+    BREAK_GLASS = "break_glass"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """Casbin's answer for one role: allowed or not, the rule that matched, its condition."""
+
+    allowed: bool
+    explicit: bool  # a row matched (an explicit deny, or an allow)
+    rule: str
+    cond: str
+
+
+# The grant check: (request, role that the policy allowed) -> Decision (allow with grant_id,
+# or deny with no_grant / zone_restricted). Supplied by the caller; see grants.py.
+GrantCheck = Callable[[AccessRequest, Role], Awaitable[Decision]]
+
+
+class PolicyEngine:
+    """The Casbin enforcer over policies/, with a decision cache cleared on every reload."""
+
+    def __init__(self, policy_dir: Path) -> None:
+        self.policy_dir = policy_dir
+        self._lock = threading.Lock()
+        self._enforcer = self._load()
+        self._cache: dict[tuple[str, str, str, str], RuleResult] = {}
+
+    def _load(self) -> casbin.Enforcer:
+        enforcer = casbin.Enforcer(
+            str(self.policy_dir / "model.conf"), str(self.policy_dir / "policy.csv")
+        )
+        if not enforcer.get_policy():
+            raise ValueError(f"{self.policy_dir / 'policy.csv'} has no rules")
+        return enforcer
+
+    def reload(self) -> int:
+        """Load the policy files again; on any error keep the last good policy and raise."""
+        fresh = self._load()  # raises before anything changes
+        with self._lock:
+            self._enforcer, self._cache = fresh, {}
+        return len(fresh.get_policy())
+
+    @property
+    def rule_count(self) -> int:
+        return len(self._enforcer.get_policy())
+
+    def rule_for(self, role: str, purpose: str, action: str, zone: str) -> RuleResult:
+        """Casbin's answer for one role; cached, since the request space is small and closed."""
+        key = (role, purpose, action, zone)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        result = self._evaluate(key)
+        with self._lock:
+            self._cache[key] = result
+        return result
+
+    def _evaluate(self, key: tuple[str, str, str, str]) -> RuleResult:
+        try:
+            allowed, explain = self._enforcer.enforce_ex(*key)
+        except Exception as exc:  # a broken matcher or value denies; never allows
+            log.error("policy_evaluation_failed", request=key, error=str(exc))
+            return RuleResult(False, False, "", Cond.NONE)
+        if not explain:
+            return RuleResult(False, False, "", Cond.NONE)
+        return RuleResult(bool(allowed), True, ", ".join(explain), explain[-1])
+
+    def may(self, principal: Principal, action: str) -> Decision:
+        """An administrative permission (audit.read, flags.manage, …) from any of the roles."""
+        results = [self.rule_for(r, ADMIN_PURPOSE, action, ANY_ZONE) for r in principal.known_roles]
+        denied = next((r for r in results if r.explicit and not r.allowed), None)
+        if denied:
+            return Decision.deny("forbidden", denied.rule)
+        allowed = next((r for r in results if r.allowed), None)
+        if allowed:
+            return Decision.allow(action, allowed.rule)
+        return Decision.deny("forbidden")
+
+
+class Authorizer:
+    """Decides footage requests: owner path, then each staff role under deny-wins."""
+
+    def __init__(self, policy: PolicyEngine, grant_check: GrantCheck) -> None:
+        self.policy = policy
+        self.grant_check = grant_check
+
+    async def decide(self, request: AccessRequest) -> Decision:
+        """The decision for one footage request, with its reason; exceptions deny."""
+        try:
+            return await self._decide(request)
+        except Exception as exc:
+            log.error("authorization_failed", error=str(exc))
+            return Decision.deny("forbidden", "error")
+
+    async def _decide(self, request: AccessRequest) -> Decision:
+        roles = request.principal.known_roles
+        if not roles:
+            return Decision.deny("forbidden")
+        if Role.CUSTOMER in roles and self._owns(request):
+            own = self.policy.rule_for(Role.CUSTOMER, OWN_PURPOSE, request.action, request.zone)
+            if own.allowed and own.cond == Cond.OWNER:
+                return Decision.allow("owner", own.rule)
+        staff = sorted(roles & STAFF_ROLES)
+        if not staff:
+            return Decision.deny("not_owner")
+        if request.purpose is None:
+            return Decision.deny("purpose_required")
+        if not request.justification:
+            return Decision.deny("justification_required")
+        return await self._decide_staff(request, staff)
+
+    @staticmethod
+    def _owns(request: AccessRequest) -> bool:
+        return request.principal.customer_id == request.camera.customer_id
+
+    async def _decide_staff(self, request: AccessRequest, staff: list[Role]) -> Decision:
+        assert request.purpose is not None
+        results = {
+            role: self.policy.rule_for(role, request.purpose, request.action, request.zone)
+            for role in staff
+        }
+        denied = next((r for r in results.values() if r.explicit and not r.allowed), None)
+        if denied:  # deny wins over every allow from any other role
+            return Decision.deny("purpose_not_permitted", denied.rule)
+        misses: list[Decision] = []
+        for role, result in results.items():
+            if not result.allowed:
+                continue
+            decision = await self._apply_condition(request, role, result)
+            if decision:
+                return decision
+            misses.append(decision)
+        if misses:
+            return _most_specific(misses)
+        return Decision.deny(self._why_no_rule(request, staff))
+
+    async def _apply_condition(
+        self, request: AccessRequest, role: Role, result: RuleResult
+    ) -> Decision:
+        if result.cond == Cond.GRANT:
+            decision = await self.grant_check(request, role)
+            rule = result.rule
+            if decision:
+                return Decision.allow("grant", rule, decision.grant_id)
+            return Decision.deny(decision.reason, rule)
+        if result.cond == Cond.JUSTIFIED:
+            return Decision.allow(str(request.purpose), result.rule)
+        if result.cond == Cond.BREAK_GLASS:
+            if _token_is_short_lived(request.principal, request.now):
+                return Decision.allow("break_glass", result.rule)
+            return Decision.deny("purpose_not_permitted", result.rule)
+        return Decision.deny("forbidden", result.rule)  # an unknown condition never allows
+
+    def _why_no_rule(self, request: AccessRequest, staff: list[Role]) -> str:
+        """Name the closest miss: the purpose is fine but not in this zone, or not at all."""
+        assert request.purpose is not None
+        for role in staff:
+            for zone in Zone:
+                if self.policy.rule_for(role, request.purpose, request.action, zone).allowed:
+                    return "zone_restricted"
+        return "purpose_not_permitted" if _has_footage_rules(self.policy, staff) else "forbidden"
+
+
+def _has_footage_rules(policy: PolicyEngine, staff: list[Role]) -> bool:
+    return any(
+        policy.rule_for(role, purpose, Action.VIEW, zone).allowed
+        for role in staff
+        for purpose in Purpose
+        for zone in Zone
+    )
+
+
+def _most_specific(misses: list[Decision]) -> Decision:
+    # A grant that exists but excludes private cameras says more than "no grant at all".
+    for decision in misses:
+        if decision.reason != "no_grant":
+            return decision
+    return misses[0]
+
+
+def _token_is_short_lived(principal: Principal, now: datetime) -> bool:
+    """Break-glass needs a token that expires soon: a stolen one is worth little for long."""
+    remaining = principal.expires_at - now.timestamp()
+    return 0 < remaining <= BREAK_GLASS_MAX_TOKEN_SECONDS

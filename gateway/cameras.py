@@ -1,0 +1,104 @@
+"""Camera zones, set by their owners. A camera nobody has classified counts as `private`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gateway.db import cameras
+from gateway.errors import BadRequest
+from gateway.types import CameraRef, Zone, format_ts
+
+MAX_LABEL = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    customer_id: str
+    camera_id: str
+    zone: Zone
+    label: str = ""
+    zone_set: bool = False  # False: never classified, so treated as private
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "camera_id": self.camera_id,
+            "zone": str(self.zone),
+            "label": self.label,
+            "zone_set": self.zone_set,
+        }
+
+
+def parse_camera_update(body: Any) -> tuple[Zone, str]:
+    """Validate a PUT /v1/cameras body: a zone and an optional label."""
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    extra = sorted(set(body) - {"zone", "label"})
+    if extra:
+        raise BadRequest(f"Unknown field: {extra[0]}.")
+    zone = body.get("zone")
+    if zone not in Zone._value2member_map_:
+        raise BadRequest("zone must be outdoor, indoor or private.")
+    label = body.get("label", "")
+    if not isinstance(label, str) or len(label) > MAX_LABEL or not label.isprintable():
+        raise BadRequest(f"label must be printable text of at most {MAX_LABEL} characters.")
+    return Zone(str(zone)), label
+
+
+class CameraStore:
+    """Zones and labels in the database (sync: call from a worker thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def zone_of(self, camera: CameraRef) -> Zone:
+        """The camera's zone; unknown or unset is `private` (fail closed)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(cameras.c.zone).where(
+                    cameras.c.customer_id == camera.customer_id,
+                    cameras.c.camera_id == camera.camera_id,
+                )
+            ).scalar()
+        return _zone(value)
+
+    def set(self, camera: CameraRef, zone: Zone, label: str, by: str, now: datetime) -> Camera:
+        values = {"zone": str(zone), "label": label, "updated_at": format_ts(now), "updated_by": by}
+        key = {"customer_id": camera.customer_id, "camera_id": camera.camera_id}
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                cameras.update()
+                .where(
+                    cameras.c.customer_id == camera.customer_id,
+                    cameras.c.camera_id == camera.camera_id,
+                )
+                .values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(cameras.insert().values(**key, **values))
+        return Camera(camera.customer_id, camera.camera_id, zone, label, True)
+
+    def for_customer(self, customer_id: str, stored: list[str]) -> list[Camera]:
+        """Cameras with a zone set, plus those that only have footage (shown as private)."""
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(cameras.select().where(cameras.c.customer_id == customer_id))
+                .mappings()
+                .all()
+            )
+        known = {
+            r["camera_id"]: Camera(customer_id, r["camera_id"], _zone(r["zone"]), r["label"], True)
+            for r in rows
+        }
+        for camera_id in stored:
+            known.setdefault(camera_id, Camera(customer_id, camera_id, Zone.PRIVATE))
+        return [known[k] for k in sorted(known)]
+
+
+def _zone(value: object) -> Zone:
+    """A stored zone; anything unrecognised counts as private (fail closed)."""
+    return Zone(str(value)) if value in Zone._value2member_map_ else Zone.PRIVATE

@@ -1,0 +1,166 @@
+"""The `footage-gateway` command line (contract §9)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from gateway.errors import ConfigError
+from gateway.settings import Settings, load_settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, load settings (one clear line on error), run the command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(config_file=args.config)
+        return int(args.func(args, settings))
+    except ConfigError as exc:
+        print(f"footage-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="footage-gateway", description=__doc__)
+    parser.add_argument("--config", help="a TOML file of FOOTGW_ settings (env wins)")
+    sub = parser.add_subparsers(metavar="command")
+
+    serve = sub.add_parser("serve", help="serve the gateway")
+    serve.add_argument("--migrate", action="store_true", help="apply schema migrations first")
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="seed demo footage into the data dir and serve (dev mode)")
+    demo.add_argument("--scenario", choices=["basic", "browsing"], default="basic")
+    demo.add_argument("--no-serve", action="store_true", help="seed and print, do not serve")
+    demo.set_defaults(func=_demo)
+
+    sub.add_parser("migrate", help="apply database schema migrations").set_defaults(func=_migrate)
+
+    token = sub.add_parser("token", help="mint a dev-mode token")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--role", action="append", required=True, dest="roles")
+    token.add_argument("--customer-id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.set_defaults(func=_token)
+
+    audit = sub.add_parser("audit", help="verify or export the audit log").add_subparsers()
+    audit.add_parser("verify", help="exit 0 if the chain is intact, 1 if not").set_defaults(
+        func=_audit_verify
+    )
+    audit.add_parser("export", help="the log as JSON lines on stdout").set_defaults(
+        func=_audit_export
+    )
+
+    policy = sub.add_parser("policy", help="ask the policy").add_subparsers()
+    check = policy.add_parser("check", help="print allow or deny, and why")
+    check.add_argument("--role", required=True)
+    check.add_argument("--purpose", required=True)
+    check.add_argument("--zone", required=True)
+    check.add_argument("--action", default="view")
+    check.add_argument("--grant", action="store_true", help="assume a covering grant exists")
+    check.add_argument(
+        "--include-private", action="store_true", help="assume the grant has include_private"
+    )
+    check.set_defaults(func=_policy_check)
+
+    retention = sub.add_parser("retention", help="footage past retention").add_subparsers()
+    enforce = retention.add_parser("enforce", help="list, then with --apply delete")
+    enforce.add_argument("--apply", action="store_true")
+    enforce.set_defaults(func=_retention_enforce)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.server import serve
+
+    return serve(settings, migrate=args.migrate)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(settings, scenario=args.scenario, serve_after=not args.no_serve)
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import migrations
+    from gateway.db import create_db_engine
+
+    applied = migrations.migrate(create_db_engine(settings.database_url))
+    print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.devkeys import mint_dev_token
+
+    if not settings.dev_mode:
+        raise ConfigError("FOOTGW_DEV_MODE", "`token` signs with the local dev key: set it to 1")
+    print(
+        mint_dev_token(
+            settings.dev_key_file,
+            sub=args.sub,
+            roles=args.roles,
+            customer_id=args.customer_id,
+            ttl=args.ttl,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    )
+    return 0
+
+
+def _audit_verify(_args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.audit.tools import verify_log
+
+    result = verify_log(settings)
+    print(json.dumps(result.as_json()))
+    if not result.ok:
+        print(
+            f"audit log is NOT intact: first bad seq {result.first_bad_seq}: {result.problem}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _audit_export(_args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.audit.tools import export_log
+
+    export_log(settings, sys.stdout)
+    return 0
+
+
+def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.policy_check import explain
+
+    allowed, text = explain(
+        settings.policy_dir,
+        args.role,
+        args.purpose,
+        args.zone,
+        args.action,
+        grant=args.grant,
+        include_private=args.include_private,
+    )
+    print(text)
+    return 0 if allowed else 1
+
+
+def _retention_enforce(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.retention import enforce
+
+    return asyncio.run(enforce(settings, apply=args.apply, out=sys.stdout))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""The relational schema (SQLAlchemy Core) and engine construction for SQLite and PostgreSQL.
+
+Every table the gateway keeps lives here so that `footage-gateway migrate` has one place to
+look. Modules own their queries; this module owns only the shapes and the connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+# The append-only, hash-chained audit log (contract §7). `seq` is dense and assigned by the
+# writer under a lock, so the chain never forks even with several replicas.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("principal", sa.String(256)),
+    sa.Column("customer_id", sa.String(64)),
+    sa.Column("decision", sa.String(8)),
+    sa.Column("grant_id", sa.String(40)),
+    sa.Column("body", sa.Text, nullable=False),  # canonical JSON of the event without hash
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+sa.Index("ix_audit_principal_seq", audit_events.c.principal, audit_events.c.seq)
+sa.Index("ix_audit_customer_seq", audit_events.c.customer_id, audit_events.c.seq)
+sa.Index("ix_audit_ts", audit_events.c.ts)
+sa.Index("ix_audit_request", audit_events.c.request_id)
+sa.Index("ix_audit_grant", audit_events.c.grant_id)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(200), nullable=False),
+)
+
+cameras = sa.Table(
+    "cameras",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("camera_id", sa.String(64), primary_key=True),
+    sa.Column("zone", sa.String(16), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False, server_default=""),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("grant_id", sa.String(40), primary_key=True),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("grantee", sa.String(300), nullable=False),  # a sub, or role:<role>
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("cameras", sa.Text, nullable=False),  # JSON list, or ["*"]
+    sa.Column("footage_from", sa.String(32), nullable=False),
+    sa.Column("footage_until", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False),
+    sa.Column("ticket", sa.String(200), nullable=False),
+    sa.Column("include_private", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("revoked_at", sa.String(32)),
+    sa.Column("revoked_by", sa.String(256)),
+    sa.Column("use_count", sa.Integer, nullable=False, server_default="0"),
+)
+# The grant check looks up "grants to this grantee on this customer's footage": one index probe.
+sa.Index("ix_grants_lookup", grants.c.grantee, grants.c.customer_id, grants.c.expires_at)
+sa.Index("ix_grants_customer", grants.c.customer_id, grants.c.created_at)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("flag_id", sa.String(40), primary_key=True),
+    sa.Column("rule", sa.String(40), nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("principal", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("window_key", sa.String(120), nullable=False),
+    sa.Column("event_ids", sa.Text, nullable=False),  # JSON list
+    sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("resolution", sa.Text),
+    sa.Column("resolved_by", sa.String(256)),
+    sa.Column("resolved_at", sa.String(32)),
+    # One flag per principal, rule and window, however many requests cross the threshold.
+    sa.UniqueConstraint("principal", "rule", "window_key", name="uq_flag_window"),
+)
+sa.Index("ix_flags_status", flags.c.status, flags.c.created_at)
+
+principals = sa.Table(
+    "principals",
+    metadata,
+    sa.Column("sub", sa.String(256), primary_key=True),
+    sa.Column("status", sa.String(12), nullable=False),  # active | suspended
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("changed_at", sa.String(32), nullable=False),
+    sa.Column("changed_by", sa.String(256), nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.String(32), nullable=False),
+)
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for postgresql:// URLs (SQLAlchemy's default driver is psycopg2)."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the pragmas that make SQLite durable and concurrent enough to serve."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 5.0}, **kwargs
+        )
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, issue BEGIN, so writers can ask for BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the single writer; synchronous=FULL fsyncs every commit,
+    # which is what "durably committed before the first byte" means.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writer that reads the chain head and then appends must hold the write lock from the
+    # start, or two processes could read the same head and fork the chain.
+    immediate = conn.get_execution_options().get(WRITE_LOCK_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+WRITE_LOCK_OPTION = "footgw_write_lock"
+AUDIT_LOCK_KEY = 7302  # pg_advisory_xact_lock key that serialises audit appends across replicas
+
+
+def begin_write(engine: Engine) -> Any:
+    """A transaction that holds the database's write lock for the audit chain from its start."""
+    return engine.execution_options(**{WRITE_LOCK_OPTION: True}).begin()
+
+
+def lock_audit_chain(conn: Connection) -> None:
+    """On PostgreSQL, serialise chain appends across every replica until the transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})

@@ -1,0 +1,277 @@
+"""Footage responses: a 200/206 stream with back-pressure, the 416 headers, a presigned redirect.
+
+FootageStream is a pure ASGI response (STYLE.md §1). It reads the clip only as fast as the client
+takes it (one `await send` per chunk of at most CHUNK_SIZE), stops reading the moment the client
+goes away, and tells the caller how it ended through `on_complete(bytes_sent, completed)`, which
+the audit step turns into the `access.complete` event (contract §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import format_datetime
+from typing import Literal
+
+import anyio
+import anyio.lowlevel
+import structlog
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.errors import GatewayError, StorageUnavailable
+from gateway.ranges import ByteRange
+from gateway.storage.base import ObjectInfo
+
+ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
+"""Opens a stream of bytes start..end inclusive, e.g. functools.partial(storage.read, clip)."""
+OnComplete = Callable[[int, bool], Awaitable[None]]
+"""Told once how a response ended: (bytes_sent, completed)."""
+
+CACHE_CONTROL = "private, no-store"  # contract §5: footage is never cached by anyone in between
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+CONTENT_TYPES = {
+    "mp4": "video/mp4",
+    "m4v": "video/mp4",
+    "mkv": "video/x-matroska",
+    "webm": "video/webm",
+    "mov": "video/quicktime",
+    "ts": "video/mp2t",
+    "m3u8": "application/vnd.apple.mpegurl",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+}
+
+log = structlog.get_logger(__name__)
+
+
+def content_type_for(clip_id: str) -> str:
+    """The Content-Type for a clip, by its extension."""
+    _, dot, extension = clip_id.rpartition(".")
+    return (
+        CONTENT_TYPES.get(extension.lower(), DEFAULT_CONTENT_TYPE) if dot else DEFAULT_CONTENT_TYPE
+    )
+
+
+def range_not_satisfiable_headers(size: int) -> dict[str, str]:
+    """Headers for a 416: `Content-Range: bytes */size` tells the client the clip's length."""
+    return {
+        "Content-Range": f"bytes */{size}",
+        "Accept-Ranges": "bytes",
+        "Cache-Control": CACHE_CONTROL,
+    }
+
+
+def redirect_response(url: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A 307 to a presigned URL; 307 keeps the method and the client resends its Range header."""
+    return Response(
+        status_code=307,
+        headers={**(headers or {}), "Location": url, "Cache-Control": CACHE_CONTROL},
+    )
+
+
+def footage_headers(
+    info: ObjectInfo,
+    byte_range: ByteRange | None,
+    content_type: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The headers of a 200 (byte_range None) or 206 footage response."""
+    length = info.size if byte_range is None else byte_range.length
+    headers = {
+        **(extra or {}),
+        "Content-Type": content_type,
+        "Content-Length": str(length),
+        "Accept-Ranges": "bytes",
+        "ETag": info.etag,
+        "Last-Modified": format_datetime(info.last_modified.astimezone(UTC), usegmt=True),
+        "Cache-Control": CACHE_CONTROL,
+    }
+    if byte_range is not None:
+        headers["Content-Range"] = byte_range.content_range(info.size)
+    return headers
+
+
+def footage_response(
+    *,
+    method: str,
+    info: ObjectInfo,
+    byte_range: ByteRange | None,
+    chunks: ChunkSource,
+    on_complete: OnComplete,
+    content_type: str | None = None,
+    clip_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> FootageStream:
+    """A FootageStream; the Content-Type is `content_type`, else guessed from `clip_id`."""
+    return FootageStream(
+        method=method,
+        info=info,
+        byte_range=byte_range,
+        chunks=chunks,
+        on_complete=on_complete,
+        content_type=content_type or content_type_for(clip_id or ""),
+        headers=headers,
+    )
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one response got; read by on_complete however the stream ended."""
+
+    sent: int = 0
+    completed: bool = False
+
+
+class FootageStream(Response):
+    """A 200 or 206 footage response streamed from storage; see the module docstring.
+
+    Storage errors before the first byte (a clip deleted after stat(), an unreachable store)
+    are raised from __call__ before any header is sent, after on_complete(0, False), so the
+    app's GatewayError handler still answers 404/502. Once headers are sent nothing is raised:
+    the stream stops, the server closes the connection (the client sees a short body), and
+    on_complete reports completed=False.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: Literal["GET", "HEAD"] | str,
+        info: ObjectInfo,
+        byte_range: ByteRange | None,
+        chunks: ChunkSource,
+        on_complete: OnComplete,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status_code = 200 if byte_range is None else 206
+        self.background = None
+        self.method = method.upper()
+        self.start = 0 if byte_range is None else byte_range.start
+        self.length = info.size if byte_range is None else byte_range.length
+        self.chunks = chunks
+        self.extra_headers = dict(headers or {})
+        self.on_complete = on_complete
+        self.init_headers(footage_headers(info, byte_range, content_type, headers))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        progress = _Progress()
+        try:
+            await self._respond(receive, send, progress)
+        finally:
+            # Shielded: a cancelled request must still leave its access.complete event.
+            with anyio.CancelScope(shield=True):
+                await self._report(progress)
+
+    async def _report(self, progress: _Progress) -> None:
+        try:
+            await self.on_complete(progress.sent, progress.completed)
+        except Exception:
+            # Headers may be out already; raising now could only break the connection.
+            log.exception("footage.on_complete_failed", bytes_sent=progress.sent)
+
+    async def _respond(self, receive: Receive, send: Send, progress: _Progress) -> None:
+        if self.method == "HEAD" or self.length == 0:
+            await self._send_start(send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            progress.completed = True
+            return
+        chunks = self.chunks(self.start, self.start + self.length - 1)
+        try:
+            first = await self._first_chunk(chunks)
+            await self._send_start(send)
+            await self._stream(first, chunks, receive, send, progress)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _aclose(chunks)
+
+    async def _first_chunk(self, chunks: AsyncIterator[bytes]) -> bytes:
+        """Pulled before any header is sent, so a storage error here is still a clean 404/502."""
+        try:
+            chunk = await _next_chunk(chunks)
+            if not chunk:
+                raise StorageUnavailable("The footage store returned an empty clip.")
+        except GatewayError as exc:
+            # The error response is still a footage response: keep its request and audit ids.
+            exc.headers.update({**self.extra_headers, "Cache-Control": CACHE_CONTROL})
+            raise
+        return chunk
+
+    async def _send_start(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+
+    async def _stream(
+        self,
+        first: bytes,
+        chunks: AsyncIterator[bytes],
+        receive: Receive,
+        send: Send,
+        progress: _Progress,
+    ) -> None:
+        """Send every chunk, stopping early when the client disconnects or storage fails."""
+        async with anyio.create_task_group() as group:
+            # ASGI servers before spec 2.4 (uvicorn today) drop sends after a disconnect silently,
+            # so the disconnect is only seen as an `http.disconnect` on receive (as in starlette's
+            # StreamingResponse): watch for it and cancel the pump.
+            group.start_soon(_watch_disconnect, receive, group.cancel_scope)
+            await self._pump(first, chunks, send, progress)
+            group.cancel_scope.cancel()
+
+    async def _pump(
+        self, first: bytes, chunks: AsyncIterator[bytes], send: Send, progress: _Progress
+    ) -> None:
+        # Every failure is caught here, inside the task group, so none is wrapped in an
+        # ExceptionGroup and none escapes after headers are sent.
+        try:
+            chunk = first
+            while True:
+                remaining = self.length - progress.sent
+                if len(chunk) > remaining:
+                    chunk = chunk[:remaining]  # never send more than Content-Length promised
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                progress.sent += len(chunk)
+                if progress.sent >= self.length:
+                    break
+                # A server that drops sends after a disconnect and a source that never blocks
+                # would otherwise never yield, and the disconnect watcher would never run.
+                await anyio.lowlevel.checkpoint()
+                chunk = await _next_chunk(chunks)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            progress.completed = True
+        except (OSError, ClientDisconnect):
+            pass  # ASGI spec 2.4 servers raise from send when the client is gone
+        except Exception:
+            log.warning("footage.stream_failed", bytes_sent=progress.sent, exc_info=True)
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes:
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        # Storage promised `length` bytes (Content-Length is set): ending early is a failure.
+        raise StorageUnavailable("The footage store ended the clip early.") from None
+
+
+async def _aclose(chunks: AsyncIterator[bytes]) -> None:
+    """Close the storage stream (its fd or HTTP body), if it can be closed."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        log.warning("footage.close_failed", exc_info=True)
+
+
+async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    # A broken receive channel means the same as a disconnect.
+    with suppress(Exception):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    scope.cancel()

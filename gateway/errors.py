@@ -1,0 +1,79 @@
+"""The contract's errors (§5): one base, status and code as class attributes (a leaf module)."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error that becomes a JSON error response."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers: dict[str, str] = dict(headers or {})
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(GatewayError):
+    """The request is malformed; nothing was changed."""
+
+    status, code = 400, "bad_request"
+
+
+class Unauthenticated(GatewayError):
+    """No valid bearer token."""
+
+    status, code = 401, "unauthenticated"
+
+
+class Forbidden(GatewayError):
+    """Authenticated but not allowed; `code` names the contract's reason."""
+
+    status, code = 403, "forbidden"
+
+
+class NotFound(GatewayError):
+    """No such object (only said to callers who may see it)."""
+
+    status, code = 404, "not_found"
+
+
+class RetentionExpired(GatewayError):
+    """The footage is older than the retention period and is never served."""
+
+    status, code = 410, "retention_expired"
+
+
+class RangeNotSatisfiable(GatewayError):
+    """The one requested range lies outside the clip."""
+
+    status, code = 416, "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message, headers={"Content-Range": f"bytes */{size}"})
+        self.size = size
+
+
+class StorageUnavailable(GatewayError):
+    """The footage store could not be reached."""
+
+    status, code = 502, "storage_unavailable"
+
+
+class AuditUnavailable(GatewayError):
+    """The audit log could not be written, so nothing is served."""
+
+    status, code = 503, "audit_unavailable"
+
+
+class ConfigError(Exception):
+    """A missing or contradictory setting; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key

@@ -1,0 +1,356 @@
+"""The footage request flow, in one direction: resolve → authenticate → authorize → audit → deliver.
+
+This is the one composition point (STYLE: the steps never import each other). Every request
+that gets past authentication leaves exactly one `access.decision` event, committed before a
+byte of footage leaves; if it cannot be committed, the answer is 503 and no footage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+import structlog
+from starlette.responses import Response
+
+from gateway.audit.events import Event, new_event
+from gateway.audit.log import AuditLog
+from gateway.authn import Authenticator
+from gateway.authz import Authorizer
+from gateway.cameras import CameraStore
+from gateway.delivery import footage_response, redirect_response
+from gateway.errors import BadRequest, Forbidden, GatewayError, RetentionExpired
+from gateway.grants import GrantStore
+from gateway.principals import PrincipalStore
+from gateway.ranges import ByteRange, parse_range
+from gateway.storage.base import ObjectInfo, Storage
+from gateway.types import (
+    AccessRequest,
+    Action,
+    CameraRef,
+    ClipRef,
+    Decision,
+    EventType,
+    Principal,
+    Purpose,
+    Zone,
+    clip_recorded_at,
+    is_valid_id,
+)
+
+log = structlog.get_logger("gateway.pipeline")
+
+Observer = Callable[[Event], Awaitable[None]]
+MAX_JUSTIFICATION = 500
+MIN_JUSTIFICATION = 3
+PRESIGN_TTL_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class FootageCall:
+    """What the HTTP layer read off one footage request, still untrusted."""
+
+    method: str
+    action: Action
+    customer_id: str
+    camera_id: str
+    clip_id: str | None
+    authorization: str | None
+    purpose: str | None
+    justification: str | None
+    range_header: str | None
+    request_id: str
+    client_ip: str | None
+    user_agent: str | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the flow decided, filled in step by step and written as the decision event."""
+
+    principal: Principal
+    decision: Decision
+    status: int = 200
+    zone: Zone = Zone.PRIVATE
+    byte_range: ByteRange | None = None
+    error: GatewayError | None = None  # why it ended without footage, if not a denial
+
+
+@dataclass(slots=True)
+class FootageFlow:
+    """Runs footage and listing requests through every step, with the services they need."""
+
+    authn: Authenticator
+    principals: PrincipalStore
+    cameras: CameraStore
+    authorizer: Authorizer
+    grants: GrantStore
+    audit: AuditLog
+    storage: Storage
+    retention_days: int | None
+    redirect: bool = False
+    observers: Sequence[Observer] = ()
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """A verified, not suspended principal (suspension is 403 on everything)."""
+        principal = await self.authn.authenticate(authorization)
+        status = await anyio.to_thread.run_sync(self.principals.status, principal.sub)
+        if status.suspended:
+            raise Forbidden("This principal is suspended.", code="principal_suspended")
+        return principal
+
+    async def view(self, call: FootageCall) -> Response:
+        """GET or HEAD one clip."""
+        principal = await self.authn.authenticate(call.authorization)
+        outcome, clip, info = await self._decide_view(call, principal)
+        event = await self._record(call, outcome)
+        headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
+        if outcome.status >= 400:
+            raise _error_for(outcome, headers)
+        assert clip is not None and info is not None
+        if self.redirect and call.method == "GET":
+            url = await self.storage.presign(
+                clip, *_range_bounds(outcome.byte_range), ttl=PRESIGN_TTL_SECONDS
+            )
+            await self._complete(call, outcome, clip, bytes_sent=0, completed=True)
+            return redirect_response(url, headers)
+
+        async def on_complete(bytes_sent: int, completed: bool) -> None:
+            await self._complete(call, outcome, clip, bytes_sent, completed)
+
+        return footage_response(
+            method=call.method,
+            info=info,
+            byte_range=outcome.byte_range,
+            chunks=lambda start, end: self.storage.read(clip, start, end),
+            content_type=None,
+            clip_id=clip.clip_id,
+            headers=headers,
+            on_complete=on_complete,
+        )
+
+    async def _decide_view(
+        self, call: FootageCall, principal: Principal
+    ) -> tuple[Outcome, ClipRef | None, ObjectInfo | None]:
+        outcome = Outcome(principal, Decision.deny("bad_request"), status=400)
+        try:
+            clip = _resolve_clip(call)
+            outcome.decision, outcome.zone = await self._authorize(call, principal, clip)
+            if not outcome.decision:
+                outcome.status = 403
+                return outcome, None, None
+            self._check_retention(clip)
+            info = await self.storage.stat(clip)
+            outcome.byte_range = parse_range(call.range_header, info.size)
+            outcome.status = 206 if outcome.byte_range else 200
+            return outcome, clip, info
+        except GatewayError as exc:
+            outcome.status, outcome.error = exc.status, exc
+            if exc.status in (400, 410):
+                outcome.decision = Decision.deny(exc.code, outcome.decision.rule)
+            return outcome, None, None
+
+    async def list_clips(self, call: FootageCall) -> tuple[dict[str, Any], dict[str, str]]:
+        """The clips of one camera the caller may see, as JSON, and the response headers."""
+        principal = await self.authn.authenticate(call.authorization)
+        outcome = Outcome(principal, Decision.deny("bad_request"), status=400)
+        clips: list[dict[str, Any]] = []
+        try:
+            camera = _resolve_camera(call)
+            outcome.decision, outcome.zone = await self._authorize(call, principal, None, camera)
+            outcome.status = 200 if outcome.decision else 403
+            if outcome.decision:
+                clips = await self._visible_clips(camera, outcome)
+        except GatewayError as exc:
+            outcome.status, outcome.error = exc.status, exc
+            if exc.status == 400:
+                outcome.decision = Decision.deny(exc.code)
+        event = await self._record(call, outcome)
+        headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
+        if outcome.status >= 400:
+            raise _error_for(outcome, headers)
+        return {"clips": clips}, headers
+
+    async def _visible_clips(self, camera: CameraRef, outcome: Outcome) -> list[dict[str, Any]]:
+        listed = await self.storage.list_clips(camera)
+        window = await self._grant_window(outcome.decision.grant_id)
+        out = []
+        for item in sorted(listed, key=lambda c: c.clip_id):
+            recorded_at = clip_recorded_at(item.clip_id)
+            if recorded_at is None or self._expired(recorded_at):
+                continue
+            if window and not window[0] <= recorded_at <= window[1]:
+                continue  # staff see only the stretch of footage the owner granted
+            out.append(
+                {
+                    "clip_id": item.clip_id,
+                    "recorded_at": recorded_at.isoformat(),
+                    "size": item.size,
+                    "zone": str(outcome.zone),
+                }
+            )
+        return out
+
+    async def _grant_window(self, grant_id: str | None) -> tuple[datetime, datetime] | None:
+        if grant_id is None:
+            return None
+        grant = await anyio.to_thread.run_sync(self.grants.get, grant_id)
+        return grant.footage_from, grant.footage_until
+
+    async def _authorize(
+        self,
+        call: FootageCall,
+        principal: Principal,
+        clip: ClipRef | None,
+        camera: CameraRef | None = None,
+    ) -> tuple[Decision, Zone]:
+        camera = camera or (clip.camera if clip else None)
+        assert camera is not None
+        status = await anyio.to_thread.run_sync(self.principals.status, principal.sub)
+        if status.suspended:
+            return Decision.deny("principal_suspended"), Zone.PRIVATE
+        purpose, justification = _staff_headers(call)
+        zone = await anyio.to_thread.run_sync(self.cameras.zone_of, camera)
+        request = AccessRequest(
+            principal=principal,
+            action=call.action,
+            camera=camera,
+            zone=zone,
+            purpose=purpose,
+            justification=justification,
+            recorded_at=clip.recorded_at if clip else None,
+        )
+        return await self.authorizer.decide(request), zone
+
+    def _expired(self, recorded_at: datetime) -> bool:
+        if self.retention_days is None:
+            return False
+        return recorded_at < datetime.now(UTC) - timedelta(days=self.retention_days)
+
+    def _check_retention(self, clip: ClipRef) -> None:
+        if self._expired(clip.recorded_at):
+            raise RetentionExpired("This footage is past its retention period.")
+
+    async def _record(self, call: FootageCall, outcome: Outcome) -> Event:
+        """Write the one access.decision event for this request, then tell the observers."""
+        decision = outcome.decision
+        event = new_event(
+            EventType.ACCESS_DECISION,
+            **_call_fields(call, outcome.principal),
+            decision="allow" if decision else "deny",
+            reason=decision.reason,
+            grant_id=decision.grant_id,
+            status=outcome.status,
+            range=_range_text(outcome.byte_range),
+            detail={"rule": decision.rule, "zone": str(outcome.zone), "method": call.method},
+        )
+        committed = await self.audit.append(event)  # AuditUnavailable → 503, nothing served
+        for observer in self.observers:
+            try:
+                await observer(committed)
+            except Exception as exc:  # detection never turns an allowed view into a 500
+                log.error("observer_failed", error=str(exc))
+        return committed
+
+    async def _complete(
+        self, call: FootageCall, outcome: Outcome, clip: ClipRef, bytes_sent: int, completed: bool
+    ) -> None:
+        event = new_event(
+            EventType.ACCESS_COMPLETE,
+            **_call_fields(call, outcome.principal),
+            decision="allow",
+            grant_id=outcome.decision.grant_id,
+            status=outcome.status,
+            range=_range_text(outcome.byte_range),
+            bytes_sent=bytes_sent,
+            detail={"completed": completed, "clip": clip.key},
+        )
+        try:
+            await self.audit.append(event)
+        except GatewayError as exc:  # the bytes are gone already; say so loudly
+            log.error(
+                "access_complete_not_recorded",
+                request_id=call.request_id,
+                bytes_sent=bytes_sent,
+                error=exc.message,
+            )
+
+
+def _resolve_camera(call: FootageCall) -> CameraRef:
+    if not (is_valid_id(call.customer_id) and is_valid_id(call.camera_id)):
+        raise BadRequest("Customer and camera ids must be 1 to 64 letters, digits, _ or -.")
+    return CameraRef(call.customer_id, call.camera_id)
+
+
+def _resolve_clip(call: FootageCall) -> ClipRef:
+    camera = _resolve_camera(call)
+    recorded_at = clip_recorded_at(call.clip_id or "")
+    if recorded_at is None:
+        raise BadRequest("A clip id is its UTC recording time, YYYYMMDDTHHMMSSZ[-suffix][.ext].")
+    assert call.clip_id is not None
+    return ClipRef(camera.customer_id, camera.camera_id, call.clip_id, recorded_at)
+
+
+def _staff_headers(call: FootageCall) -> tuple[Purpose | None, str | None]:
+    """X-Access-Purpose and X-Access-Justification, validated; absent stays None."""
+    purpose = None
+    if call.purpose is not None:
+        if call.purpose not in Purpose._value2member_map_:
+            raise BadRequest("X-Access-Purpose must be one of " + ", ".join(Purpose) + ".")
+        purpose = Purpose(call.purpose)
+    justification = (call.justification or "").strip() or None
+    if justification is not None and not (
+        MIN_JUSTIFICATION <= len(justification) <= MAX_JUSTIFICATION
+    ):
+        raise BadRequest("X-Access-Justification must be 3 to 500 characters.")
+    return purpose, justification
+
+
+def _call_fields(call: FootageCall, principal: Principal) -> dict[str, Any]:
+    """The fields every event about this request carries (ids as given, length-capped)."""
+    return {
+        "request_id": call.request_id,
+        "principal": principal.sub,
+        "roles": sorted(principal.roles),
+        "purpose": (call.purpose or None) and call.purpose[:64],
+        "justification": call.justification[:MAX_JUSTIFICATION] if call.justification else None,
+        "action": str(call.action),
+        "customer_id": call.customer_id[:64],
+        "camera_id": call.camera_id[:64],
+        "clip_id": call.clip_id[:80] if call.clip_id else None,
+        "client_ip": call.client_ip,
+        "user_agent": call.user_agent[:300] if call.user_agent else None,
+    }
+
+
+def _range_text(byte_range: ByteRange | None) -> str | None:
+    return f"bytes={byte_range.start}-{byte_range.end}" if byte_range else None
+
+
+def _range_bounds(byte_range: ByteRange | None) -> tuple[int | None, int | None]:
+    return (byte_range.start, byte_range.end) if byte_range else (None, None)
+
+
+def _error_for(outcome: Outcome, headers: dict[str, str]) -> GatewayError:
+    """The error response for a request that ends without footage, with its audit event id."""
+    if outcome.error is not None:
+        outcome.error.headers.update(headers)
+        return outcome.error
+    reason = outcome.decision.reason
+    message = _DENIAL_MESSAGES.get(reason, "Access denied.")
+    return Forbidden(message, code=reason, headers=headers)
+
+
+_DENIAL_MESSAGES = {
+    "purpose_required": "Staff must declare X-Access-Purpose.",
+    "justification_required": "Staff must give X-Access-Justification (a ticket or case).",
+    "purpose_not_permitted": "This purpose is not permitted for your role.",
+    "no_grant": "No active grant from the owner covers this request.",
+    "zone_restricted": "This camera's zone is not covered for you.",
+    "not_owner": "This footage belongs to another customer.",
+    "principal_suspended": "This principal is suspended.",
+    "forbidden": "Access denied.",
+}

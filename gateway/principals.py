@@ -1,0 +1,91 @@
+"""Principal status: suspended or active, with who changed it and why.
+
+Checked on every authenticated request (a suspended principal gets 403 on everything), so the
+lookup is one primary-key read; with several replicas the database is the one truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gateway.db import principals
+from gateway.types import format_ts
+
+ACTIVE, SUSPENDED = "active", "suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalStatus:
+    sub: str
+    status: str = ACTIVE
+    reason: str = ""
+    changed_at: str | None = None
+    changed_by: str | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.status == SUSPENDED
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sub": self.sub,
+            "status": self.status,
+            "reason": self.reason,
+            "changed_at": self.changed_at,
+            "changed_by": self.changed_by,
+        }
+
+
+class PrincipalStore:
+    """Suspensions in the database (sync: call from a worker thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def status(self, sub: str) -> PrincipalStatus:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(principals.select().where(principals.c.sub == sub)).mappings().first()
+            )
+        if row is None:
+            return PrincipalStatus(sub)
+        return PrincipalStatus(
+            sub, row["status"], row["reason"], row["changed_at"], row["changed_by"]
+        )
+
+    def set_status(self, sub: str, status: str, reason: str, by: str, now: datetime) -> bool:
+        """Set the status; True when it changed (suspending twice is one suspension)."""
+        values = {
+            "status": status,
+            "reason": reason,
+            "changed_at": format_ts(now),
+            "changed_by": by,
+        }
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(principals.c.status).where(principals.c.sub == sub)
+            ).scalar()
+            if current == status or (current is None and status == ACTIVE):
+                return False
+            if current is None:
+                conn.execute(principals.insert().values(sub=sub, **values))
+            else:
+                conn.execute(principals.update().where(principals.c.sub == sub).values(**values))
+        return True
+
+    def suspended(self) -> list[PrincipalStatus]:
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(principals.select().where(principals.c.status == SUSPENDED))
+                .mappings()
+                .all()
+            )
+        return [
+            PrincipalStatus(r["sub"], r["status"], r["reason"], r["changed_at"], r["changed_by"])
+            for r in rows
+        ]

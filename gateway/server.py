@@ -1,0 +1,37 @@
+"""Run the app under uvicorn with the settings' host and port."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway import migrations
+from gateway.app import create_app
+from gateway.db import create_db_engine
+from gateway.logging_setup import configure_logging
+from gateway.settings import Settings, require_key_source
+
+
+def serve(settings: Settings, *, migrate: bool = False) -> int:
+    """Check the configuration and schema, then serve until interrupted."""
+    require_key_source(settings)
+    configure_logging(settings.log_format)
+    engine = create_db_engine(settings.database_url)
+    if migrate:
+        migrations.migrate(engine)
+    try:
+        migrations.check(engine)
+    except migrations.SchemaOutOfDate as exc:
+        print(f"footage-gateway: {exc}")
+        return 2
+    engine.dispose()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # structlog owns logging; every request is in the audit log anyway
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # X-Forwarded-For is honoured only from FOOTGW_TRUSTED_PROXIES
+    )
+    uvicorn.Server(config).run()
+    return 0

@@ -1,0 +1,226 @@
+"""One frozen Settings, built once from FOOTGW_* environment variables and an optional TOML file.
+
+The environment wins over the file. A bad value raises ConfigError naming the key, and the
+CLI turns that into one line on stderr and a non-zero exit (contract §2).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from gateway.errors import ConfigError
+
+PREFIX = "FOOTGW_"
+REPO_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of one gateway process; see the README's settings table."""
+
+    data_dir: Path
+    storage: str
+    s3_endpoint_url: str | None
+    database_url: str
+    redis_url: str | None
+    policy_dir: Path
+    jwt_public_key_file: Path | None
+    jwt_jwks_url: str | None
+    jwt_algorithms: tuple[str, ...]
+    jwt_issuer: str | None
+    jwt_audience: str | None
+    jwt_leeway_seconds: int
+    dev_mode: bool
+    delivery: Literal["proxy", "redirect"]
+    retention_days: int | None
+    host: str
+    port: int
+    grant_max_ttl_seconds: int
+    alert_webhook: str | None
+    trusted_proxies: tuple[str, ...]
+    checkpoint_key_file: Path | None
+    checkpoint_every_events: int
+    checkpoint_every_seconds: float
+    log_format: Literal["json", "console", "auto"]
+
+    @property
+    def dev_key_file(self) -> Path:
+        """Where dev mode keeps its signing key (never used outside dev mode)."""
+        return self.data_dir / "dev-jwt-key.pem"
+
+    @property
+    def checkpoint_key_path(self) -> Path:
+        return self.checkpoint_key_file or self.data_dir / "checkpoint-key.pem"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
+) -> Settings:
+    """Build Settings from the environment and (if named) a TOML file; the environment wins."""
+    env = dict(os.environ if environ is None else environ)
+    file_name = config_file or env.get(f"{PREFIX}CONFIG")
+    values: dict[str, str] = _read_toml(Path(file_name)) if file_name else {}
+    values.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
+    return _build(_Reader(values))
+
+
+def _read_toml(path: Path) -> dict[str, str]:
+    key = f"{PREFIX}CONFIG"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(key, f"{path} is not valid TOML: {exc}") from exc
+    out: dict[str, str] = {}
+    for name, value in raw.items():
+        full = name.upper() if name.upper().startswith(PREFIX) else PREFIX + name.upper()
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
+        out[full] = str(value)
+    return out
+
+
+class _Reader:
+    """Typed access to the merged key/value map, each failure naming its key."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = str(self.values.get(PREFIX + name, "")).strip()
+        return value or default
+
+    def parse(self, name: str, convert: Callable[[str], T], default: T, what: str) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            return convert(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(PREFIX + name, f"expected {what}, got {raw!r}") from exc
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default) or default
+        if value not in options:
+            raise ConfigError(PREFIX + name, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError(raw)
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _build(read: _Reader) -> Settings:
+    data_dir = Path(read.text("DATA_DIR", "./var") or "./var")
+    storage = read.text("STORAGE") or f"file://{data_dir / 'footage'}"
+    if not storage.startswith(("file://", "s3://")) or storage in ("file://", "s3://"):
+        raise ConfigError(f"{PREFIX}STORAGE", f"must be file://DIR or s3://BUCKET, got {storage!r}")
+    database_url = read.text("DATABASE_URL") or f"sqlite:///{data_dir / 'gateway.db'}"
+    if not database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        raise ConfigError(f"{PREFIX}DATABASE_URL", "must be sqlite:///PATH or postgresql://…")
+    dev_mode = read.parse("DEV_MODE", _bool, False, "0 or 1")
+    algorithms: tuple[str, ...] = read.parse(
+        "JWT_ALGORITHMS", _csv, tuple(DEFAULT_ALGORITHMS), "a comma list"
+    )
+    _check_algorithms(algorithms, dev_mode)
+    key_file = read.text("JWT_PUBLIC_KEY_FILE")
+    jwks_url = read.text("JWT_JWKS_URL")
+    if key_file and jwks_url:
+        raise ConfigError(f"{PREFIX}JWT_JWKS_URL", "set either it or JWT_PUBLIC_KEY_FILE, not both")
+    if key_file and not Path(key_file).is_file():
+        raise ConfigError(f"{PREFIX}JWT_PUBLIC_KEY_FILE", f"no such file: {key_file}")
+    delivery = read.choice("DELIVERY", ("proxy", "redirect"), "proxy")
+    if delivery == "redirect" and not storage.startswith("s3://"):
+        raise ConfigError(f"{PREFIX}DELIVERY", "redirect needs s3:// storage")
+    checkpoint_key = read.text("CHECKPOINT_KEY_FILE")
+    return Settings(
+        data_dir=data_dir,
+        storage=storage,
+        s3_endpoint_url=read.text("S3_ENDPOINT_URL"),
+        database_url=database_url,
+        redis_url=read.text("REDIS_URL"),
+        policy_dir=Path(read.text("POLICY_DIR") or REPO_POLICY_DIR),
+        jwt_public_key_file=Path(key_file) if key_file else None,
+        jwt_jwks_url=jwks_url,
+        jwt_algorithms=algorithms,
+        jwt_issuer=read.text("JWT_ISSUER"),
+        jwt_audience=read.text("JWT_AUDIENCE"),
+        jwt_leeway_seconds=min(read.parse("JWT_LEEWAY", int, 30, "seconds"), 30),
+        dev_mode=dev_mode,
+        delivery=cast(Literal["proxy", "redirect"], delivery),
+        retention_days=read.parse("RETENTION_DAYS", _positive_int, cast(int | None, None), "days"),
+        host=read.text("HOST", "127.0.0.1") or "127.0.0.1",
+        port=read.parse("PORT", _port, 8080, "a port number"),
+        grant_max_ttl_seconds=read.parse("GRANT_MAX_TTL", _positive_int, 7 * 86400, "seconds"),
+        alert_webhook=read.text("ALERT_WEBHOOK"),
+        trusted_proxies=read.parse("TRUSTED_PROXIES", _csv, (), "a comma list of addresses"),
+        checkpoint_key_file=Path(checkpoint_key) if checkpoint_key else None,
+        checkpoint_every_events=read.parse("CHECKPOINT_EVERY", _positive_int, 1000, "events"),
+        checkpoint_every_seconds=read.parse("CHECKPOINT_SECONDS", float, 60.0, "seconds"),
+        log_format=cast(
+            Literal["json", "console", "auto"],
+            read.choice("LOG_FORMAT", ("json", "console", "auto"), "auto"),
+        ),
+    )
+
+
+def _check_algorithms(algorithms: tuple[str, ...], dev_mode: bool) -> None:
+    key = f"{PREFIX}JWT_ALGORITHMS"
+    if not algorithms:
+        raise ConfigError(key, "names no algorithm")
+    for name in algorithms:
+        if name.lower() == "none":
+            raise ConfigError(key, "'none' is never accepted")
+        if name not in ASYMMETRIC_ALGORITHMS and not dev_mode:
+            raise ConfigError(key, f"{name} is not an asymmetric algorithm (only in dev mode)")
+
+
+def require_key_source(settings: Settings) -> None:
+    """Serving needs a way to verify tokens: a key file, a JWKS URL, or dev mode's local key."""
+    if not (settings.jwt_public_key_file or settings.jwt_jwks_url or settings.dev_mode):
+        raise ConfigError(
+            f"{PREFIX}JWT_PUBLIC_KEY_FILE",
+            "set it or FOOTGW_JWT_JWKS_URL (FOOTGW_DEV_MODE=1 for a local dev key)",
+        )
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """A loggable view of the settings (nothing secret lives in them, only paths and URLs)."""
+    return {f.name: str(getattr(settings, f.name)) for f in fields(Settings)}

@@ -1,0 +1,234 @@
+"""Footage in an S3 bucket (or MinIO, or any S3-compatible store): [PREFIX/]customer/camera/clip.
+
+boto3 is synchronous, so every call runs in a worker thread. One client is built at construction
+and shared: botocore clients are thread-safe, and its connection pool is sized for many streams.
+
+Errors are translated here (STYLE.md, "translate at the boundary"):
+
+- NoSuchKey, and HeadObject's bare 404 -> NotFound.
+- NoSuchBucket -> StorageUnavailable: a missing bucket is an operator's mistake, not a fact about
+  one clip, and a 404 would hide it. (HeadObject cannot tell a missing bucket from a missing key,
+  so stat() says NotFound there; check() uses HeadBucket and catches it for readiness.)
+- Any other ClientError, every connection/endpoint/timeout/credential error -> StorageUnavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError as URLLib3Error
+
+from gateway.errors import NotFound, StorageUnavailable
+from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo
+from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+
+MAX_PRESIGN_TTL = 60  # contract §2: a presigned URL lives at most 60 s
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# Everything boto3/botocore/urllib3 can raise for a request or a body read; OSError covers sockets.
+_BACKEND_ERRORS = (BotoCoreError, ClientError, URLLib3Error, OSError)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Map backend exceptions to NotFound / StorageUnavailable."""
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING_CODES:
+            raise NotFound("No such clip.") from exc
+        if code == "InvalidRange":  # the object shrank between stat() and read()
+            raise StorageUnavailable("The clip changed while it was being read.") from exc
+        raise StorageUnavailable(f"The footage store refused the request ({code}).") from exc
+    except _BACKEND_ERRORS as exc:
+        raise StorageUnavailable("The footage store could not be reached.") from exc
+
+
+async def _in_thread(func: Callable[[], T]) -> T:
+    """Run one blocking boto3 call in a worker thread, translating its errors."""
+    with _translated():
+        return await anyio.to_thread.run_sync(func)
+
+
+def _client_config(connect_timeout: float, read_timeout: float, max_attempts: int) -> Config:
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,  # per socket read, so it bounds a stalled stream too
+        retries={"total_max_attempts": max_attempts, "mode": "standard"},
+        # Each open stream holds a pooled connection until its body is closed.
+        max_pool_connections=64,
+        # SigV4 signs the Range header into presigned URLs (see presign()); SigV2 would not.
+        signature_version="s3v4",
+    )
+
+
+class S3Storage:
+    """The Storage protocol over one bucket and an optional key prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 5.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        config = _client_config(connect_timeout, read_timeout, max_attempts)
+        if endpoint_url is not None:
+            # MinIO and test servers are addressed by path: bucket.host names rarely resolve.
+            config = config.merge(Config(s3={"addressing_style": "path"}))
+        with _translated():
+            self._client: S3Client = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url, config=config
+            )
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client (for event hooks and metrics; do not call it from the event loop)."""
+        return self._client
+
+    def _key(self, clip: ClipRef) -> str:
+        if not (
+            is_valid_id(clip.customer_id)
+            and is_valid_id(clip.camera_id)
+            and clip_recorded_at(clip.clip_id) is not None
+        ):
+            raise NotFound("No such clip.")  # defence in depth: ids are validated upstream
+        return f"{self.prefix}/{clip.key}" if self.prefix else clip.key
+
+    def _dir(self, *parts: str) -> str:
+        """The key prefix of a "directory", with its trailing slash ("" for an unprefixed root)."""
+        names = [self.prefix, *parts] if self.prefix else list(parts)
+        return "/".join(names) + "/" if names else ""
+
+    async def stat(self, clip: ClipRef) -> ObjectInfo:
+        """Size, ETag and modification time from HeadObject; NotFound if absent."""
+        key = self._key(clip)
+        head = await _in_thread(lambda: self._client.head_object(Bucket=self.bucket, Key=key))
+        return ObjectInfo(
+            size=head["ContentLength"], etag=head["ETag"], last_modified=head["LastModified"]
+        )
+
+    async def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes start..end inclusive from one ranged GetObject, in chunks of at most CHUNK_SIZE."""
+        key = self._key(clip)
+        # Ask S3 for the range only: never fetch a whole clip to serve part of it.
+        ranged = f"bytes={start}-{end}"
+        response = await _in_thread(
+            lambda: self._client.get_object(Bucket=self.bucket, Key=key, Range=ranged)
+        )
+        body: StreamingBody = response["Body"]
+        try:
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = await _in_thread(partial(body.read, min(CHUNK_SIZE, remaining)))
+                if not chunk:
+                    raise StorageUnavailable("The footage store ended the clip early.")
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            # On exhaustion, error, or aclose() after a client disconnect: give the socket back.
+            body.close()
+
+    async def list_clips(self, camera: CameraRef) -> list[ListedClip]:
+        """The clips directly under one camera's prefix; keys that are not clip ids are skipped."""
+        prefix = self._dir(camera.customer_id, camera.camera_id)
+        pages = await _in_thread(lambda: self._list(prefix))
+        clips = []
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if clip_recorded_at(name) is not None:
+                    clips.append(ListedClip(name, item["Size"]))
+        return sorted(clips, key=lambda c: c.clip_id)
+
+    async def list_customers(self) -> list[str]:
+        """The customer "directories" under the prefix; names that are not ids are skipped."""
+        return await self._subdirectories(self._dir())
+
+    async def list_cameras(self, customer_id: str) -> list[str]:
+        """The camera "directories" under a customer; names that are not ids are skipped."""
+        return await self._subdirectories(self._dir(customer_id))
+
+    async def _subdirectories(self, prefix: str) -> list[str]:
+        pages = await _in_thread(lambda: self._list(prefix))
+        names = (
+            common["Prefix"][len(prefix) :].rstrip("/")
+            for page in pages
+            for common in page.get("CommonPrefixes", [])
+        )
+        return sorted(name for name in names if is_valid_id(name))
+
+    def _list(self, prefix: str) -> list[dict[str, Any]]:
+        """Every ListObjectsV2 page under a prefix, one level deep (blocking)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        return [dict(page) for page in pages]
+
+    async def delete(self, clip: ClipRef) -> None:
+        """Delete the object; NotFound if absent (S3 itself deletes missing keys silently)."""
+        await self.stat(clip)
+        key = self._key(clip)
+        await _in_thread(lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+
+    async def put(self, clip: ClipRef, data: bytes) -> None:
+        """Store a clip in one PutObject (atomic in S3: readers see old or new, never a mix)."""
+        key = self._key(clip)
+        await _in_thread(lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data))
+
+    async def check(self) -> None:
+        """Raise StorageUnavailable unless the bucket answers HeadBucket."""
+        try:
+            await _in_thread(lambda: self._client.head_bucket(Bucket=self.bucket))
+        except NotFound as exc:  # HeadBucket's bare 404: the bucket is missing
+            raise StorageUnavailable(f"The bucket {self.bucket} does not exist.") from exc
+
+    async def presign(self, clip: ClipRef, start: int | None, end: int | None, ttl: int) -> str:
+        """A GetObject URL valid for min(ttl, 60) s, limited to one byte range when given.
+
+        Limits, by what S3 offers:
+        - S3 has no query parameter for a range, so the range is a *signed header*: with SigV4
+          query signing botocore puts `range` in X-Amz-SignedHeaders. The URL then only works
+          when the client sends exactly `Range: bytes=start-end` (redirect-following players and
+          `curl -L -r` resend the original Range); without it S3 rejects the signature (403).
+          Some S3-compatible servers (and moto) do not check signatures, so there it is advisory.
+        - The URL is a bearer capability for its lifetime: anyone holding it can fetch the bytes,
+          which is why the lifetime is capped at 60 s and every presign is audited upstream.
+        - The response carries `Cache-Control: private, no-store` through S3's response override.
+        The object's existence is not checked here (callers stat() first to resolve the range).
+        """
+        key = self._key(clip)
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ResponseCacheControl": "private, no-store",
+        }
+        if start is not None:
+            params["Range"] = f"bytes={start}-{'' if end is None else end}"
+        expires = max(1, min(ttl, MAX_PRESIGN_TTL))
+        return await _in_thread(
+            lambda: self._client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires
+            )
+        )
+
+    async def close(self) -> None:
+        """Close the client's connection pool."""
+        await _in_thread(self._client.close)

@@ -1,0 +1,183 @@
+"""Value types shared by every step of the request flow (a leaf: imports nothing from gateway)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    SUPPORT_AGENT = "support_agent"
+    SUPPORT_LEAD = "support_lead"
+    TRUST_SAFETY = "trust_safety"
+    LEGAL = "legal"
+    SECURITY_ANALYST = "security_analyst"
+    ADMIN = "admin"
+
+
+class Purpose(StrEnum):
+    CUSTOMER_SUPPORT = "customer_support"
+    SAFETY_INVESTIGATION = "safety_investigation"
+    LEGAL_REQUEST = "legal_request"
+    EMERGENCY = "emergency"
+    MODEL_TRAINING = "model_training"
+
+
+class Zone(StrEnum):
+    OUTDOOR = "outdoor"
+    INDOOR = "indoor"
+    PRIVATE = "private"
+
+
+class Action(StrEnum):
+    """What a footage request does; the Casbin policy is written in these words."""
+
+    VIEW = "view"
+    LIST = "list"
+
+
+class EventType(StrEnum):
+    ACCESS_DECISION = "access.decision"
+    ACCESS_COMPLETE = "access.complete"
+    GRANT_CREATED = "grant.created"
+    GRANT_REVOKED = "grant.revoked"
+    FOOTAGE_DELETED = "footage.deleted"
+    CAMERA_UPDATED = "camera.updated"
+    POLICY_RELOADED = "policy.reloaded"
+    FLAG_RAISED = "flag.raised"
+    FLAG_RESOLVED = "flag.resolved"
+    PRINCIPAL_SUSPENDED = "principal.suspended"
+    PRINCIPAL_REINSTATED = "principal.reinstated"
+    RETENTION_PURGED = "retention.purged"
+
+
+STAFF_ROLES = frozenset(Role) - {Role.CUSTOMER}
+
+# §4 of the contract: ids are short and boring so they can never name anything but one object.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+# A clip id is the recording time, an optional "-suffix", and an optional ".ext": one dot at most.
+CLIP_ID_PATTERN = re.compile(
+    r"(?P<ts>\d{8}T\d{6}Z)(?:-[A-Za-z0-9_-]*)?(?:\.[A-Za-z0-9]{1,16})?", re.ASCII
+)
+MAX_ID_LENGTH = 64
+RECORDED_AT_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def is_valid_id(value: str) -> bool:
+    """True for a customer or camera id of the contract's shape."""
+    return ID_PATTERN.fullmatch(value) is not None
+
+
+def clip_recorded_at(clip_id: str) -> datetime | None:
+    """The UTC recording time at the start of a clip id, or None if it is not a valid clip id."""
+    if len(clip_id) > MAX_ID_LENGTH:
+        return None
+    match = CLIP_ID_PATTERN.fullmatch(clip_id)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match["ts"], RECORDED_AT_FORMAT).replace(tzinfo=UTC)
+    except ValueError:  # 20261399T… has the shape of a time but is none
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified token."""
+
+    sub: str
+    roles: frozenset[str]
+    customer_id: str | None = None
+    expires_at: float = 0.0
+
+    @property
+    def known_roles(self) -> frozenset[Role]:
+        """The roles we know; an unknown role string grants nothing."""
+        return frozenset(Role(r) for r in self.roles if r in Role._value2member_map_)
+
+    @property
+    def is_staff(self) -> bool:
+        """True when any known role is a staff role (anything but customer)."""
+        return bool(self.known_roles & STAFF_ROLES)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRef:
+    customer_id: str
+    camera_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.customer_id}/{self.camera_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClipRef:
+    """One stored clip, by validated ids; constructing one does not touch storage."""
+
+    customer_id: str
+    camera_id: str
+    clip_id: str
+    recorded_at: datetime
+
+    @property
+    def camera(self) -> CameraRef:
+        return CameraRef(self.customer_id, self.camera_id)
+
+    @property
+    def key(self) -> str:
+        return f"{self.customer_id}/{self.camera_id}/{self.clip_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An authorization outcome that carries its reason; truthy only when allowed."""
+
+    allowed: bool
+    reason: str
+    rule: str = ""
+    grant_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    @classmethod
+    def allow(cls, reason: str, rule: str = "", grant_id: str | None = None) -> Decision:
+        return cls(True, reason, rule, grant_id)
+
+    @classmethod
+    def deny(cls, reason: str, rule: str = "") -> Decision:
+        return cls(False, reason, rule)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """Everything authorization needs to know about one footage request."""
+
+    principal: Principal
+    action: Action
+    camera: CameraRef
+    zone: Zone
+    purpose: Purpose | None
+    justification: str | None
+    recorded_at: datetime | None = None  # None for a listing
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_ts(moment: datetime) -> str:
+    """A fixed-width UTC timestamp, so stored times compare correctly as strings."""
+    return moment.astimezone(UTC).strftime(TS_FORMAT)
+
+
+def parse_ts(text: str) -> datetime:
+    """An RFC 3339 time with a zone (`Z` or an offset) as an aware UTC datetime; ValueError else."""
+    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    if moment.tzinfo is None:
+        raise ValueError("a time needs a zone (Z or an offset)")
+    return moment.astimezone(UTC)

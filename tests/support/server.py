@@ -1,0 +1,167 @@
+"""A real gateway on a real socket: uvicorn on an ephemeral loopback port, driven with httpx.
+
+`gateway_env` builds a data dir, a signing key pair whose public half the gateway trusts, and
+a migrated SQLite database; `live` starts the gateway on it. Tests seed footage and zones
+through the same storage and stores the gateway uses, never by mocking them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.types import ASGIApp
+
+from gateway import migrations
+from gateway.app import create_app
+from gateway.cameras import CameraStore
+from gateway.db import create_db_engine
+from gateway.settings import Settings, load_settings
+from gateway.storage import open_storage
+from gateway.types import CameraRef, ClipRef, Zone, clip_recorded_at
+
+STARTUP_TIMEOUT = 15.0
+
+
+class LiveServer:
+    """uvicorn serving an app in a thread; `url` is known once it listens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+        )
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        # Wait for uvicorn's own "started" flag (set once the socket listens), bounded.
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=STARTUP_TIMEOUT)
+
+
+@dataclass
+class GatewayEnv:
+    """Everything a test needs to run and feed a gateway."""
+
+    root: Path
+    private_key: Ed25519PrivateKey
+    env: dict[str, str]
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reload()
+
+    def reload(self, **overrides: str) -> Settings:
+        self.env.update(overrides)
+        self.settings = load_settings(self.env)
+        return self.settings
+
+    def token(self, sub: str, *roles: str, customer_id: str | None = None, ttl: int = 600,
+              **claims: Any) -> str:
+        now = int(time.time())
+        body: dict[str, Any] = {"sub": sub, "roles": list(roles), "iat": now, "exp": now + ttl}
+        if customer_id:
+            body["customer_id"] = customer_id
+        body.update(claims)
+        return jwt.encode(body, self.private_key, algorithm="EdDSA")
+
+    def auth(self, sub: str, *roles: str, customer_id: str | None = None,
+             **headers: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(sub, *roles, customer_id=customer_id)}",
+                **headers}
+
+    def put_clip(self, customer_id: str, camera_id: str, clip_id: str, data: bytes) -> ClipRef:
+        recorded_at = clip_recorded_at(clip_id) or datetime.now(UTC)
+        clip = ClipRef(customer_id, camera_id, clip_id, recorded_at)
+
+        async def put() -> None:
+            storage = open_storage(self.settings)
+            try:
+                await storage.put(clip, data)
+            finally:
+                await storage.close()
+
+        asyncio.run(put())
+        return clip
+
+    def set_zone(self, customer_id: str, camera_id: str, zone: Zone) -> None:
+        engine = create_db_engine(self.settings.database_url)
+        try:
+            CameraStore(engine).set(CameraRef(customer_id, camera_id), zone, "", "test",
+                                    datetime.now(UTC))
+        finally:
+            engine.dispose()
+
+
+def make_env(root: Path, extra: Mapping[str, str] | None = None) -> GatewayEnv:
+    """A data dir with a trusted Ed25519 key and a migrated SQLite database."""
+    key = Ed25519PrivateKey.generate()
+    public = root / "jwt-public.pem"
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    env = {
+        "FOOTGW_DATA_DIR": str(root),
+        "FOOTGW_JWT_PUBLIC_KEY_FILE": str(public),
+        "FOOTGW_LOG_FORMAT": "json",
+        **(extra or {}),
+    }
+    gateway_env = GatewayEnv(root, key, env)
+    engine = create_db_engine(gateway_env.settings.database_url)
+    migrations.migrate(engine)
+    engine.dispose()
+    return gateway_env
+
+
+@pytest.fixture
+def gateway_env(tmp_path: Path) -> GatewayEnv:
+    return make_env(tmp_path)
+
+
+@dataclass
+class Live:
+    env: GatewayEnv
+    server: LiveServer
+    client: httpx.Client
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def start_live(env: GatewayEnv) -> Live:
+    server = LiveServer(create_app(env.settings)).start()
+    return Live(env, server, httpx.Client(base_url=server.url, timeout=30.0))
+
+
+@pytest.fixture
+def live(gateway_env: GatewayEnv) -> Iterator[Live]:
+    running = start_live(gateway_env)
+    try:
+        yield running
+    finally:
+        running.client.close()
+        running.server.stop()

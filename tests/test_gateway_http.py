@@ -1,0 +1,134 @@
+"""The core flow over real HTTP: uvicorn on an ephemeral port, httpx, SQLite, a file tree."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from gateway.types import Zone
+
+CLIP = "20261127T101500Z.mp4"
+DATA = hashlib.sha256(b"x").digest() * (3 * 1024 * 1024 // 32 + 7)  # ~3 MiB, not aligned
+STAFF = {"X-Access-Purpose": "customer_support", "X-Access-Justification": "TICKET-9 help"}
+
+
+@pytest.fixture
+def seeded(live):
+    live.env.put_clip("c1", "front", CLIP, DATA)
+    live.env.put_clip("c2", "garage", CLIP, b"bob's footage")
+    live.env.set_zone("c1", "front", Zone.OUTDOOR)
+    return live
+
+
+def owner(live, **headers):
+    return live.env.auth("alice", "customer", customer_id="c1", **headers)
+
+
+def test_owner_streams_their_clip_with_the_contract_headers(seeded):
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded))
+    assert r.status_code == 200
+    assert r.content == DATA
+    assert r.headers["content-length"] == str(len(DATA))
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["cache-control"] == "private, no-store"
+    assert r.headers["content-type"] == "video/mp4"
+    assert r.headers["etag"] and r.headers["last-modified"]
+    assert r.headers["x-request-id"] and r.headers["x-audit-event-id"]
+
+
+def test_every_view_is_audited_before_and_after(seeded):
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded))
+    analyst = seeded.env.auth("ana", "security_analyst")
+    events = seeded.client.get("/v1/audit/events", headers=analyst).json()["events"]
+    decision = next(e for e in events if e["event_id"] == r.headers["x-audit-event-id"])
+    assert decision["type"] == "access.decision" and decision["decision"] == "allow"
+    assert decision["principal"] == "alice" and decision["clip_id"] == CLIP
+    assert decision["request_id"] == r.headers["x-request-id"]
+    complete = next(e for e in events if e["type"] == "access.complete")
+    assert complete["request_id"] == decision["request_id"]
+    assert complete["bytes_sent"] == len(DATA) and complete["detail"]["completed"] is True
+
+
+def test_owner_cannot_read_another_customers_clip(seeded):
+    r = seeded.client.get(f"/v1/footage/c2/garage/{CLIP}", headers=owner(seeded))
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "not_owner"
+    assert r.headers["x-audit-event-id"]
+
+
+def test_authorization_comes_before_existence(seeded):
+    missing = "20261127T111111Z.mp4"
+    other = seeded.client.get(f"/v1/footage/c2/garage/{missing}", headers=owner(seeded))
+    assert other.status_code == 403  # not 404: the caller may not learn what exists
+    mine = seeded.client.get(f"/v1/footage/c1/front/{missing}", headers=owner(seeded))
+    assert mine.status_code == 404 and mine.json()["error"]["code"] == "not_found"
+
+
+def test_analyst_cannot_read_footage(seeded):
+    headers = seeded.env.auth("ana", "security_analyst", **STAFF)
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=headers)
+    assert r.status_code == 403 and r.content.find(DATA[:64]) == -1
+    assert r.json()["error"]["code"] == "purpose_not_permitted"
+
+
+def test_support_agent_without_grant_is_refused_with_no_grant(seeded):
+    headers = seeded.env.auth("sam", "support_agent", **STAFF)
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "no_grant"
+
+
+@pytest.mark.parametrize(("headers", "code"), [
+    ({}, "purpose_required"),
+    ({"X-Access-Purpose": "customer_support"}, "justification_required"),
+])
+def test_staff_headers_are_required(seeded, headers, code):
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}",
+                          headers=seeded.env.auth("sam", "support_agent", **headers))
+    assert r.status_code == 403 and r.json()["error"]["code"] == code
+
+
+def test_unknown_purpose_is_a_bad_request(seeded):
+    headers = seeded.env.auth("sam", "support_agent", **{**STAFF, "X-Access-Purpose": "fun"})
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+
+
+def test_no_token_is_401_with_the_json_shape(seeded):
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthenticated"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert r.headers["x-request-id"]
+
+
+def test_listing_is_audited_and_shows_zone(seeded):
+    r = seeded.client.get("/v1/footage/c1/front", headers=owner(seeded))
+    assert r.status_code == 200 and r.headers["x-audit-event-id"]
+    assert r.json()["clips"] == [{"clip_id": CLIP, "recorded_at": "2026-11-27T10:15:00+00:00",
+                                  "size": len(DATA), "zone": "outdoor"}]
+
+
+def test_cameras_zone_defaults_to_private_and_owner_sets_it(seeded):
+    cams = seeded.client.get("/v1/cameras/c2", headers=seeded.env.auth(
+        "bob", "customer", customer_id="c2")).json()["cameras"]
+    assert cams == [{"camera_id": "garage", "zone": "private", "label": "", "zone_set": False}]
+    r = seeded.client.put("/v1/cameras/c2/garage", json={"zone": "outdoor", "label": "Garage"},
+                          headers=seeded.env.auth("bob", "customer", customer_id="c2"))
+    assert r.status_code == 200 and r.json()["zone"] == "outdoor"
+    stolen = seeded.client.put("/v1/cameras/c2/garage", json={"zone": "outdoor"},
+                               headers=owner(seeded))
+    assert stolen.status_code == 403 and stolen.json()["error"]["code"] == "not_owner"
+    bad = seeded.client.put("/v1/cameras/c2/garage", json={"zone": "attic"},
+                            headers=seeded.env.auth("bob", "customer", customer_id="c2"))
+    assert bad.status_code == 400
+
+
+def test_health_ready_metrics_openapi(seeded):
+    assert seeded.client.get("/healthz").json() == {"status": "ok"}
+    ready = seeded.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded))
+    assert b"footgw_http_requests_total" in seeded.client.get("/metrics").content
+    spec = seeded.client.get("/openapi.json").json()
+    assert "/v1/footage/{customer_id}/{camera_id}/{clip_id}" in spec["paths"]

@@ -1,0 +1,275 @@
+"""FileStorage against a real temporary directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import NotFound, StorageUnavailable
+from gateway.storage import open_storage
+from gateway.storage.base import CHUNK_SIZE, ListedClip
+from gateway.storage.fs import FileStorage
+from gateway.types import CameraRef, ClipRef, clip_recorded_at
+
+pytestmark = pytest.mark.anyio
+
+CLIP_ID = "20261128T101500Z.mp4"
+
+
+def clip_ref(clip_id: str = CLIP_ID, customer: str = "cust1", camera: str = "cam1") -> ClipRef:
+    recorded = clip_recorded_at(clip_id) or datetime(2026, 11, 28, tzinfo=UTC)
+    return ClipRef(customer, camera, clip_id, recorded)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "footage"
+
+
+@pytest.fixture
+def storage(root: Path) -> FileStorage:
+    return FileStorage(root)
+
+
+async def read_all(storage: FileStorage, clip: ClipRef, start: int, end: int) -> list[bytes]:
+    return [chunk async for chunk in storage.read(clip, start, end)]
+
+
+def open_paths() -> list[str]:
+    """What this process's fds point at (Linux)."""
+    paths = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the fd listdir itself used is gone by now
+            paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return paths
+
+
+async def test_construction_creates_the_root(root: Path, storage: FileStorage) -> None:
+    assert root.is_dir()
+    await storage.check()
+
+
+async def test_put_stat_read(storage: FileStorage, root: Path) -> None:
+    data = bytes(range(256)) * 40
+    await storage.put(clip_ref(), data)
+    assert (root / "cust1" / "cam1" / CLIP_ID).read_bytes() == data
+    info = await storage.stat(clip_ref())
+    assert info.size == len(data)
+    assert info.etag.startswith('"') and info.etag.endswith('"') and len(info.etag) > 2
+    assert info.last_modified.tzinfo is not None
+    assert b"".join(await read_all(storage, clip_ref(), 0, len(data) - 1)) == data
+    assert b"".join(await read_all(storage, clip_ref(), 100, 199)) == data[100:200]
+    assert await read_all(storage, clip_ref(), 5, 5) == [data[5:6]]
+
+
+async def test_put_is_atomic_and_leaves_no_temp_files(storage: FileStorage, root: Path) -> None:
+    await storage.put(clip_ref(), b"old")
+    before = (await storage.stat(clip_ref())).etag
+    await storage.put(clip_ref(), b"new bytes")
+    assert os.listdir(root / "cust1" / "cam1") == [CLIP_ID]
+    after = await storage.stat(clip_ref())
+    assert after.size == 9
+    assert after.etag != before  # a replaced file is a new inode
+
+
+async def test_reads_come_in_chunks_of_at_most_chunk_size(storage: FileStorage) -> None:
+    data = os.urandom(2 * CHUNK_SIZE + 123)
+    await storage.put(clip_ref(), data)
+    chunks = await read_all(storage, clip_ref(), 10, len(data) - 1)
+    assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, 113]
+    assert b"".join(chunks) == data[10:]
+
+
+async def test_missing_clip_is_not_found(storage: FileStorage) -> None:
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+    with pytest.raises(NotFound):
+        await read_all(storage, clip_ref(), 0, 10)
+    with pytest.raises(NotFound):
+        await storage.delete(clip_ref())
+
+
+async def test_delete(storage: FileStorage) -> None:
+    await storage.put(clip_ref(), b"x")
+    await storage.delete(clip_ref())
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+
+
+async def test_a_directory_is_not_a_clip(storage: FileStorage, root: Path) -> None:
+    (root / "cust1" / "cam1" / CLIP_ID).mkdir(parents=True)
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+    with pytest.raises(NotFound):
+        await read_all(storage, clip_ref(), 0, 0)
+    # unlink(2) on a directory fails with EISDIR: any errno but "missing" is StorageUnavailable.
+    with pytest.raises(StorageUnavailable):
+        await storage.delete(clip_ref())
+
+
+async def test_early_close_closes_the_fd(storage: FileStorage, root: Path) -> None:
+    await storage.put(clip_ref(), b"\0" * (3 * CHUNK_SIZE))
+    path = str(root / "cust1" / "cam1" / CLIP_ID)
+    stream = storage.read(clip_ref(), 0, 3 * CHUNK_SIZE - 1)
+    assert len(await anext(stream)) == CHUNK_SIZE
+    assert open_paths().count(path) == 1
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert path not in open_paths()
+
+
+async def test_exhausted_stream_closes_the_fd(storage: FileStorage, root: Path) -> None:
+    await storage.put(clip_ref(), b"abc")
+    await read_all(storage, clip_ref(), 0, 2)
+    assert str(root / "cust1" / "cam1" / CLIP_ID) not in open_paths()
+
+
+async def test_file_that_shrinks_mid_read_is_storage_unavailable(
+    storage: FileStorage, root: Path
+) -> None:
+    await storage.put(clip_ref(), b"\0" * (2 * CHUNK_SIZE))
+    stream = storage.read(clip_ref(), 0, 2 * CHUNK_SIZE - 1)
+    await anext(stream)
+    os.truncate(root / "cust1" / "cam1" / CLIP_ID, CHUNK_SIZE)
+    with pytest.raises(StorageUnavailable):
+        await anext(stream)
+
+
+async def test_symlink_out_of_the_root_is_refused(
+    storage: FileStorage, root: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.mp4"
+    secret.write_bytes(b"not footage")
+    camera_dir = root / "cust1" / "cam1"
+    camera_dir.mkdir(parents=True)
+    (camera_dir / CLIP_ID).symlink_to(secret)
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+    with pytest.raises(NotFound):
+        await read_all(storage, clip_ref(), 0, 3)
+    with pytest.raises(NotFound):
+        await storage.delete(clip_ref())
+    assert secret.exists()
+    assert await storage.list_clips(CameraRef("cust1", "cam1")) == []
+
+
+async def test_symlinked_directory_out_of_the_root_is_refused(
+    storage: FileStorage, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / CLIP_ID).write_bytes(b"not footage")
+    (root / "cust1").mkdir()
+    (root / "cust1" / "cam1").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+    with pytest.raises(NotFound):
+        await storage.list_clips(CameraRef("cust1", "cam1"))
+    with pytest.raises(NotFound):
+        await storage.put(clip_ref(), b"x")
+    assert (outside / CLIP_ID).read_bytes() == b"not footage"
+
+
+async def test_symlink_loop_is_not_found(storage: FileStorage, root: Path) -> None:
+    camera_dir = root / "cust1" / "cam1"
+    camera_dir.mkdir(parents=True)
+    (camera_dir / CLIP_ID).symlink_to(camera_dir / CLIP_ID)
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+    with pytest.raises(NotFound):
+        await read_all(storage, clip_ref(), 0, 0)
+
+
+async def test_invalid_ids_never_touch_the_disk(storage: FileStorage, root: Path) -> None:
+    (root / "secret.mp4").write_bytes(b"x")
+    for clip in (
+        clip_ref(customer=".."),
+        clip_ref(camera=".."),
+        ClipRef("cust1", "cam1", "../../secret.mp4", datetime(2026, 1, 1, tzinfo=UTC)),
+    ):
+        with pytest.raises(NotFound):
+            await storage.stat(clip)
+    assert await storage.list_clips(CameraRef("..", "..")) == []
+    assert await storage.list_cameras("..") == []
+
+
+async def test_list_clips_skips_what_is_not_a_clip(storage: FileStorage, root: Path) -> None:
+    await storage.put(clip_ref("20261128T101500Z.mp4"), b"12345")
+    await storage.put(clip_ref("20261128T101600Z-b.mkv"), b"1")
+    camera_dir = root / "cust1" / "cam1"
+    (camera_dir / "notes.txt").write_bytes(b"x")
+    (camera_dir / ".put-leftover").write_bytes(b"x")
+    (camera_dir / "20261128T101700Z.mp4.bak").write_bytes(b"x")
+    (camera_dir / "20261128T101800Z.mp4").mkdir()
+    (camera_dir / "20261128T101900Z.mp4").symlink_to(camera_dir / "20261128T101500Z.mp4")
+    clips = await storage.list_clips(CameraRef("cust1", "cam1"))
+    assert clips == [
+        ListedClip("20261128T101500Z.mp4", 5),
+        ListedClip("20261128T101600Z-b.mkv", 1),
+    ]
+
+
+async def test_list_of_an_unknown_camera_is_empty(storage: FileStorage) -> None:
+    assert await storage.list_clips(CameraRef("nobody", "nothing")) == []
+    assert await storage.list_cameras("nobody") == []
+
+
+async def test_list_cameras_skips_what_is_not_a_camera(storage: FileStorage, root: Path) -> None:
+    await storage.put(clip_ref(camera="cam1"), b"x")
+    await storage.put(clip_ref(camera="cam-2"), b"x")
+    (root / "cust1" / "bad.name").mkdir()
+    (root / "cust1" / "a-file").write_bytes(b"x")
+    assert await storage.list_cameras("cust1") == ["cam-2", "cam1"]
+
+
+async def test_check_fails_when_the_root_is_gone(storage: FileStorage, root: Path) -> None:
+    root.rmdir()
+    with pytest.raises(StorageUnavailable):
+        await storage.check()
+
+
+async def test_root_that_cannot_be_created_is_storage_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(StorageUnavailable):
+        FileStorage(tmp_path / "file" / "footage")
+
+
+async def test_presign_is_not_supported(storage: FileStorage) -> None:
+    with pytest.raises(StorageUnavailable):
+        await storage.presign(clip_ref(), None, None, 30)
+
+
+async def test_open_storage_picks_the_file_backend(tmp_path: Path) -> None:
+    from gateway.settings import load_settings
+
+    settings = load_settings({"FOOTGW_STORAGE": f"file://{tmp_path / 'f'}"})
+    storage = open_storage(settings)
+    assert isinstance(storage, FileStorage)
+    assert storage.root == (tmp_path / "f").resolve()
+    await storage.close()
+
+
+async def test_open_storage_reads_a_relative_file_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    storage = open_storage(load_settings({"FOOTGW_DATA_DIR": "./var"}))
+    assert isinstance(storage, FileStorage)
+    assert storage.root == (tmp_path / "var" / "footage").resolve()
+
+
+async def test_list_customers_skips_what_is_not_a_customer(
+    storage: FileStorage, root: Path, tmp_path: Path
+) -> None:
+    await storage.put(clip_ref(customer="cust1"), b"x")
+    await storage.put(clip_ref(customer="cust_2"), b"x")
+    (root / "bad.name").mkdir()
+    (root / "loose-file").write_bytes(b"x")
+    (tmp_path / "outside").mkdir()
+    (root / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
+    assert await storage.list_customers() == ["cust1", "cust_2"]

@@ -1,0 +1,271 @@
+"""S3Storage against moto's S3 server over real HTTP (tests/support/s3.py)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import httpx
+import pytest
+
+from gateway.errors import NotFound, StorageUnavailable
+from gateway.settings import load_settings
+from gateway.storage import open_storage
+from gateway.storage.base import CHUNK_SIZE, ListedClip
+from gateway.storage.s3 import S3Storage
+from gateway.types import CameraRef, ClipRef, clip_recorded_at
+
+pytestmark = pytest.mark.anyio
+
+CLIP_ID = "20261128T101500Z.mp4"
+
+
+def clip_ref(clip_id: str = CLIP_ID, customer: str = "cust1", camera: str = "cam1") -> ClipRef:
+    recorded = clip_recorded_at(clip_id) or datetime(2026, 11, 28, tzinfo=UTC)
+    return ClipRef(customer, camera, clip_id, recorded)
+
+
+@pytest.fixture
+async def storage(s3_bucket: tuple[str, str]) -> AsyncIterator[S3Storage]:
+    endpoint, bucket = s3_bucket
+    store = S3Storage(bucket, "", endpoint)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port with nothing listening: connections to it are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def read_all(storage: S3Storage, clip: ClipRef, start: int, end: int) -> list[bytes]:
+    return [chunk async for chunk in storage.read(clip, start, end)]
+
+
+class GetObjectSpy:
+    """Records what GetObject sent and the body it got, through boto3's own event hooks."""
+
+    def __init__(self, storage: S3Storage) -> None:
+        self.ranges: list[str | None] = []
+        self.bodies: list[Any] = []
+        events = storage.client.meta.events
+        events.register("before-send.s3.GetObject", self._before_send)
+        events.register("after-call.s3.GetObject", self._after_call)
+
+    def _before_send(self, request: Any, **_: Any) -> None:
+        value = request.headers.get("Range")
+        self.ranges.append(value.decode() if isinstance(value, bytes) else value)
+
+    def _after_call(self, parsed: dict[str, Any], **_: Any) -> None:
+        self.bodies.append(parsed["Body"])
+
+
+async def test_put_stat_read(storage: S3Storage) -> None:
+    data = bytes(range(256)) * 40
+    await storage.put(clip_ref(), data)
+    info = await storage.stat(clip_ref())
+    assert info.size == len(data)
+    assert info.etag.startswith('"') and info.etag.endswith('"')
+    assert info.last_modified.tzinfo is not None
+    assert b"".join(await read_all(storage, clip_ref(), 0, len(data) - 1)) == data
+    assert b"".join(await read_all(storage, clip_ref(), 100, 199)) == data[100:200]
+
+
+async def test_read_asks_s3_for_the_range_only(storage: S3Storage) -> None:
+    data = bytes(range(256)) * 8192  # 2 MiB
+    await storage.put(clip_ref(), data)
+    spy = GetObjectSpy(storage)
+    chunks = await read_all(storage, clip_ref(), 1000, 1999)
+    assert spy.ranges == ["bytes=1000-1999"]
+    assert b"".join(chunks) == data[1000:2000]
+
+
+async def test_reads_come_in_chunks_of_at_most_chunk_size(storage: S3Storage) -> None:
+    data = b"\1" * (2 * CHUNK_SIZE + 7)
+    await storage.put(clip_ref(), data)
+    chunks = await read_all(storage, clip_ref(), 0, len(data) - 1)
+    assert all(len(c) <= CHUNK_SIZE for c in chunks)
+    assert sum(map(len, chunks)) == len(data)
+
+
+async def test_early_close_closes_the_body(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"\0" * (3 * CHUNK_SIZE))
+    spy = GetObjectSpy(storage)
+    stream = storage.read(clip_ref(), 0, 3 * CHUNK_SIZE - 1)
+    await anext(stream)
+    [body] = spy.bodies
+    assert not body._raw_stream.closed
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert body._raw_stream.closed
+
+
+async def test_body_that_breaks_mid_stream_is_storage_unavailable(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"\0" * (3 * CHUNK_SIZE))
+    spy = GetObjectSpy(storage)
+    stream = storage.read(clip_ref(), 0, 3 * CHUNK_SIZE - 1)
+    await anext(stream)
+    spy.bodies[0]._raw_stream.close()  # the connection dies under the stream
+    with pytest.raises(StorageUnavailable):
+        await anext(stream)
+
+
+async def test_missing_key_is_not_found(storage: S3Storage) -> None:
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+    with pytest.raises(NotFound):
+        await read_all(storage, clip_ref(), 0, 10)
+    with pytest.raises(NotFound):
+        await storage.delete(clip_ref())
+
+
+async def test_delete(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"x")
+    await storage.delete(clip_ref())
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
+
+
+async def test_missing_bucket_is_storage_unavailable(s3_server: str) -> None:
+    storage = S3Storage("no-such-bucket-here", "", s3_server)
+    try:
+        with pytest.raises(StorageUnavailable):
+            await storage.check()
+        with pytest.raises(StorageUnavailable):
+            await read_all(storage, clip_ref(), 0, 1)
+        with pytest.raises(StorageUnavailable):
+            await storage.list_clips(CameraRef("cust1", "cam1"))
+    finally:
+        await storage.close()
+
+
+async def test_check_passes_for_an_existing_bucket(storage: S3Storage) -> None:
+    await storage.check()
+
+
+async def test_unreachable_endpoint_is_storage_unavailable(aws_env: None, closed_port: int) -> None:
+    storage = S3Storage("bucket", "", f"http://127.0.0.1:{closed_port}", max_attempts=1)
+    try:
+        with pytest.raises(StorageUnavailable):
+            await storage.check()
+        with pytest.raises(StorageUnavailable):
+            await storage.stat(clip_ref())
+        with pytest.raises(StorageUnavailable):
+            await read_all(storage, clip_ref(), 0, 1)
+        with pytest.raises(StorageUnavailable):
+            await storage.list_cameras("cust1")
+    finally:
+        await storage.close()
+
+
+async def test_lists_skip_what_is_not_a_clip_or_camera(
+    storage: S3Storage, s3_bucket: tuple[str, str]
+) -> None:
+    endpoint, bucket = s3_bucket
+    await storage.put(clip_ref("20261128T101500Z.mp4"), b"12345")
+    await storage.put(clip_ref("20261128T101600Z-b.mkv"), b"1")
+    await storage.put(clip_ref(camera="cam-2"), b"1")
+    raw = boto3.client("s3", endpoint_url=endpoint)
+    try:
+        for key in (
+            "cust1/cam1/notes.txt",
+            "cust1/cam1/20261128T101700Z.mp4.bak",
+            "cust1/cam1/nested/20261128T101800Z.mp4",
+            "cust1/bad.name/20261128T101500Z.mp4",
+            "cust1/loose-object",
+            "bad.customer/cam1/20261128T101500Z.mp4",
+            "root-object",
+        ):
+            raw.put_object(Bucket=bucket, Key=key, Body=b"x")
+    finally:
+        raw.close()
+    assert await storage.list_clips(CameraRef("cust1", "cam1")) == [
+        ListedClip("20261128T101500Z.mp4", 5),
+        ListedClip("20261128T101600Z-b.mkv", 1),
+    ]
+    assert await storage.list_cameras("cust1") == ["cam-2", "cam1"]
+    assert await storage.list_customers() == ["cust1"]
+    assert await storage.list_clips(CameraRef("nobody", "cam1")) == []
+    assert await storage.list_cameras("nobody") == []
+
+
+async def test_list_follows_continuation_tokens(
+    storage: S3Storage, s3_bucket: tuple[str, str]
+) -> None:
+    endpoint, bucket = s3_bucket
+    raw = boto3.client("s3", endpoint_url=endpoint)
+    try:
+        for minute in range(12):
+            key = f"cust1/cam1/20261128T10{minute:02d}00Z.mp4"
+            raw.put_object(Bucket=bucket, Key=key, Body=b"")
+    finally:
+        raw.close()
+    pages: list[int] = []
+
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        params["MaxKeys"] = 5  # so twelve keys take three pages
+        pages.append(1)
+
+    storage.client.meta.events.register("before-parameter-build.s3.ListObjectsV2", small_pages)
+    assert len(await storage.list_clips(CameraRef("cust1", "cam1"))) == 12
+    assert len(pages) == 3
+
+
+async def test_prefix_places_keys_under_it(s3_bucket: tuple[str, str]) -> None:
+    endpoint, bucket = s3_bucket
+    storage = S3Storage(bucket, "/site-a/footage/", endpoint)
+    try:
+        await storage.put(clip_ref(), b"abc")
+        assert await storage.list_customers() == ["cust1"]
+        assert await storage.list_cameras("cust1") == ["cam1"]
+        assert [c.clip_id for c in await storage.list_clips(CameraRef("cust1", "cam1"))] == [
+            CLIP_ID
+        ]
+        head = storage.client.head_object(Bucket=bucket, Key=f"site-a/footage/cust1/cam1/{CLIP_ID}")
+        assert head["ContentLength"] == 3
+    finally:
+        await storage.close()
+
+
+async def test_presign_caps_the_lifetime_and_serves_the_object(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"0123456789")
+    url = await storage.presign(clip_ref(), None, None, ttl=3600)
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["60"]
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url)
+    assert response.status_code == 200
+    assert response.content == b"0123456789"
+    assert response.headers["cache-control"] == "private, no-store"
+
+
+async def test_presigned_range_is_a_signed_header(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"0123456789")
+    url = await storage.presign(clip_ref(), 2, 5, ttl=30)
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["30"]
+    assert "range" in query["X-Amz-SignedHeaders"][0].split(";")
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url, headers={"Range": "bytes=2-5"})
+    assert response.status_code == 206
+    assert response.content == b"2345"
+
+
+async def test_open_storage_picks_the_s3_backend(s3_bucket: tuple[str, str]) -> None:
+    endpoint, bucket = s3_bucket
+    settings = load_settings(
+        {"FOOTGW_STORAGE": f"s3://{bucket}/some/prefix", "FOOTGW_S3_ENDPOINT_URL": endpoint}
+    )
+    storage = open_storage(settings)
+    try:
+        assert isinstance(storage, S3Storage)
+        assert (storage.bucket, storage.prefix) == (bucket, "some/prefix")
+        await storage.check()
+    finally:
+        await storage.close()

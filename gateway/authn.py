@@ -146,10 +146,11 @@ class _VerifiedTokens:
         return principal
 
     def put(self, digest: bytes, principal: Principal, now: float) -> None:
-        if self._size <= 0:
-            return
         # The ttl bounds how long a token keeps working after its key leaves the JWKS.
-        self._entries[digest] = (principal, min(principal.expires_at, now + self._ttl))
+        good_until = min(principal.expires_at, now + self._ttl)
+        if self._size <= 0 or good_until <= now:  # accepted within leeway: nothing to keep
+            return
+        self._entries[digest] = (principal, good_until)
         self._entries.move_to_end(digest)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)

@@ -13,7 +13,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
-from typing import Literal
 
 import anyio
 import anyio.lowlevel
@@ -140,7 +139,7 @@ class FootageStream(Response):
     def __init__(
         self,
         *,
-        method: Literal["GET", "HEAD"] | str,
+        method: str,
         info: ObjectInfo,
         byte_range: ByteRange | None,
         chunks: ChunkSource,
@@ -176,14 +175,11 @@ class FootageStream(Response):
 
     async def _respond(self, receive: Receive, send: Send, progress: _Progress) -> None:
         if self.method == "HEAD" or self.length == 0:
-            await self._send_start(send)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            progress.completed = True
+            await self._send_headers_only(send, progress)
             return
         chunks = self.chunks(self.start, self.start + self.length - 1)
         try:
             first = await self._first_chunk(chunks)
-            await self._send_start(send)
             await self._stream(first, chunks, receive, send, progress)
         finally:
             with anyio.CancelScope(shield=True):
@@ -205,6 +201,13 @@ class FootageStream(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+
+    async def _send_headers_only(self, send: Send, progress: _Progress) -> None:
+        """HEAD, or an empty clip: the headers and an empty body, storage never read."""
+        with suppress(OSError, ClientDisconnect):  # ASGI 2.4: the client left already
+            await self._send_start(send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            progress.completed = True
 
     async def _stream(
         self,
@@ -229,6 +232,7 @@ class FootageStream(Response):
         # Every failure is caught here, inside the task group, so none is wrapped in an
         # ExceptionGroup and none escapes after headers are sent.
         try:
+            await self._send_start(send)
             chunk = first
             while True:
                 remaining = self.length - progress.sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 
@@ -28,8 +29,13 @@ def store(tmp_path: Path) -> AuditStore:
 
 def fill(store: AuditStore, n: int) -> list[dict]:
     events = [
-        new_event(EventType.ACCESS_DECISION, principal=f"p{i % 3}", customer_id=f"c{i % 2}",
-                  decision="allow" if i % 2 else "deny", request_id=f"r{i}")
+        new_event(
+            EventType.ACCESS_DECISION,
+            principal=f"p{i % 3}",
+            customer_id=f"c{i % 2}",
+            decision="allow" if i % 2 else "deny",
+            request_id=f"r{i}",
+        )
         for i in range(n)
     ]
     return store.append_batch(events)
@@ -43,7 +49,7 @@ def test_chain_links_every_event_to_the_one_before(store):
     sealed = fill(store, 5)
     assert [e["seq"] for e in sealed] == [1, 2, 3, 4, 5]
     assert sealed[0]["prev_hash"] == GENESIS_HASH
-    for before, after in zip(sealed, sealed[1:], strict=False):
+    for before, after in itertools.pairwise(sealed):
         assert after["prev_hash"] == before["hash"]
     body = {k: v for k, v in sealed[2].items() if k != "hash"}
     assert sealed[2]["hash"] == chain_hash(sealed[1]["hash"], body)
@@ -68,8 +74,12 @@ def test_changing_a_field_in_the_body_is_caught_at_its_seq(store):
     row = next(r for r in store.iter_rows() if r["seq"] == 4)
     body = json.loads(row["body"])
     body["decision"] = "allow" if body["decision"] == "deny" else "deny"
-    _update(store, 4, body=json.dumps(body, sort_keys=True, separators=(",", ":")),
-            decision=body["decision"])
+    _update(
+        store,
+        4,
+        body=json.dumps(body, sort_keys=True, separators=(",", ":")),
+        decision=body["decision"],
+    )
     result = verify(store)
     assert not result.ok and result.first_bad_seq == 4
 
@@ -99,14 +109,27 @@ def test_deleting_a_row_is_caught_at_the_missing_seq(store):
 def test_swapping_two_rows_is_caught(store):
     fill(store, 6)
     rows = {r["seq"]: r for r in store.iter_rows()}
-    cols = ("event_id", "ts", "type", "request_id", "principal", "customer_id", "decision",
-            "grant_id", "body", "prev_hash", "hash")
+    cols = (
+        "event_id",
+        "ts",
+        "type",
+        "request_id",
+        "principal",
+        "customer_id",
+        "decision",
+        "grant_id",
+        "body",
+        "prev_hash",
+        "hash",
+    )
     with store.engine.begin() as conn:
-        conn.execute(audit_events.update().where(audit_events.c.seq == 4)
-                     .values(event_id="tmp"))
+        conn.execute(audit_events.update().where(audit_events.c.seq == 4).values(event_id="tmp"))
         for a, b in ((3, 4), (4, 3)):
-            conn.execute(audit_events.update().where(audit_events.c.seq == a)
-                         .values(**{c: rows[b][c] for c in cols}))
+            conn.execute(
+                audit_events.update()
+                .where(audit_events.c.seq == a)
+                .values(**{c: rows[b][c] for c in cols})
+            )
     result = verify(store)
     assert not result.ok and result.first_bad_seq == 3
 
@@ -137,10 +160,12 @@ def test_group_commit_keeps_one_dense_chain_under_concurrency(store):
     async def main() -> list[dict]:
         log = AuditLog(store)
         try:
-            return await asyncio.gather(*(
-                log.append(new_event(EventType.ACCESS_DECISION, request_id=f"r{i}"))
-                for i in range(200)
-            ))
+            return await asyncio.gather(
+                *(
+                    log.append(new_event(EventType.ACCESS_DECISION, request_id=f"r{i}"))
+                    for i in range(200)
+                )
+            )
         finally:
             await log.close()
 

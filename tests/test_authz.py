@@ -21,16 +21,35 @@ NO_GRANT = Decision.deny("no_grant")
 def grant_check(result: Decision):
     async def check(_request: AccessRequest, _role: Role) -> Decision:
         return result
+
     return check
 
 
-def decide(roles, purpose, zone=Zone.OUTDOOR, *, grant=NO_GRANT, owner=False, ttl=600,
-           justification="TICKET-1 customer asked", action=Action.VIEW, policy_dir=None):
-    principal = Principal("someone", frozenset(roles), customer_id="c1" if owner else "c9",
-                          expires_at=time.time() + ttl)
+def decide(
+    roles,
+    purpose,
+    zone=Zone.OUTDOOR,
+    *,
+    grant=NO_GRANT,
+    owner=False,
+    ttl=600,
+    justification="TICKET-1 customer asked",
+    action=Action.VIEW,
+    policy_dir=None,
+):
+    principal = Principal(
+        "someone",
+        frozenset(roles),
+        customer_id="c1" if owner else "c9",
+        expires_at=time.time() + ttl,
+    )
     request = AccessRequest(
-        principal=principal, action=action, camera=CameraRef("c1", "cam"), zone=zone,
-        purpose=Purpose(purpose) if purpose else None, justification=justification,
+        principal=principal,
+        action=action,
+        camera=CameraRef("c1", "cam"),
+        zone=zone,
+        purpose=Purpose(purpose) if purpose else None,
+        justification=justification,
         recorded_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
     authorizer = Authorizer(PolicyEngine(policy_dir or REPO_POLICY_DIR), grant_check(grant))
@@ -112,8 +131,14 @@ def test_a_failing_grant_check_denies():
         raise RuntimeError("database gone")
 
     principal = Principal("x", frozenset({"support_agent"}), expires_at=time.time() + 60)
-    request = AccessRequest(principal, Action.VIEW, CameraRef("c1", "cam"), Zone.OUTDOOR,
-                            Purpose.CUSTOMER_SUPPORT, "TICKET-1")
+    request = AccessRequest(
+        principal,
+        Action.VIEW,
+        CameraRef("c1", "cam"),
+        Zone.OUTDOOR,
+        Purpose.CUSTOMER_SUPPORT,
+        "TICKET-1",
+    )
     decision = asyncio.run(Authorizer(PolicyEngine(REPO_POLICY_DIR), broken).decide(request))
     assert not decision and decision.reason == "forbidden"
 
@@ -128,7 +153,9 @@ def test_policy_is_data_editing_the_csv_changes_behaviour(tmp_path):
     policies = _policy_copy(tmp_path)
     assert decide(["support_agent"], "customer_support", grant=GRANTED, policy_dir=policies)
     csv = policies / "policy.csv"
-    csv.write_text(csv.read_text() + "p, support_agent, customer_support, view, outdoor, deny, none\n")
+    csv.write_text(
+        csv.read_text() + "p, support_agent, customer_support, view, outdoor, deny, none\n"
+    )
     decision = decide(["support_agent"], "customer_support", grant=GRANTED, policy_dir=policies)
     assert not decision and decision.reason == "purpose_not_permitted"
 

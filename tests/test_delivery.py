@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,7 +44,8 @@ WAIT = 10.0  # seconds: an upper bound for waits on events, never a synchronisat
 
 
 def pattern(size: int) -> bytes:
-    return bytes(i % 251 for i in range(size))
+    """Bytes that differ from their neighbours, so a misplaced offset cannot go unnoticed."""
+    return (bytes(range(251)) * (size // 251 + 1))[:size]
 
 
 @dataclass
@@ -178,7 +181,12 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     """The test app on 127.0.0.1:<ephemeral>, once per uvicorn HTTP implementation."""
     app = build_app()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, http=request.param, ws="none", lifespan="off",
+        app,
+        host="127.0.0.1",
+        port=0,
+        http=request.param,
+        ws="none",
+        lifespan="off",
         log_level="critical",
     )
     server = ThreadedServer(config)
@@ -337,16 +345,24 @@ def test_on_complete_failure_does_not_break_the_response(
 ) -> None:
     data = pattern(1000)
     scenario = served.serve(memory_scenario(data))
-    reported = threading.Event()
+    logged = threading.Event()
 
     async def failing_on_complete(bytes_sent: int, completed: bool) -> None:
-        reported.set()
         raise RuntimeError("audit store down")
 
+    def notice(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if event["event"] == "footage.on_complete_failed":
+            logged.set()
+        return event
+
     scenario.on_complete = failing_on_complete  # type: ignore[method-assign]
-    response = client.get("/clip")
-    assert response.content == data
-    assert reported.wait(WAIT)
+    with structlog.testing.capture_logs(processors=[notice]) as logs:
+        response = client.get("/clip")
+        assert response.content == data
+        assert logged.wait(WAIT)
+    [failure] = [e for e in logs if e["event"] == "footage.on_complete_failed"]
+    assert failure["log_level"] == "error"
+    assert failure["bytes_sent"] == 1000
 
 
 def test_large_stream_stays_in_small_chunks(
@@ -369,11 +385,16 @@ def test_large_stream_stays_in_small_chunks(
     assert scenario.completion() == (size, True)
     assert max(scenario.body_sizes) <= CHUNK_SIZE
     assert sum(scenario.body_sizes) == size
-    assert str(path) not in [os.readlink(f"/proc/self/fd/{fd}") for fd in _fds()]
+    assert str(path) not in open_paths()
 
 
-def _fds() -> list[str]:
-    return [fd for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")]
+def open_paths() -> list[str]:
+    """What this process's fds point at (Linux)."""
+    paths = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # fds of other threads come and go
+            paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return paths
 
 
 def test_redirect_is_307_and_not_cached(served: Served, client: httpx.Client) -> None:

@@ -78,13 +78,17 @@ def test_support_agent_without_grant_is_refused_with_no_grant(seeded):
     assert r.status_code == 403 and r.json()["error"]["code"] == "no_grant"
 
 
-@pytest.mark.parametrize(("headers", "code"), [
-    ({}, "purpose_required"),
-    ({"X-Access-Purpose": "customer_support"}, "justification_required"),
-])
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "purpose_required"),
+        ({"X-Access-Purpose": "customer_support"}, "justification_required"),
+    ],
+)
 def test_staff_headers_are_required(seeded, headers, code):
-    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}",
-                          headers=seeded.env.auth("sam", "support_agent", **headers))
+    r = seeded.client.get(
+        f"/v1/footage/c1/front/{CLIP}", headers=seeded.env.auth("sam", "support_agent", **headers)
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == code
 
 
@@ -105,22 +109,36 @@ def test_no_token_is_401_with_the_json_shape(seeded):
 def test_listing_is_audited_and_shows_zone(seeded):
     r = seeded.client.get("/v1/footage/c1/front", headers=owner(seeded))
     assert r.status_code == 200 and r.headers["x-audit-event-id"]
-    assert r.json()["clips"] == [{"clip_id": CLIP, "recorded_at": "2026-11-27T10:15:00+00:00",
-                                  "size": len(DATA), "zone": "outdoor"}]
+    assert r.json()["clips"] == [
+        {
+            "clip_id": CLIP,
+            "recorded_at": "2026-11-27T10:15:00+00:00",
+            "size": len(DATA),
+            "zone": "outdoor",
+        }
+    ]
 
 
 def test_cameras_zone_defaults_to_private_and_owner_sets_it(seeded):
-    cams = seeded.client.get("/v1/cameras/c2", headers=seeded.env.auth(
-        "bob", "customer", customer_id="c2")).json()["cameras"]
+    cams = seeded.client.get(
+        "/v1/cameras/c2", headers=seeded.env.auth("bob", "customer", customer_id="c2")
+    ).json()["cameras"]
     assert cams == [{"camera_id": "garage", "zone": "private", "label": "", "zone_set": False}]
-    r = seeded.client.put("/v1/cameras/c2/garage", json={"zone": "outdoor", "label": "Garage"},
-                          headers=seeded.env.auth("bob", "customer", customer_id="c2"))
+    r = seeded.client.put(
+        "/v1/cameras/c2/garage",
+        json={"zone": "outdoor", "label": "Garage"},
+        headers=seeded.env.auth("bob", "customer", customer_id="c2"),
+    )
     assert r.status_code == 200 and r.json()["zone"] == "outdoor"
-    stolen = seeded.client.put("/v1/cameras/c2/garage", json={"zone": "outdoor"},
-                               headers=owner(seeded))
+    stolen = seeded.client.put(
+        "/v1/cameras/c2/garage", json={"zone": "outdoor"}, headers=owner(seeded)
+    )
     assert stolen.status_code == 403 and stolen.json()["error"]["code"] == "not_owner"
-    bad = seeded.client.put("/v1/cameras/c2/garage", json={"zone": "attic"},
-                            headers=seeded.env.auth("bob", "customer", customer_id="c2"))
+    bad = seeded.client.put(
+        "/v1/cameras/c2/garage",
+        json={"zone": "attic"},
+        headers=seeded.env.auth("bob", "customer", customer_id="c2"),
+    )
     assert bad.status_code == 400
 
 

@@ -26,9 +26,14 @@ AGENT = Principal("sam", frozenset({"support_agent"}), expires_at=NOW.timestamp(
 
 def body(**changes):
     base = {
-        "grantee": "sam", "purpose": "customer_support", "cameras": ["front"],
-        "footage_from": "2026-11-27T00:00:00Z", "footage_until": "2026-11-27T23:59:59Z",
-        "expires_at": "2026-11-28T16:00:00Z", "ticket": "T-100", "include_private": False,
+        "grantee": "sam",
+        "purpose": "customer_support",
+        "cameras": ["front"],
+        "footage_from": "2026-11-27T00:00:00Z",
+        "footage_until": "2026-11-27T23:59:59Z",
+        "expires_at": "2026-11-28T16:00:00Z",
+        "ticket": "T-100",
+        "include_private": False,
     }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not ...}
@@ -40,10 +45,14 @@ def grant(**changes) -> Grant:
 
 def request(**changes) -> AccessRequest:
     base = AccessRequest(
-        principal=AGENT, action=Action.VIEW, camera=CameraRef("c1", "front"),
-        zone=Zone.OUTDOOR, purpose=Purpose.CUSTOMER_SUPPORT,
+        principal=AGENT,
+        action=Action.VIEW,
+        camera=CameraRef("c1", "front"),
+        zone=Zone.OUTDOOR,
+        purpose=Purpose.CUSTOMER_SUPPORT,
         justification="T-100 customer cannot find the delivery",
-        recorded_at=datetime(2026, 11, 27, 10, 0, tzinfo=UTC), now=NOW,
+        recorded_at=datetime(2026, 11, 27, 10, 0, tzinfo=UTC),
+        now=NOW,
     )
     return replace(base, **changes)
 
@@ -58,10 +67,16 @@ def test_a_grant_that_covers_everything_allows_with_its_id():
 FLIPS = {
     "other camera": ({}, {"camera": CameraRef("c1", "back")}, "no_grant"),
     "other customer": ({}, {"camera": CameraRef("c2", "front")}, "no_grant"),
-    "before the window": ({}, {"recorded_at": datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC)},
-                          "no_grant"),
-    "after the window": ({}, {"recorded_at": datetime(2026, 11, 28, 0, 0, 0, tzinfo=UTC)},
-                         "no_grant"),
+    "before the window": (
+        {},
+        {"recorded_at": datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC)},
+        "no_grant",
+    ),
+    "after the window": (
+        {},
+        {"recorded_at": datetime(2026, 11, 28, 0, 0, 0, tzinfo=UTC)},
+        "no_grant",
+    ),
     "expired": ({"expires_at": NOW - timedelta(seconds=1)}, {}, "no_grant"),
     "expires this second": ({"expires_at": NOW}, {}, "no_grant"),
     "revoked": ({"revoked_at": NOW - timedelta(minutes=1)}, {}, "no_grant"),
@@ -152,8 +167,9 @@ def test_role_grants_reach_everyone_in_the_role(store):
     g = grant(grantee="role:support_agent")
     store.create(g)
     checker = GrantChecker(store)
-    decision = asyncio.run(checker(request(principal=replace(AGENT, sub="other")),
-                                   Role.SUPPORT_AGENT))
+    decision = asyncio.run(
+        checker(request(principal=replace(AGENT, sub="other")), Role.SUPPORT_AGENT)
+    )
     assert decision and decision.grant_id == g.grant_id
     assert not asyncio.run(checker(request(), Role.SUPPORT_LEAD))
 
@@ -173,15 +189,18 @@ def scenario(draw):
         expires_at=NOW + timedelta(minutes=draw(st.integers(-60, 60))),
         revoked_at=draw(st.sampled_from([None, NOW - timedelta(minutes=5)])),
     )
-    roles = frozenset(draw(st.lists(st.sampled_from([*STAFF, "customer"]), min_size=1,
-                                    max_size=3)))
-    principal = Principal(draw(st.sampled_from(["sam", "lee"])), roles,
-                          customer_id=draw(st.sampled_from([None, "c2"])),
-                          expires_at=NOW.timestamp() + draw(st.sampled_from([300, 7200])))
+    roles = frozenset(draw(st.lists(st.sampled_from([*STAFF, "customer"]), min_size=1, max_size=3)))
+    principal = Principal(
+        draw(st.sampled_from(["sam", "lee"])),
+        roles,
+        customer_id=draw(st.sampled_from([None, "c2"])),
+        expires_at=NOW.timestamp() + draw(st.sampled_from([300, 7200])),
+    )
     req = request(
         principal=principal,
-        camera=CameraRef(draw(st.sampled_from(["c1", "c2"])), draw(st.sampled_from(["front",
-                                                                                     "back"]))),
+        camera=CameraRef(
+            draw(st.sampled_from(["c1", "c2"])), draw(st.sampled_from(["front", "back"]))
+        ),
         zone=draw(st.sampled_from(list(Zone))),
         purpose=draw(st.sampled_from([None, *Purpose])),
         justification=draw(st.sampled_from([None, "T-100 case", "no ticket here"])),

@@ -12,4 +12,7 @@ def routes() -> list[BaseRoute]:
     found: list[BaseRoute] = []
     for module in (footage, cameras, grants, me, audit, principals, health, openapi):
         found.extend(module.routes)
+    from gateway.console import routes as console
+
+    found.extend(console.routes)
     return found

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 from gateway.audit.events import Event, new_event
-from gateway.errors import BadRequest, Forbidden
+from gateway.errors import BadRequest, Forbidden, Unauthenticated
 from gateway.types import EventType, Principal
 
 if TYPE_CHECKING:
@@ -29,9 +29,17 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def authorization(request: Request) -> str | None:
+    """The one Authorization header; two of them is ambiguous, so it is no credential at all."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise Unauthenticated("Send exactly one Authorization header.")
+    return values[0] if values else None
+
+
 async def caller(request: Request) -> Principal:
     """The authenticated, not suspended principal (401 / 403 principal_suspended otherwise)."""
-    return await services(request).flow.authenticate(request.headers.get("authorization"))
+    return await services(request).flow.authenticate(authorization(request))
 
 
 async def require(request: Request, action: str) -> Principal:

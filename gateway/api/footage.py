@@ -6,7 +6,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import caller, client_ip, record, request_id, require_owner, services
+from gateway.api.common import (
+    authorization,
+    caller,
+    client_ip,
+    record,
+    request_id,
+    require_owner,
+    services,
+)
 from gateway.errors import BadRequest
 from gateway.pipeline import FootageCall
 from gateway.types import Action, ClipRef, EventType, clip_recorded_at, is_valid_id
@@ -15,6 +23,7 @@ NO_STORE = {"Cache-Control": "private, no-store"}
 
 
 def _call(request: Request, action: Action) -> FootageCall:
+    _refuse_encoded(request)
     params = request.path_params
     headers = request.headers
     return FootageCall(
@@ -23,7 +32,7 @@ def _call(request: Request, action: Action) -> FootageCall:
         customer_id=params["customer_id"],
         camera_id=params["camera_id"],
         clip_id=params.get("clip_id"),
-        authorization=headers.get("authorization"),
+        authorization=authorization(request),
         purpose=headers.get("x-access-purpose"),
         justification=headers.get("x-access-justification"),
         range_header=headers.get("range"),
@@ -31,6 +40,13 @@ def _call(request: Request, action: Action) -> FootageCall:
         client_ip=client_ip(request),
         user_agent=headers.get("user-agent"),
     )
+
+
+def _refuse_encoded(request: Request) -> None:
+    # Valid ids never need percent-encoding, so any escape in the raw path (an encoded slash,
+    # dot or NUL that the router has already decoded) is an attempt to name something else.
+    if b"%" in request.scope.get("raw_path", b""):
+        raise BadRequest("Footage paths never contain percent-escapes.")
 
 
 async def view_clip(request: Request) -> Response:
@@ -44,6 +60,7 @@ async def list_clips(request: Request) -> Response:
 
 async def delete_clip(request: Request) -> Response:
     """The owner deletes a clip for good; the audit log keeps a footage.deleted event."""
+    _refuse_encoded(request)
     principal = await caller(request)
     clip = _clip_ref(request)
     require_owner(principal, clip.customer_id)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 
 from gateway.errors import NotFound, StorageUnavailable
@@ -92,9 +93,12 @@ class FileStorage:
     def _open(self, clip: ClipRef) -> int:
         """An fd on the clip's regular file (blocking)."""
         fd = os.open(self._clip_path(clip), _OPEN_FLAGS)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotFound("No such clip.")
+        except BaseException:
             os.close(fd)
-            raise NotFound("No such clip.")
+            raise
         return fd
 
     # -- Storage ------------------------------------------------------------------------------
@@ -112,7 +116,9 @@ class FileStorage:
 
     async def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes start..end inclusive in chunks of at most CHUNK_SIZE, one fd per stream."""
-        fd = await _in_thread("clip", lambda: self._open(clip))
+        # Shielded: cancelled mid-open, the fd would be opened in the thread and never closed.
+        with anyio.CancelScope(shield=True):
+            fd = await _in_thread("clip", lambda: self._open(clip))
         try:
             position = start
             while position <= end:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 import anyio.to_thread
 import boto3
 from botocore.config import Config
@@ -131,9 +132,12 @@ class S3Storage:
         key = self._key(clip)
         # Ask S3 for the range only: never fetch a whole clip to serve part of it.
         ranged = f"bytes={start}-{end}"
-        response = await _in_thread(
-            lambda: self._client.get_object(Bucket=self.bucket, Key=key, Range=ranged)
-        )
+        # Shielded: cancelled mid-call, the body would be opened in the thread and never closed
+        # (holding a pooled connection); the call itself is bounded by the client's timeouts.
+        with anyio.CancelScope(shield=True):
+            response = await _in_thread(
+                lambda: self._client.get_object(Bucket=self.bucket, Key=key, Range=ranged)
+            )
         body: StreamingBody = response["Body"]
         try:
             remaining = end - start + 1

@@ -80,8 +80,9 @@ class GatewayEnv:
         self.settings = load_settings(self.env)
         return self.settings
 
-    def token(self, sub: str, *roles: str, customer_id: str | None = None, ttl: int = 600,
-              **claims: Any) -> str:
+    def token(
+        self, sub: str, *roles: str, customer_id: str | None = None, ttl: int = 600, **claims: Any
+    ) -> str:
         now = int(time.time())
         body: dict[str, Any] = {"sub": sub, "roles": list(roles), "iat": now, "exp": now + ttl}
         if customer_id:
@@ -89,10 +90,13 @@ class GatewayEnv:
         body.update(claims)
         return jwt.encode(body, self.private_key, algorithm="EdDSA")
 
-    def auth(self, sub: str, *roles: str, customer_id: str | None = None,
-             **headers: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(sub, *roles, customer_id=customer_id)}",
-                **headers}
+    def auth(
+        self, sub: str, *roles: str, customer_id: str | None = None, **headers: str
+    ) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.token(sub, *roles, customer_id=customer_id)}",
+            **headers,
+        }
 
     def put_clip(self, customer_id: str, camera_id: str, clip_id: str, data: bytes) -> ClipRef:
         recorded_at = clip_recorded_at(clip_id) or datetime.now(UTC)
@@ -111,8 +115,9 @@ class GatewayEnv:
     def set_zone(self, customer_id: str, camera_id: str, zone: Zone) -> None:
         engine = create_db_engine(self.settings.database_url)
         try:
-            CameraStore(engine).set(CameraRef(customer_id, camera_id), zone, "", "test",
-                                    datetime.now(UTC))
+            CameraStore(engine).set(
+                CameraRef(customer_id, camera_id), zone, "", "test", datetime.now(UTC)
+            )
         finally:
             engine.dispose()
 
@@ -121,8 +126,11 @@ def make_env(root: Path, extra: Mapping[str, str] | None = None) -> GatewayEnv:
     """A data dir with a trusted Ed25519 key and a migrated SQLite database."""
     key = Ed25519PrivateKey.generate()
     public = root / "jwt-public.pem"
-    public.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     env = {
         "FOOTGW_DATA_DIR": str(root),
         "FOOTGW_JWT_PUBLIC_KEY_FILE": str(public),

@@ -1,0 +1,198 @@
+"""The command line, run as a real process (`python -m gateway`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+import sqlalchemy as sa
+
+from gateway.db import audit_events, create_db_engine
+from tests.support.server import make_env
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTGW_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_bad_setting_stops_with_one_line_naming_the_key():
+    result = run("migrate", env={"FOOTGW_DATABASE_URL": "mysql://nope"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "FOOTGW_DATABASE_URL" in lines[0]
+
+
+def test_serve_without_any_key_source_names_the_key(tmp_path):
+    result = run("serve", env={"FOOTGW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "FOOTGW_JWT_PUBLIC_KEY_FILE" in result.stderr
+
+
+def test_token_needs_dev_mode_and_then_signs_with_the_dev_key(tmp_path):
+    env = {"FOOTGW_DATA_DIR": str(tmp_path)}
+    refused = run("token", "--sub", "x", "--role", "customer", env=env)
+    assert refused.returncode == 2 and "FOOTGW_DEV_MODE" in refused.stderr
+    made = run(
+        "token",
+        "--sub",
+        "sam",
+        "--role",
+        "support_agent",
+        "--ttl",
+        "60",
+        env={**env, "FOOTGW_DEV_MODE": "1"},
+    )
+    assert made.returncode == 0
+    token = made.stdout.strip()
+    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] == "sam" and claims["roles"] == ["support_agent"]
+    assert claims["exp"] - claims["iat"] == 60
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (
+            ["--role", "support_agent", "--purpose", "customer_support", "--zone", "indoor"],
+            1,
+            "no_grant",
+        ),
+        (
+            [
+                "--role",
+                "support_agent",
+                "--purpose",
+                "customer_support",
+                "--zone",
+                "indoor",
+                "--grant",
+            ],
+            0,
+            "allow",
+        ),
+        (
+            [
+                "--role",
+                "support_agent",
+                "--purpose",
+                "customer_support",
+                "--zone",
+                "private",
+                "--grant",
+            ],
+            1,
+            "zone_restricted",
+        ),
+        (
+            ["--role", "security_analyst", "--purpose", "customer_support", "--zone", "outdoor"],
+            1,
+            "deny: rule [security_analyst",
+        ),
+        (["--role", "legal", "--purpose", "legal_request", "--zone", "private"], 0, "allow"),
+        (
+            [
+                "--role",
+                "support_agent",
+                "--purpose",
+                "model_training",
+                "--zone",
+                "outdoor",
+                "--grant",
+            ],
+            1,
+            "deny: rule [*, model_training",
+        ),
+        (
+            ["--role", "nobody", "--purpose", "customer_support", "--zone", "outdoor"],
+            1,
+            "no rule matches",
+        ),
+    ],
+)
+def test_policy_check_prints_the_decision_and_the_rule(args, code, text):
+    result = run("policy", "check", *args)
+    assert result.returncode == code, result.stderr
+    assert text in result.stdout
+
+
+def test_audit_verify_and_export(tmp_path, live):
+    clip = "20261127T101500Z.mp4"
+    live.env.put_clip("c1", "front", clip, b"footage")
+    for _ in range(3):
+        live.client.get(
+            f"/v1/footage/c1/front/{clip}",
+            headers=live.env.auth("alice", "customer", customer_id="c1"),
+        )
+    env = {"FOOTGW_DATA_DIR": str(live.env.root)}
+    ok = run("audit", "verify", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] is True
+    exported = [json.loads(line) for line in run("audit", "export", env=env).stdout.splitlines()]
+    assert [e["seq"] for e in exported] == list(range(1, len(exported) + 1))
+    assert {e["type"] for e in exported} >= {"access.decision", "access.complete"}
+
+    engine = create_db_engine(live.env.settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            audit_events.update().where(audit_events.c.seq == 2).values(principal="mallory")
+        )
+    engine.dispose()
+    bad = run("audit", "verify", env=env)
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["first_bad_seq"] == 2
+    assert "seq 2" in bad.stderr
+
+
+def test_migrate_is_idempotent(tmp_path):
+    env = {"FOOTGW_DATA_DIR": str(tmp_path)}
+    first = run("migrate", env=env)
+    assert first.returncode == 0 and "applied" in first.stdout
+    again = run("migrate", env=env)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    assert sa.inspect(engine).has_table("audit_events")
+    engine.dispose()
+
+
+def test_retention_enforce_lists_then_deletes_with_audit_events(tmp_path):
+    env = make_env(tmp_path, {"FOOTGW_RETENTION_DAYS": "30"})
+    old = env.put_clip("c1", "cam", "20200101T000000Z.mp4", b"old")
+    new = env.put_clip("c1", "cam", "20991231T000000Z.mp4", b"new")
+    base = {"FOOTGW_DATA_DIR": str(tmp_path), "FOOTGW_RETENTION_DAYS": "30"}
+    listed = run("retention", "enforce", env=base)
+    assert listed.returncode == 0, listed.stderr
+    assert f"expired {old.key}" in listed.stdout and new.key not in listed.stdout
+    footage = tmp_path / "footage"
+    assert (footage / old.key).exists()
+    applied = run("retention", "enforce", "--apply", env=base)
+    assert f"deleted {old.key}" in applied.stdout
+    assert not (footage / old.key).exists() and (footage / new.key).exists()
+    engine = create_db_engine(env.settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(audit_events.c.body)).scalars().all()
+    engine.dispose()
+    events = [json.loads(r) for r in rows]
+    assert [(e["type"], e["clip_id"]) for e in events] == [("footage.deleted", old.clip_id)]
+    assert run("audit", "verify", env=base).returncode == 0
+
+
+def test_retention_without_a_setting_names_it(tmp_path):
+    result = run("retention", "enforce", env={"FOOTGW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "FOOTGW_RETENTION_DAYS" in result.stderr

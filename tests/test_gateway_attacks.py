@@ -1,0 +1,201 @@
+"""Attacks on the core flow over real HTTP: forged tokens, path escapes, a failing audit log.
+
+Each asserts the status, that no footage byte left, and what the audit log kept. Requests
+that fail authentication are not audited (there is no principal to attribute them to, and an
+outsider must not be able to grow the chain); they are logged and counted in /metrics.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.db import create_db_engine
+from tests.support.server import make_env, start_live
+from tests.support.tokens import claims, hand_built, hmac_token, make_keypair, sign, tamper
+
+CLIP = "20261127T101500Z.mp4"
+SECRET = b"FOOTAGE-BYTES-" * 4096
+ISSUER, AUDIENCE = "https://idp.example", "footage-gateway"
+
+
+@pytest.fixture(scope="module")
+def rsa_live(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rsa")
+    key = make_keypair("rsa", "k1")
+    env = make_env(
+        root,
+        {
+            "FOOTGW_JWT_PUBLIC_KEY_FILE": str(key.write_public_pem(root)),
+            "FOOTGW_JWT_ALGORITHMS": "RS256",
+            "FOOTGW_JWT_ISSUER": ISSUER,
+            "FOOTGW_JWT_AUDIENCE": AUDIENCE,
+        },
+    )
+    env.put_clip("c1", "front", CLIP, SECRET)
+    (root / "outside.mp4").write_bytes(SECRET)
+    running = start_live(env)
+    running.key = key
+    yield running
+    running.client.close()
+    running.server.stop()
+
+
+def good_claims(**extra):
+    return claims("alice", ("customer",), "c1", iss=ISSUER, aud=AUDIENCE, **extra)
+
+
+def audit_count(live) -> int:
+    engine = create_db_engine(live.env.settings.database_url)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM audit_events")).scalar()
+    engine.dispose()
+    return int(n or 0)
+
+
+def forged(key):
+    other = make_keypair("rsa", "k1", fresh=True)
+    ec = make_keypair("ec", "k1")
+    now = time.time()
+    return {
+        "alg none": hand_built({"alg": "none", "typ": "JWT"}, good_claims()),
+        "alg none with kid": hand_built({"alg": "none", "kid": "k1"}, good_claims()),
+        "hmac with the public key": hmac_token(good_claims(), key.public_pem()),
+        "expired": sign(good_claims(ttl=-120, now=now), key),
+        "no exp": sign({k: v for k, v in good_claims().items() if k != "exp"}, key),
+        "wrong aud": sign(claims("alice", ("customer",), "c1", iss=ISSUER, aud="other"), key),
+        "wrong iss": sign(
+            claims("alice", ("customer",), "c1", iss=ISSUER + "/", aud=AUDIENCE), key
+        ),
+        "unknown kid, other key": sign(good_claims(), other, headers={"kid": "k2"}),
+        "right kid, other key": sign(good_claims(), other),
+        "bad signature": tamper(sign(good_claims(), key)),
+        "other algorithm": sign(good_claims(), ec, headers={"kid": "k1"}),
+        "oversized": sign(good_claims(padding="x" * 9000), key),
+        "jku header": sign(good_claims(), key, headers={"jku": "http://127.0.0.1:1/jwks"}),
+        "crit header": sign(good_claims(), key, headers={"crit": ["exp"]}),
+        "roles not a list": sign(claims("alice", "customer", "c1", iss=ISSUER, aud=AUDIENCE), key),
+        "two dots": "..",
+        "garbage": "not.a.jwt",
+    }
+
+
+ATTACKS = list(forged(make_keypair("rsa", "k1")))
+
+
+def test_a_good_token_works(rsa_live):
+    r = rsa_live.client.get(
+        f"/v1/footage/c1/front/{CLIP}",
+        headers={"Authorization": f"Bearer {sign(good_claims(), rsa_live.key)}"},
+    )
+    assert r.status_code == 200 and r.content == SECRET
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_forged_tokens_are_401_with_no_footage_and_no_event(rsa_live, attack):
+    token = forged(rsa_live.key)[attack]
+    before = audit_count(rsa_live)
+    r = rsa_live.client.get(
+        f"/v1/footage/c1/front/{CLIP}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 401, attack
+    assert r.json()["error"]["code"] == "unauthenticated"
+    assert SECRET[:64] not in r.content
+    assert audit_count(rsa_live) == before
+
+
+def raw_get(url: str, path: bytes, token: str) -> tuple[int, bytes]:
+    """Send a request line exactly as given: clients would normalise these paths away."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data
+
+
+ESCAPES = [
+    b"/v1/footage/c1/front/../../outside.mp4",
+    b"/v1/footage/c1/front/..%2F..%2Foutside.mp4",
+    b"/v1/footage/c1/front/%2e%2e%2f%2e%2e%2foutside.mp4",
+    b"/v1/footage/c1/..%2F..%2F/outside.mp4",
+    b"/v1/footage/c1/front/20261127T101500Z.mp4%00.txt",
+    b"/v1/footage/c1/front/20261127T101500Z%2Emp4%2F..",
+    b"/v1/footage/c1/fr%C3%B6nt/20261127T101500Z.mp4",
+    b"/v1/footage/c1/front/20261127T101500Z..mp4",
+    b"/v1/footage/c1/" + b"a" * 65 + b"/20261127T101500Z.mp4",
+    b"/v1/footage/c1/front/20261127T101500Z-" + b"a" * 60 + b".mp4",
+    b"/v1/footage/c1/front/%252e%252e%252foutside.mp4",
+    b"/v1/footage/c1/front/20261127T101500Z.mp4/extra",
+    b"/v1/footage/c1%2Ffront/20261127T101500Z.mp4",
+]
+
+
+@pytest.mark.parametrize("path", ESCAPES, ids=[p.decode()[-40:] for p in ESCAPES])
+def test_path_escapes_never_reach_storage(rsa_live, path):
+    token = sign(good_claims(), rsa_live.key)
+    status, data = raw_get(rsa_live.url, path, token)
+    assert status in (400, 404), (path, status)
+    assert SECRET[:64] not in data
+
+
+@pytest.fixture
+def sqlite_live(tmp_path):
+    env = make_env(tmp_path)
+    env.put_clip("c1", "front", CLIP, SECRET)
+    running = start_live(env)
+    yield running
+    running.client.close()
+    running.server.stop()
+
+
+def test_an_audit_log_that_cannot_be_written_serves_nothing_then_recovers(sqlite_live):
+    live = sqlite_live
+    headers = live.env.auth("alice", "customer", customer_id="c1")
+    engine = create_db_engine(live.env.settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        r = live.client.get(f"/v1/footage/c1/front/{CLIP}", headers=headers)
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "audit_unavailable"
+        assert SECRET[:64] not in r.content
+        assert live.client.get("/readyz").json()["checks"]["audit"] == "ok"  # the lock works
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+        engine.dispose()
+    again = live.client.get(f"/v1/footage/c1/front/{CLIP}", headers=headers)
+    assert again.status_code == 200 and again.content == SECRET  # no restart needed
+
+
+def test_a_locked_audit_database_is_503_not_a_hang(sqlite_live):
+    live = sqlite_live
+    # Another process holding SQLite's exclusive lock: the gateway must time out, not hang.
+    conn = sqlite3.connect(live.env.root / "gateway.db", isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        r = live.client.get(
+            f"/v1/footage/c1/front/{CLIP}",
+            headers=live.env.auth("alice", "customer", customer_id="c1"),
+        )
+        assert r.status_code == 503 and SECRET[:64] not in r.content
+        assert time.monotonic() - started < 15
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+    ok = live.client.get(
+        f"/v1/footage/c1/front/{CLIP}", headers=live.env.auth("alice", "customer", customer_id="c1")
+    )
+    assert ok.status_code == 200

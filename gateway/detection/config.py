@@ -107,7 +107,9 @@ def parse_detection_config(raw: dict[str, Any], source: str = FILE_NAME) -> Dete
     for name, table in reader.table(raw, "rules").items():
         if name not in DEFAULT_RULES:
             raise ConfigError(f"{source}: rules.{name}", "no such rule")
-        rules[name] = _rule(reader, f"rules.{name}", reader.table({"t": table}, "t"), rules[name])
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: rules.{name}", "must be a table")
+        rules[name] = _rule(reader, f"rules.{name}", table, rules[name])
     return DetectionConfig(
         rules=rules,
         working_hours=_working_hours(reader, raw),

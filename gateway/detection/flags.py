@@ -1,0 +1,219 @@
+"""Flags in the `flags` table: raise (or extend the one already open), list, resolve.
+
+One flag per principal, rule and window: while a flag is younger than its rule's window,
+further evidence is added to it instead of raising another; the unique constraint on
+(principal, rule, window_key) settles the race when two replicas raise at the same moment.
+Sync code: call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from gateway.db import flags
+from gateway.errors import BadRequest, NotFound
+from gateway.types import format_ts
+
+OPEN, RESOLVED = "open", "resolved"
+MAX_EVIDENCE = 200  # event ids kept on one flag; `detail.events` keeps counting past it
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One flag as stored."""
+
+    flag_id: str
+    rule: str
+    severity: str
+    principal: str
+    created_at: str
+    window_key: str
+    event_ids: list[str]
+    detail: dict[str, Any]
+    status: str
+    resolution: str | None = None
+    resolved_by: str | None = None
+    resolved_at: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's flag fields (§5), and the rest of what an analyst needs."""
+        return {
+            "flag_id": self.flag_id,
+            "rule": self.rule,
+            "severity": self.severity,
+            "principal": self.principal,
+            "created_at": self.created_at,
+            "event_ids": self.event_ids,
+            "status": self.status,
+            "window_key": self.window_key,
+            "detail": self.detail,
+            "resolution": self.resolution,
+            "resolved_by": self.resolved_by,
+            "resolved_at": self.resolved_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewFlag:
+    """What a rule found, before it is stored."""
+
+    rule: str
+    severity: str
+    principal: str
+    window_key: str
+    window: timedelta
+    event_id: str
+    detail: dict[str, Any]
+
+
+class FlagStore:
+    """The flags table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def raise_or_extend(
+        self, new: NewFlag, now: datetime, evidence: Callable[[], Sequence[str]]
+    ) -> tuple[Flag, bool]:
+        """The open flag for this finding, extended with its event, or a new one (True)."""
+        since = format_ts(now - new.window)
+        with self.engine.begin() as conn:
+            current = _recent_open(conn, new.principal, new.rule, since)
+            if current is not None:
+                return _extend(conn, current, new), False
+        ids = list(dict.fromkeys([*evidence(), new.event_id]))[-MAX_EVIDENCE:]
+        try:
+            return self._insert(new, now, ids, new.window_key), True
+        except IntegrityError:
+            return self._settle_race(new, now, ids)
+
+    def _settle_race(self, new: NewFlag, now: datetime, ids: list[str]) -> tuple[Flag, bool]:
+        # Another replica (or an earlier, since resolved flag) holds this window's key.
+        with self.engine.begin() as conn:
+            holder = _select_one(conn, flags.c.principal == new.principal,
+                                 flags.c.rule == new.rule, flags.c.window_key == new.window_key)
+            if holder is not None and holder.status == OPEN:
+                return _extend(conn, holder, new), False
+        # The window's flag was resolved already: a new flag, keyed after the resolved one.
+        key = f"{new.window_key}~{holder.flag_id if holder else uuid.uuid4().hex}"
+        try:
+            return self._insert(new, now, ids, key), True
+        except IntegrityError:
+            with self.engine.begin() as conn:
+                again = _select_one(conn, flags.c.principal == new.principal,
+                                    flags.c.rule == new.rule, flags.c.window_key == key)
+                assert again is not None
+                return _extend(conn, again, new), False
+
+    def _insert(self, new: NewFlag, now: datetime, ids: list[str], key: str) -> Flag:
+        flag = Flag(
+            flag_id="flg_" + uuid.uuid4().hex,
+            rule=new.rule,
+            severity=new.severity,
+            principal=new.principal,
+            created_at=format_ts(now),
+            window_key=key,
+            event_ids=ids,
+            detail={**new.detail, "events": len(ids)},
+            status=OPEN,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(flags.insert().values(**_row(flag)))
+        return flag
+
+    def get(self, flag_id: str) -> Flag:
+        with self.engine.connect() as conn:
+            found = _select_one(conn, flags.c.flag_id == flag_id)
+        if found is None:
+            raise NotFound("No such flag.")
+        return found
+
+    def search(
+        self, status: str | None = None, principal: str | None = None, limit: int = 100
+    ) -> list[Flag]:
+        """Flags, newest first, filtered by status and principal when given."""
+        conds = []
+        if status is not None:
+            conds.append(flags.c.status == status)
+        if principal is not None:
+            conds.append(flags.c.principal == principal)
+        stmt = flags.select().where(*conds).order_by(flags.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_flag(row) for row in conn.execute(stmt).mappings()]
+
+    def resolve(self, flag_id: str, resolution: str, by: str, now: datetime) -> Flag:
+        """Close an open flag with the analyst's resolution; BadRequest if it is closed."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                flags.update()
+                .where(flags.c.flag_id == flag_id, flags.c.status == OPEN)
+                .values(status=RESOLVED, resolution=resolution, resolved_by=by,
+                        resolved_at=format_ts(now))
+            )
+            if result.rowcount == 0:
+                exists = _select_one(conn, flags.c.flag_id == flag_id)
+                if exists is None:
+                    raise NotFound("No such flag.")
+                raise BadRequest("This flag is already resolved.")
+        return self.get(flag_id)
+
+
+def _recent_open(conn: Connection, principal: str, rule: str, since: str) -> Flag | None:
+    stmt = (
+        flags.select()
+        .where(flags.c.principal == principal, flags.c.rule == rule,
+               flags.c.status == OPEN, flags.c.created_at >= since)
+        .order_by(flags.c.created_at.desc())
+        .limit(1)
+    )
+    row = conn.execute(stmt).mappings().first()
+    return _flag(row) if row else None
+
+
+def _extend(conn: Connection, flag: Flag, new: NewFlag) -> Flag:
+    """Add one more event to an open flag (the evidence list is capped, the count is not)."""
+    if new.event_id in flag.event_ids:
+        return flag
+    ids = [*flag.event_ids, new.event_id][-MAX_EVIDENCE:]
+    detail = {**flag.detail, **new.detail, "events": int(flag.detail.get("events", 0)) + 1}
+    # The count only grows: keep the highest seen, whichever replica saw it.
+    if "count" in flag.detail and "count" in new.detail:
+        detail["count"] = max(int(flag.detail["count"]), int(new.detail["count"]))
+    conn.execute(
+        flags.update()
+        .where(flags.c.flag_id == flag.flag_id)
+        .values(event_ids=json.dumps(ids), detail=json.dumps(detail, sort_keys=True))
+    )
+    return Flag(**{**_as_dict(flag), "event_ids": ids, "detail": detail})
+
+
+def _select_one(conn: Connection, *conds: sa.ColumnElement[bool]) -> Flag | None:
+    row = conn.execute(flags.select().where(*conds)).mappings().first()
+    return _flag(row) if row else None
+
+
+def _as_dict(flag: Flag) -> dict[str, Any]:
+    return {name: getattr(flag, name) for name in Flag.__dataclass_fields__}
+
+
+def _row(flag: Flag) -> dict[str, Any]:
+    row = _as_dict(flag)
+    row["event_ids"] = json.dumps(flag.event_ids)
+    row["detail"] = json.dumps(flag.detail, sort_keys=True)
+    return row
+
+
+def _flag(row: Any) -> Flag:
+    values = dict(row)
+    values["event_ids"] = json.loads(values["event_ids"])
+    values["detail"] = json.loads(values["detail"] or "{}")
+    return Flag(**values)

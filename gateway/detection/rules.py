@@ -1,0 +1,198 @@
+"""The rules of contract §8 as pure functions over one committed `access.decision` event.
+
+What counts, and why:
+- Only staff count. A customer reading their own footage (reason `owner`) is never counted,
+  even when the same token also carries a staff role.
+- A *view* is an allowed GET of a clip answered 200 or 206: footage left the gateway. HEAD sends
+  no footage, and a 404 or 416 shows nothing, so neither is a view.
+- A *listing* (allowed GET of a camera, 200) shows which clips a customer has, so it counts
+  toward `customer_browsing` (who was looked at), but it is not a clip (`bulk_viewing`).
+- `bulk_viewing` counts distinct clips: a video player fetches one clip in many ranged
+  requests, and that is one clip watched, not thirty.
+- A *denial* is a 403 decision; `principal_suspended` is not counted again (the principal is
+  already stopped, and counting would only pile flags onto a closed case).
+- The single-event rules (`break_glass`, `legal_request`, `off_hours`) fire on any allowed
+  access (view, HEAD or listing); `private_zone_access` on views of a private camera.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.detection.config import DetectionConfig, Severity
+from gateway.detection.counters import Tally
+from gateway.types import STAFF_ROLES, EventType, format_ts, parse_ts
+
+STAFF_ROLE_NAMES = frozenset(str(r) for r in STAFF_ROLES)
+VIEW_STATUSES = (200, 206)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """The facts of one staff access decision that the rules look at."""
+
+    event_id: str
+    principal: str
+    at: datetime
+    kind: str  # view | head | list
+    allowed: bool
+    status: int | None
+    reason: str
+    customer_id: str | None
+    clip_key: str | None
+    zone: str | None
+    purpose: str | None
+
+    @property
+    def is_view(self) -> bool:
+        """Footage of one clip left the gateway."""
+        return self.allowed and self.kind == "view" and self.status in VIEW_STATUSES
+
+    @property
+    def shows_customer(self) -> bool:
+        """A view, or a listing that showed what a customer has."""
+        return self.is_view or (self.allowed and self.kind == "list" and self.status == 200)
+
+    @property
+    def is_denial(self) -> bool:
+        return not self.allowed and self.status == 403 and self.reason != "principal_suspended"
+
+
+def access_of(event: dict[str, Any]) -> Access | None:
+    """The staff access in a committed event, or None when no rule looks at this event."""
+    if event.get("type") != str(EventType.ACCESS_DECISION) or not event.get("principal"):
+        return None
+    if not STAFF_ROLE_NAMES.intersection(event.get("roles") or ()):
+        return None  # customers are never counted
+    if event.get("reason") == "owner":
+        return None  # their own footage, whatever other role the token has
+    detail = event.get("detail") or {}
+    clip = event.get("clip_id")
+    kind = "head" if detail.get("method") == "HEAD" else str(event.get("action") or "")
+    return Access(
+        event_id=str(event["event_id"]),
+        principal=str(event["principal"]),
+        at=parse_ts(str(event["ts"])),
+        kind=kind,
+        allowed=event.get("decision") == "allow",
+        status=event.get("status"),
+        reason=str(event.get("reason") or ""),
+        customer_id=event.get("customer_id"),
+        clip_key=f"{event.get('customer_id')}/{event.get('camera_id')}/{clip}" if clip else None,
+        zone=detail.get("zone"),
+        purpose=event.get("purpose"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRule:
+    """A threshold over a sliding window: which accesses count, and as what member."""
+
+    name: str
+    counts: Callable[[Access], bool]
+    member: Callable[[Access], str]
+
+
+WINDOW_RULES = (
+    WindowRule("customer_browsing", lambda a: a.shows_customer, lambda a: a.customer_id or ""),
+    WindowRule("bulk_viewing", lambda a: a.is_view, lambda a: a.clip_key or ""),
+    WindowRule("repeated_denials", lambda a: a.is_denial, lambda a: a.event_id),
+)
+
+
+def _break_glass(access: Access, _config: DetectionConfig) -> bool:
+    return access.allowed and access.purpose == "emergency"
+
+
+def _legal(access: Access, _config: DetectionConfig) -> bool:
+    return access.allowed and access.purpose == "legal_request"
+
+
+def _private(access: Access, _config: DetectionConfig) -> bool:
+    return access.is_view and access.zone == "private"
+
+
+def _off_hours(access: Access, config: DetectionConfig) -> bool:
+    return access.allowed and not config.working_hours.contains(access.at)
+
+
+INSTANT_RULES: dict[str, Callable[[Access, DetectionConfig], bool]] = {
+    "private_zone_access": _private,
+    "break_glass": _break_glass,
+    "legal_request": _legal,
+    "off_hours": _off_hours,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule that fired for one access: flag it, and maybe suspend the principal."""
+
+    rule: str
+    severity: Severity
+    window_seconds: float
+    count: int = 1
+    threshold: int | None = None
+    suspend: bool = False
+
+    def window_key(self, at: datetime) -> str:
+        """The fixed window this moment falls in: one flag per principal, rule and window."""
+        start = int(at.timestamp() // self.window_seconds * self.window_seconds)
+        return format_ts(datetime.fromtimestamp(start, UTC))
+
+
+def counter_key(rule: str, principal: str) -> str:
+    return f"{rule}:{principal}"
+
+
+def tallies_for(access: Access, config: DetectionConfig) -> list[tuple[str, Tally]]:
+    """What the window rules count for this access, as (rule name, tally)."""
+    out = []
+    for rule in WINDOW_RULES:
+        conf = config.rule(rule.name)
+        if conf is None or not rule.counts(access):
+            continue
+        tally = Tally(
+            counter_key(rule.name, access.principal),
+            rule.member(access),
+            access.at.timestamp(),
+            conf.window_seconds,
+        )
+        out.append((rule.name, tally))
+    return out
+
+
+def window_findings(counted: list[tuple[str, int]], config: DetectionConfig) -> list[Finding]:
+    """The window rules whose count reached their flag threshold."""
+    found = []
+    for name, count in counted:
+        conf = config.rule(name)
+        if conf is None or conf.flag_at is None or count < conf.flag_at:
+            continue
+        suspend = conf.suspend_at is not None and count >= conf.suspend_at
+        found.append(
+            Finding(name, conf.severity, conf.window_seconds, count, conf.flag_at, suspend)
+        )
+    return found
+
+
+def instant_findings(access: Access, config: DetectionConfig) -> list[Finding]:
+    """The single-event rules this access trips."""
+    found = []
+    for name, fires in INSTANT_RULES.items():
+        conf = config.rule(name)
+        if conf is not None and fires(access, config):
+            found.append(Finding(name, conf.severity, conf.window_seconds))
+    return found
+
+
+def counts_for(rule: str, access: Access, config: DetectionConfig) -> bool:
+    """Whether this access is evidence for the rule (used to list a new flag's events)."""
+    for window_rule in WINDOW_RULES:
+        if window_rule.name == rule:
+            return window_rule.counts(access)
+    fires = INSTANT_RULES.get(rule)
+    return fires is not None and fires(access, config)

@@ -21,6 +21,7 @@ from gateway.authn import Authenticator
 from gateway.authz import Authorizer, PolicyEngine
 from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
+from gateway.detection.wiring import attach_detection, close_detection
 from gateway.grants import GrantChecker, GrantStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestContextMiddleware, error_handlers
@@ -78,7 +79,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         redirect=settings.delivery == "redirect",
         observers=observers,
     )
-    return Services(
+    services = Services(
         settings,
         engine,
         storage,
@@ -92,6 +93,8 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         metrics,
         observers,
     )
+    attach_detection(services)  # detection rules as an observer; signed audit checkpoints
+    return services
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
@@ -112,6 +115,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             yield
         finally:
             await services.audit.close()
+            await close_detection(services)  # pending alerts, then the last checkpoint
             await services.storage.close()
             if engine is None:
                 services.engine.dispose()

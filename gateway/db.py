@@ -6,6 +6,7 @@ look. Modules own their queries; this module owns only the shapes and the connec
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -130,6 +131,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas that make SQLite durable and concurrent enough to serve."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        _ensure_parent_dir(url)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 5.0}, **kwargs
         )
@@ -140,6 +142,13 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+def _ensure_parent_dir(url: str) -> None:
+    """SQLite creates the file but not its folder: make the data dir on first use."""
+    database = sa.engine.make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

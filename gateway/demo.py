@@ -128,7 +128,7 @@ curl -sS {staff} -H "Authorization: Bearer $SAM" {clip}; echo
 # 3. A ranged read: the first KiB only (206, Content-Range):
 curl -sS -D - -o /dev/null -r 0-1023 -H "Authorization: Bearer $ALICE" {clip}
 
-# 4. Ana (security) reads the audit log, newest at the end:
+# 4. Ana (security) reads the audit log (oldest first; page on with after_seq):
 curl -sS -H "Authorization: Bearer $ANA" '{base}/v1/audit/events?limit=5'; echo
 
 # 5. Alice grants Sam one camera for one ticket, 4 hours:

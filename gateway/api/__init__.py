@@ -7,10 +7,20 @@ from starlette.routing import BaseRoute
 
 def routes() -> list[BaseRoute]:
     """Every route of the gateway, API first, then the console."""
-    from gateway.api import audit, cameras, footage, grants, health, me, openapi, principals
+    from gateway.api import (
+        audit,
+        cameras,
+        flags,
+        footage,
+        grants,
+        health,
+        me,
+        openapi,
+        principals,
+    )
 
     found: list[BaseRoute] = []
-    for module in (footage, cameras, grants, me, audit, principals, health, openapi):
+    for module in (footage, cameras, grants, me, audit, flags, principals, health, openapi):
         found.extend(module.routes)
     from gateway.console import routes as console
 

@@ -43,6 +43,8 @@ async def _set_status(request: Request, status: str, event_type: EventType) -> R
             status=None,
             detail={"subject": sub, "reason": reason, "by": "manual"},
         )
+    if changed and status == ACTIVE and svc.detector is not None:
+        await svc.detector.forget(sub)  # else the old counts would suspend them again at once
     current = await anyio.to_thread.run_sync(svc.principals.status, sub)
     return JSONResponse(current.as_json())
 

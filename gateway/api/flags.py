@@ -1,0 +1,74 @@
+"""Analyst routes on flags: list them, resolve one (policy action `flags.manage`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.common import int_param, json_body, record, require, services
+from gateway.detection.flags import OPEN, RESOLVED, FlagStore
+from gateway.errors import BadRequest
+from gateway.types import EventType
+
+MAX_RESOLUTION = 2000
+MAX_FLAG_ID = 64
+
+
+def _store(request: Request) -> FlagStore:
+    detector = services(request).detector
+    return detector.flags if detector is not None else FlagStore(services(request).engine)
+
+
+async def list_flags(request: Request) -> Response:
+    """`?status=open|resolved`, `?principal=`, `?limit=`; newest first."""
+    await require(request, "flags.manage")
+    status = request.query_params.get("status") or None
+    if status not in (None, OPEN, RESOLVED):
+        raise BadRequest("status must be open or resolved.")
+    principal = request.query_params.get("principal") or None
+    limit = int_param(request, "limit", 100, 1, 1000) or 100
+    store = _store(request)
+    found = await anyio.to_thread.run_sync(lambda: store.search(status, principal, limit))
+    return JSONResponse({"flags": [f.as_json() for f in found]})
+
+
+async def resolve_flag(request: Request) -> Response:
+    """Close an open flag with the analyst's resolution; audited as `flag.resolved`."""
+    analyst = await require(request, "flags.manage")
+    flag_id = request.path_params["flag_id"]
+    if not 1 <= len(flag_id) <= MAX_FLAG_ID:
+        raise BadRequest("Malformed flag id.")
+    resolution = _resolution(await json_body(request))
+    store = _store(request)
+    flag = await anyio.to_thread.run_sync(
+        store.resolve, flag_id, resolution, analyst.sub, datetime.now(UTC)
+    )
+    event = await record(
+        request,
+        analyst,
+        EventType.FLAG_RESOLVED,
+        action="flag.resolve",
+        detail={"flag_id": flag.flag_id, "rule": flag.rule, "subject": flag.principal,
+                "resolution": resolution},
+    )
+    return JSONResponse(flag.as_json(), headers={"X-Audit-Event-ID": event["event_id"]})
+
+
+def _resolution(body: Any) -> str:
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    text = body.get("resolution")
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_RESOLUTION:
+        raise BadRequest(f"resolution must be text of 1 to {MAX_RESOLUTION} characters.")
+    return text.strip()
+
+
+routes = [
+    Route("/v1/flags", list_flags, methods=["GET"]),
+    Route("/v1/flags/{flag_id}/resolve", resolve_flag, methods=["POST"]),
+]

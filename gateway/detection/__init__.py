@@ -1,0 +1,9 @@
+"""Detection (contract §8, issue 4): rules over the audit stream → flags, suspensions, alerts.
+
+- `config`: thresholds, windows and working hours from `policies/detection.toml`
+- `counters`, `redis_counters`: sliding-window counts, in process or shared in Redis
+- `rules`: what counts, as pure functions over one `access.decision` event
+- `flags`: the flags table; `alerts`: warning lines and the webhook
+- `detector`: the FootageFlow observer that ties them together
+- `wiring`: `attach_detection(services)`, called once by `build_services`
+"""

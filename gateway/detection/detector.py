@@ -1,0 +1,191 @@
+"""The detector: an observer of committed `access.decision` events that flags and suspends.
+
+FootageFlow awaits each observer before the response is sent, so when a request crosses a
+suspend threshold the principal is suspended before that request's footage leaves, and the
+next request is 403 `principal_suspended` (issue 4: "the request that crosses a suspend
+threshold is the last one served").
+
+Per event: count it in the sliding windows (one round trip to the counter store), turn what
+crossed a threshold into findings, and for each finding raise or extend a flag, write
+`flag.raised` for a new one, alert when it is high, and suspend when the rule says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+import structlog
+
+from gateway.audit.events import Event, new_event
+from gateway.audit.log import AuditLog
+from gateway.audit.store import AuditStore
+from gateway.detection.activity import recent_activity, staff_accesses
+from gateway.detection.alerts import AlertSender
+from gateway.detection.config import DetectionConfig
+from gateway.detection.counters import CounterStore
+from gateway.detection.flags import OPEN, Flag, FlagStore, NewFlag
+from gateway.detection.rules import (
+    WINDOW_RULES,
+    Access,
+    Finding,
+    access_of,
+    counter_key,
+    counts_for,
+    instant_findings,
+    tallies_for,
+    window_findings,
+)
+from gateway.errors import GatewayError
+from gateway.principals import SUSPENDED, PrincipalStore
+from gateway.types import EventType
+
+log = structlog.get_logger("gateway.detection")
+
+# Who the audit log names as the actor of what detection does on its own.
+ACTOR = "gateway:detection"
+
+
+@dataclass
+class Detector:
+    """Rules over the audit stream → flags, suspensions and alerts."""
+
+    config: DetectionConfig
+    counters: CounterStore
+    flags: FlagStore
+    principals: PrincipalStore
+    audit: AuditLog
+    audit_store: AuditStore
+    alerts: AlertSender
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def __post_init__(self) -> None:
+        # One finding at a time per principal, so concurrent requests extend one flag.
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __call__(self, event: Event) -> None:
+        """Observe one committed event (the FootageFlow observer signature)."""
+        access = access_of(event)
+        if access is None:
+            return
+        findings = await self._window_findings(access) + instant_findings(access, self.config)
+        if not findings:
+            return
+        async with self._locks.setdefault(access.principal, asyncio.Lock()):
+            for finding in findings:
+                await self._act(access, event, finding)
+
+    async def _window_findings(self, access: Access) -> list[Finding]:
+        tallies = tallies_for(access, self.config)
+        if not tallies:
+            return []
+        try:
+            counts = await self.counters.add([tally for _, tally in tallies])
+        except Exception as exc:  # detection degrades to the single-event rules, loudly
+            log.error("detection_counters_unavailable", error=str(exc))
+            return []
+        return window_findings(
+            [(name, count) for (name, _), count in zip(tallies, counts, strict=True)],
+            self.config,
+        )
+
+    async def _act(self, access: Access, event: Event, finding: Finding) -> None:
+        new = NewFlag(
+            rule=finding.rule,
+            severity=finding.severity,
+            principal=access.principal,
+            window_key=finding.window_key(access.at),
+            window=timedelta(seconds=finding.window_seconds),
+            event_id=access.event_id,
+            detail=_finding_detail(finding),
+        )
+        flag, created = await anyio.to_thread.run_sync(
+            self.flags.raise_or_extend, new, access.at, lambda: self._evidence(access, finding)
+        )
+        if created:
+            await self._flag_raised(flag, event)
+        if finding.suspend:
+            await self._suspend(access, event, finding, flag)
+
+    def _evidence(self, access: Access, finding: Finding) -> list[str]:
+        """The events in the window that count for a new window-rule flag (oldest first)."""
+        if finding.threshold is None:
+            return [access.event_id]
+        since = access.at - timedelta(seconds=finding.window_seconds)
+        return [
+            e["event_id"]
+            for e, a in staff_accesses(self.audit_store, access.principal, since)
+            if a.at <= access.at and counts_for(finding.rule, a, self.config)
+        ]
+
+    async def _flag_raised(self, flag: Flag, cause: Event) -> None:
+        log_fields = {"flag_id": flag.flag_id, "rule": flag.rule, "severity": flag.severity}
+        await self._append(
+            new_event(
+                EventType.FLAG_RAISED,
+                request_id=cause.get("request_id"),
+                principal=ACTOR,
+                action="flag.raise",
+                detail={**log_fields, "subject": flag.principal, "event_ids": flag.event_ids,
+                        **flag.detail},
+            )
+        )
+        if flag.severity == "high":
+            self.alerts.send("flag.raised", {"flag": flag.as_json()})
+
+    async def _suspend(self, access: Access, cause: Event, finding: Finding, flag: Flag) -> None:
+        reason = f"{finding.rule}: {finding.count} within {finding.window_seconds / 60:g} min"
+        changed = await anyio.to_thread.run_sync(
+            self.principals.set_status, access.principal, SUSPENDED, reason, ACTOR, self.clock()
+        )
+        if not changed:
+            return  # already suspended: one suspension, one event
+        detail = {"subject": access.principal, "reason": reason, "by": "rule",
+                  "rule": finding.rule, "flag_id": flag.flag_id, "count": finding.count}
+        await self._append(
+            new_event(
+                EventType.PRINCIPAL_SUSPENDED,
+                request_id=cause.get("request_id"),
+                principal=ACTOR,
+                action=str(EventType.PRINCIPAL_SUSPENDED),
+                detail=detail,
+            )
+        )
+        self.alerts.send("principal.suspended", detail)
+
+    async def _append(self, event: Event) -> None:
+        try:
+            await self.audit.append(event)
+        except GatewayError as exc:  # the flag or suspension stands; the gap is logged
+            log.error("detection_event_not_recorded", type=event["type"], error=exc.message)
+
+    async def summary(self, sub: str) -> dict[str, Any]:
+        """Open flags and the last hour's activity of one principal (GET /v1/principals/{sub})."""
+        now = self.clock()
+        open_flags = await anyio.to_thread.run_sync(
+            lambda: self.flags.search(status=OPEN, principal=sub)
+        )
+        activity = await anyio.to_thread.run_sync(recent_activity, self.audit_store, sub, now)
+        return {"open_flags": [f.as_json() for f in open_flags], "activity": activity}
+
+    async def forget(self, sub: str) -> None:
+        """Reset a principal's counters (on reinstatement, or they would be suspended again)."""
+        await self.counters.forget([counter_key(rule.name, sub) for rule in WINDOW_RULES])
+
+    async def close(self) -> None:
+        await self.alerts.close()
+        await self.counters.close()
+
+
+def _finding_detail(finding: Finding) -> dict[str, Any]:
+    if finding.threshold is None:
+        return {}
+    return {
+        "count": finding.count,
+        "threshold": finding.threshold,
+        "window_minutes": finding.window_seconds / 60,
+    }

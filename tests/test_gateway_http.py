@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from gateway.types import Zone
+from tests.support.server import wait_for
 
 CLIP = "20261127T101500Z.mp4"
 DATA = hashlib.sha256(b"x").digest() * (3 * 1024 * 1024 // 32 + 7)  # ~3 MiB, not aligned
@@ -40,7 +41,12 @@ def test_owner_streams_their_clip_with_the_contract_headers(seeded):
 def test_every_view_is_audited_before_and_after(seeded):
     r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded))
     analyst = seeded.env.auth("ana", "security_analyst")
-    events = seeded.client.get("/v1/audit/events", headers=analyst).json()["events"]
+
+    def both_events():
+        found = seeded.client.get("/v1/audit/events", headers=analyst).json()["events"]
+        return found if any(e["type"] == "access.complete" for e in found) else None
+
+    events = wait_for(both_events)
     decision = next(e for e in events if e["event_id"] == r.headers["x-audit-event-id"])
     assert decision["type"] == "access.decision" and decision["decision"] == "allow"
     assert decision["principal"] == "alice" and decision["clip_id"] == CLIP
@@ -150,3 +156,65 @@ def test_health_ready_metrics_openapi(seeded):
     assert b"footgw_http_requests_total" in seeded.client.get("/metrics").content
     spec = seeded.client.get("/openapi.json").json()
     assert "/v1/footage/{customer_id}/{camera_id}/{clip_id}" in spec["paths"]
+
+
+SIZE = len(DATA)
+RANGE_TABLE = [
+    # (Range header, status, (start, end) served or None for the whole clip)
+    ("bytes=0-99", 206, (0, 99)),
+    ("bytes=100-", 206, (100, SIZE - 1)),
+    ("bytes=-500", 206, (SIZE - 500, SIZE - 1)),
+    (f"bytes=0-{SIZE + 10}", 206, (0, SIZE - 1)),
+    (f"bytes={SIZE - 1}-", 206, (SIZE - 1, SIZE - 1)),
+    (f"bytes={SIZE}-", 416, None),
+    ("bytes=-0", 416, None),
+    ("bytes=abc", 200, None),
+    ("bytes=5-1", 200, None),
+    ("items=0-10", 200, None),
+    ("bytes=0-1,5-9", 200, None),
+    (f"bytes={SIZE}-,{SIZE + 5}-", 416, None),
+    ("bytes=0-1," * 2000 + "0-1", 200, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "span"), RANGE_TABLE, ids=[h[:30] for h, _, _ in RANGE_TABLE]
+)
+def test_range_conformance_through_the_gateway(seeded, header, status, span):
+    r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded, Range=header))
+    assert r.status_code == status
+    assert r.headers["x-audit-event-id"]
+    if status == 416:
+        assert r.headers["content-range"] == f"bytes */{SIZE}"
+        assert r.json()["error"]["code"] == "range_not_satisfiable"
+    elif status == 206:
+        start, end = span
+        assert r.content == DATA[start : end + 1]
+        assert r.headers["content-range"] == f"bytes {start}-{end}/{SIZE}"
+        assert r.headers["content-length"] == str(end - start + 1)
+    else:
+        assert r.content == DATA and "content-range" not in r.headers
+
+
+def test_head_sends_headers_only_and_is_audited(seeded):
+    r = seeded.client.head(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded))
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-length"] == str(SIZE) and r.headers["x-audit-event-id"]
+    ranged = seeded.client.head(
+        f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded, Range="bytes=0-9")
+    )
+    assert ranged.status_code == 206 and ranged.headers["content-length"] == "10"
+
+
+def test_each_event_is_also_one_structured_log_line(seeded):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        r = seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded))
+        wait_for(lambda: any(e.get("type") == "access.complete" for e in logs))
+    lines = [entry for entry in logs if entry.get("event") == "audit_event"]
+    decision = next(e for e in lines if e["event_id"] == r.headers["x-audit-event-id"])
+    assert decision["type"] == "access.decision" and decision["hash"]
+    assert any(e["type"] == "access.complete" for e in lines)
+    token = owner(seeded)["Authorization"].split()[1]
+    assert all(token not in repr(entry) for entry in logs)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.types import Zone
+from tests.support.server import wait_for
 
 CLIP = "20261127T101500Z.mp4"
 LATE = "20261127T231500Z.mp4"
@@ -210,7 +211,12 @@ def test_access_log_shows_every_look_newest_first_to_the_owner_only(home):
     create(home)
     denied = sam_get(home, f"/v1/footage/c1/back/{CLIP}")
     allowed = sam_get(home, f"/v1/footage/c1/front/{CLIP}")
-    log = home.client.get("/v1/me/access-log", headers=alice(home)).json()["events"]
+
+    def completed_log():
+        found = home.client.get("/v1/me/access-log", headers=alice(home)).json()["events"]
+        return found if found and found[0]["bytes_sent"] is not None else None
+
+    log = wait_for(completed_log)
     assert [e["event_id"] for e in log[:2]] == [
         allowed.headers["x-audit-event-id"],
         denied.headers["x-audit-event-id"],

@@ -144,7 +144,7 @@ class Checkpointer:
         self._uncovered = 0  # events committed by this process since its last checkpoint
         self._last_at = clock()
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[SignedCheckpoint | None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> Checkpointer:

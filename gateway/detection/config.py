@@ -193,5 +193,5 @@ class _Reader:
     def positive(self, table: dict[str, Any], key: str, name: str, default: float) -> float:
         value = table.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"{self.source}: {key}.{name}", f"must be a positive number: {value!r}")
+            raise ConfigError(f"{self.source}: {key}.{name}", f"must be positive, got {value!r}")
         return float(value)

@@ -28,7 +28,7 @@ class CounterStoreUnavailable(Exception):
 class RedisCounters:
     """CounterStore on Redis sorted sets (redis.asyncio)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: redis.Redis[bytes], prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
 
@@ -64,4 +64,5 @@ class RedisCounters:
                 raise CounterStoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
-        await self.client.aclose()
+        # redis 5+ names it aclose (close is deprecated); the types-redis stubs predate it.
+        await self.client.aclose()  # type: ignore[attr-defined]

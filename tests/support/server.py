@@ -173,3 +173,19 @@ def live(gateway_env: GatewayEnv) -> Iterator[Live]:
     finally:
         running.client.close()
         running.server.stop()
+
+
+def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `condition()` until it returns something truthy, bounded by `timeout`.
+
+    For facts the server records after the response is sent (access.complete is written
+    when the stream ends, which the client can observe a moment before the server does).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -173,3 +173,19 @@ export function busy(form) {
 export function link(route, text) {
   return h("a", { href: `#${route}`, text });
 }
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Any API value as text: times as <time>, objects as "key: value" lines, never markup. */
+export function plainValue(value) {
+  if (typeof value === "string" && ISO_TIME.test(value)) return when(value);
+  if (Array.isArray(value)) return value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ");
+  if (value && typeof value === "object") {
+    return h(
+      "ul",
+      { class: "plain" },
+      Object.entries(value).map(([k, v]) => h("li", {}, `${k.replace(/_/g, " ")}: `, plainValue(v))),
+    );
+  }
+  return String(value);
+}

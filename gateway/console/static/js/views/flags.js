@@ -2,7 +2,7 @@
 // `#/flags?status=open|resolved` lists them; `#/flags/<flag_id>` opens one.
 
 import { api, isMissing, path } from "../api.js";
-import { badge, busy, errorBox, field, h, link, statusLine, when } from "../dom.js";
+import { badge, busy, errorBox, field, h, link, plainValue, statusLine, when } from "../dom.js";
 import { eventTable, principalLink } from "./events.js";
 
 // What each default rule means (contract §8); an unknown rule is shown by its id.
@@ -15,7 +15,8 @@ const RULES = {
   off_hours: "Access outside working hours",
 };
 const SEVERITY = { high: "bad", medium: "warn", low: "info" };
-const SHOWN = new Set(["flag_id", "rule", "severity", "principal", "created_at", "event_ids", "status", "events"]);
+// Shown on their own (or internal, like window_key); every other field is listed as text.
+const SHOWN = new Set(["flag_id", "rule", "severity", "principal", "created_at", "event_ids", "status", "events", "window_key"]);
 
 export async function render(root, { segments, params, heading }) {
   const flagId = segments[0];
@@ -74,7 +75,8 @@ function flagCard(flag, open) {
     fact("Flag id", h("code", { text: flag.flag_id })),
     Object.entries(flag)
       .filter(([key, value]) => !SHOWN.has(key) && value !== null && value !== undefined && value !== "")
-      .map(([key, value]) => fact(key.replace(/_/g, " "), display(key, value))),
+      .filter(([, value]) => !(typeof value === "object" && !Object.keys(value).length))
+      .map(([key, value]) => fact(key.replace(/_/g, " "), plainValue(value))),
   );
   const card = h(
     "article",
@@ -97,11 +99,6 @@ function fact(name, value) {
   return [h("dt", { text: name }), h("dd", {}, value)];
 }
 
-function display(key, value) {
-  if (/_at$/.test(key) && typeof value === "string") return when(value);
-  if (typeof value === "object") return h("code", { class: "wrap", text: JSON.stringify(value) });
-  return String(value);
-}
 
 function evidence(flag, ids, open) {
   const count = Array.isArray(flag.events) ? flag.events.length : ids.length;

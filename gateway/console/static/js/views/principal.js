@@ -2,7 +2,7 @@
 // `#/principal` asks for a sub; `#/principal/<sub>?hours=24|168` shows one.
 
 import { api, auditEvents, isMissing, path } from "../api.js";
-import { badge, busy, errorBox, field, h, link, statusLine, when } from "../dom.js";
+import { badge, busy, errorBox, field, h, link, plainValue, statusLine, when } from "../dom.js";
 import { activityChart, hourly } from "../chart.js";
 import { eventTable, searchLink } from "./events.js";
 
@@ -31,7 +31,7 @@ function lookupForm(sub, navigate) {
   const input = h("input", { name: "sub", type: "text", value: sub || "", required: true, autocomplete: "off" });
   const form = h(
     "form",
-    { class: "inline-form", role: "search" },
+    { class: "inline-form lookup", role: "search" },
     field("Principal (sub)", input),
     h("button", { type: "submit", text: "Open" }),
   );
@@ -80,7 +80,7 @@ async function renderStatus(box, sub) {
     flagFacts(info.open_flags ?? info.flags),
     Object.entries(info)
       .filter(([key, value]) => !STATUS_KEYS.has(key) && value !== null && value !== undefined)
-      .map(([key, value]) => fact(key.replace(/_/g, " "), summarise(value))),
+      .map(([key, value]) => fact(key.replace(/_/g, " "), plainValue(value))),
   );
   box.replaceChildren(h("h2", { id: "status-title", text: "Status" }), facts, statusForm(box, sub, suspended));
 }
@@ -107,17 +107,6 @@ function flagFacts(flags) {
   );
 }
 
-// Activity counts and other summary fields: objects as "key: value" pairs, as text.
-function summarise(value) {
-  if (value && typeof value === "object" && !Array.isArray(value)) {
-    return h(
-      "ul",
-      { class: "plain" },
-      Object.entries(value).map(([k, v]) => h("li", { text: `${k.replace(/_/g, " ")}: ${typeof v === "object" ? JSON.stringify(v) : v}` })),
-    );
-  }
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
-}
 
 function statusForm(box, sub, suspended) {
   const reason = h("input", { name: "reason", type: "text", maxlength: "500", autocomplete: "off" });

@@ -26,13 +26,13 @@ browser:
 	  else echo "no chromium and no root apt: browser tests will skip"; fi; }
 
 test: install browser
-	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff check gateway tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not soak"
 
 lint: install
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench || true
+	$(BIN)/ruff check gateway tests $(wildcard bench)
+	$(BIN)/ruff format --check gateway tests $(wildcard bench) || true
 	$(BIN)/mypy
 
 bench: install

@@ -112,6 +112,15 @@ principals = sa.Table(
     sa.Column("changed_by", sa.String(256), nullable=False),
 )
 
+# Facts about the deployment as a whole, shared by every replica on this database: the
+# `cluster_id` (made by migration 2) names this deployment's Redis channels (gateway/cluster/).
+cluster_info = sa.Table(
+    "cluster_info",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,

@@ -149,7 +149,11 @@ curl -sS {staff} -H "Authorization: Bearer $SAM" {clip}; echo
 # 9. The chain verifies:
 curl -sS -H "Authorization: Bearer $ANA" {base}/v1/audit/verify; echo
 
-# Web console: {base}/console/
+# Web console: {base}/console/  (the token rides in the #fragment: never sent, never logged)
+#   Ana, security analyst (flags, principals, audit, chain):
+{base}/console/#token={minted["ANA"]}
+#   Alice, customer (who looked at her footage, grants, cameras):
+{base}/console/#token={minted["ALICE"]}
 """
 
 

@@ -1,25 +1,41 @@
 """Plain, versioned schema migrations: `footage-gateway migrate` applies them, `serve` checks them.
 
 Each migration is a numbered function run once inside a transaction; the applied numbers are
-kept in `schema_version`. Version 1 is the whole schema of `gateway.db`.
+kept in `schema_version`. Version 1 is the whole schema of `gateway.db`; version 2 gives the
+deployment its cluster id (the namespace of its Redis channels).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import metadata, schema_version
+from gateway.db import cluster_info, metadata, schema_version
 
 
 def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_initial)]
+def _v2_cluster_id(conn: Connection) -> None:
+    # One random id per deployment (not per replica): replicas sharing this database share it,
+    # and it keeps their Redis channels apart from any other deployment on the same Redis.
+    cluster_info.create(conn, checkfirst=True)
+    exists = conn.execute(
+        sa.select(cluster_info.c.value).where(cluster_info.c.name == "cluster_id")
+    ).first()
+    if exists is None:
+        conn.execute(cluster_info.insert().values(name="cluster_id", value=uuid.uuid4().hex))
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1_initial),
+    (2, _v2_cluster_id),
+]
 LATEST = MIGRATIONS[-1][0]
 
 

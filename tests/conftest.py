@@ -5,4 +5,5 @@ from __future__ import annotations
 pytest_plugins = [
     "tests.support.s3",
     "tests.support.server",
+    "tests.support.browser",
 ]

@@ -1,8 +1,9 @@
 """The audit event store on SQLAlchemy Core: append a batch under the chain lock, query, iterate.
 
-SQLite (WAL, synchronous=FULL) and PostgreSQL share this code. A batch is one transaction:
-read the head, seal each event onto it, insert, commit. On PostgreSQL an advisory lock makes
-the read-then-append atomic across replicas, so `seq` stays dense and the chain never forks.
+A batch is one transaction: read the head, seal each event onto it, insert, commit. On SQLite
+(WAL, synchronous=FULL) BEGIN IMMEDIATE makes the read-then-append atomic. On PostgreSQL an
+advisory lock and the primary key on `seq` do, across replicas, so `seq` stays dense and the
+chain never forks; pg_append.py sends a batch in one round trip.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal
+from gateway.audit.pg_append import PgAppender
 from gateway.db import audit_events, begin_write, lock_audit_chain
 from gateway.errors import AuditUnavailable
 
@@ -51,9 +53,13 @@ class AuditStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # PostgreSQL: one round trip per batch over a held connection (see pg_append.py).
+        self.pg = PgAppender(engine, _row) if engine.dialect.name == "postgresql" else None
 
     def append_batch(self, events: Sequence[Event]) -> list[Event]:
         """Seal and durably commit events in order; all or none. Raises AuditUnavailable."""
+        if self.pg is not None:
+            return self.pg.append(events)
         try:
             with begin_write(self.engine) as conn:
                 lock_audit_chain(conn)
@@ -63,6 +69,11 @@ class AuditStore:
             return sealed
         except SQLAlchemyError as exc:
             raise AuditUnavailable("The audit log cannot be written.") from exc
+
+    def close(self) -> None:
+        """Release the connection the PostgreSQL writer holds between batches."""
+        if self.pg is not None:
+            self.pg.close()
 
     def head(self) -> Head:
         """The last event's seq and hash (0 and the genesis hash for an empty log)."""

@@ -22,7 +22,7 @@ from gateway.authn import Authenticator
 from gateway.authz import Authorizer
 from gateway.cameras import CameraStore
 from gateway.delivery import footage_response, redirect_response
-from gateway.errors import BadRequest, Forbidden, GatewayError, RetentionExpired
+from gateway.errors import BadRequest, Forbidden, GatewayError, RetentionExpired, Unauthenticated
 from gateway.grants import GrantStore
 from gateway.principals import PrincipalStore
 from gateway.ranges import ByteRange, parse_range
@@ -65,13 +65,14 @@ class FootageCall:
     request_id: str
     client_ip: str | None
     user_agent: str | None
+    escaped: bool = False  # the raw path held percent-escapes, which no valid id needs
 
 
 @dataclass(slots=True)
 class Outcome:
     """What the flow decided, filled in step by step and written as the decision event."""
 
-    principal: Principal
+    principal: Principal | None  # None: the caller could not be authenticated
     decision: Decision
     status: int = 200
     zone: Zone = Zone.PRIVATE
@@ -102,9 +103,23 @@ class FootageFlow:
             raise Forbidden("This principal is suspended.", code="principal_suspended")
         return principal
 
+    async def identify(self, call: FootageCall) -> Principal:
+        """The caller of a footage request; a failure is itself an audited denial.
+
+        Contract §5 and §7: every footage or listing request, allowed or denied, writes one
+        access.decision event and carries its id, so a 401 is recorded (with no principal).
+        """
+        try:
+            return await self.authn.authenticate(call.authorization)
+        except Unauthenticated as exc:
+            denied = Outcome(None, Decision.deny("unauthenticated"), status=401)
+            event = await self._record(call, denied)
+            exc.headers["X-Audit-Event-ID"] = event["event_id"]
+            raise
+
     async def view(self, call: FootageCall) -> Response:
         """GET or HEAD one clip."""
-        principal = await self.authn.authenticate(call.authorization)
+        principal = await self.identify(call)
         outcome, clip, info = await self._decide_view(call, principal)
         event = await self._record(call, outcome)
         headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
@@ -155,7 +170,7 @@ class FootageFlow:
 
     async def list_clips(self, call: FootageCall) -> tuple[dict[str, Any], dict[str, str]]:
         """The clips of one camera the caller may see, as JSON, and the response headers."""
-        principal = await self.authn.authenticate(call.authorization)
+        principal = await self.identify(call)
         outcome = Outcome(principal, Decision.deny("bad_request"), status=400)
         clips: list[dict[str, Any]] = []
         try:
@@ -280,6 +295,8 @@ class FootageFlow:
 
 
 def _resolve_camera(call: FootageCall) -> CameraRef:
+    if call.escaped:
+        raise BadRequest("Footage paths never contain percent-escapes.")
     if not (is_valid_id(call.customer_id) and is_valid_id(call.camera_id)):
         raise BadRequest("Customer and camera ids must be 1 to 64 letters, digits, _ or -.")
     return CameraRef(call.customer_id, call.camera_id)
@@ -309,12 +326,12 @@ def _staff_headers(call: FootageCall) -> tuple[Purpose | None, str | None]:
     return purpose, justification
 
 
-def _call_fields(call: FootageCall, principal: Principal) -> dict[str, Any]:
+def _call_fields(call: FootageCall, principal: Principal | None) -> dict[str, Any]:
     """The fields every event about this request carries (ids as given, length-capped)."""
     return {
         "request_id": call.request_id,
-        "principal": principal.sub,
-        "roles": sorted(principal.roles),
+        "principal": principal.sub if principal else None,
+        "roles": sorted(principal.roles) if principal else None,
         "purpose": (call.purpose or None) and call.purpose[:64],
         "justification": call.justification[:MAX_JUSTIFICATION] if call.justification else None,
         "action": str(call.action),

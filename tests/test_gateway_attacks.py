@@ -1,12 +1,13 @@
 """Attacks on the core flow over real HTTP: forged tokens, path escapes, a failing audit log.
 
-Each asserts the status, that no footage byte left, and what the audit log kept. Requests
-that fail authentication are not audited (there is no principal to attribute them to, and an
-outsider must not be able to grow the chain); they are logged and counted in /metrics.
+Each asserts the status, that no footage byte left, and what the audit log kept: a footage
+request that fails authentication is still one access.decision event (contract §7), with no
+principal and the reason `unauthenticated`.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import time
@@ -58,6 +59,16 @@ def audit_count(live) -> int:
     return int(n or 0)
 
 
+def audit_event(live, event_id: str) -> dict:
+    engine = create_db_engine(live.env.settings.database_url)
+    with engine.connect() as conn:
+        body = conn.execute(
+            sa.text("SELECT body FROM audit_events WHERE event_id = :e"), {"e": event_id}
+        ).scalar()
+    engine.dispose()
+    return json.loads(body)
+
+
 def forged(key):
     other = make_keypair("rsa", "k1", fresh=True)
     ec = make_keypair("ec", "k1")
@@ -97,7 +108,7 @@ def test_a_good_token_works(rsa_live):
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
-def test_forged_tokens_are_401_with_no_footage_and_no_event(rsa_live, attack):
+def test_forged_tokens_are_401_with_no_footage_and_one_anonymous_event(rsa_live, attack):
     token = forged(rsa_live.key)[attack]
     before = audit_count(rsa_live)
     r = rsa_live.client.get(
@@ -106,7 +117,11 @@ def test_forged_tokens_are_401_with_no_footage_and_no_event(rsa_live, attack):
     assert r.status_code == 401, attack
     assert r.json()["error"]["code"] == "unauthenticated"
     assert SECRET[:64] not in r.content
-    assert audit_count(rsa_live) == before
+    assert audit_count(rsa_live) == before + 1
+    event = audit_event(rsa_live, r.headers["x-audit-event-id"])
+    assert event["principal"] is None and event["decision"] == "deny"
+    assert event["reason"] == "unauthenticated" and event["status"] == 401
+    assert token not in json.dumps(event)  # the token itself is never recorded
 
 
 def raw_get(url: str, path: bytes, token: str) -> tuple[int, bytes]:

@@ -109,7 +109,7 @@ def test_no_token_is_401_with_the_json_shape(seeded):
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthenticated"
     assert r.headers["www-authenticate"].startswith("Bearer")
-    assert r.headers["x-request-id"]
+    assert r.headers["x-request-id"] and r.headers["x-audit-event-id"]
 
 
 def test_listing_is_audited_and_shows_zone(seeded):

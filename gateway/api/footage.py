@@ -23,7 +23,6 @@ NO_STORE = {"Cache-Control": "private, no-store"}
 
 
 def _call(request: Request, action: Action) -> FootageCall:
-    _refuse_encoded(request)
     params = request.path_params
     headers = request.headers
     return FootageCall(
@@ -39,13 +38,18 @@ def _call(request: Request, action: Action) -> FootageCall:
         request_id=request_id(request),
         client_ip=client_ip(request),
         user_agent=headers.get("user-agent"),
+        escaped=_escaped(request),
     )
 
 
-def _refuse_encoded(request: Request) -> None:
+def _escaped(request: Request) -> bool:
     # Valid ids never need percent-encoding, so any escape in the raw path (an encoded slash,
     # dot or NUL that the router has already decoded) is an attempt to name something else.
-    if b"%" in request.scope.get("raw_path", b""):
+    return b"%" in request.scope.get("raw_path", b"")
+
+
+def _refuse_encoded(request: Request) -> None:
+    if _escaped(request):
         raise BadRequest("Footage paths never contain percent-escapes.")
 
 

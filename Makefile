@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench soak browser clean
+.PHONY: install run test lint bench soak browser screenshots clean
 
 install: $(STAMP)
 
@@ -17,13 +17,16 @@ $(STAMP): pyproject.toml
 run: install
 	FOOTGW_DEV_MODE=1 $(BIN)/footage-gateway demo
 
-# Debian's chromium for the console's browser tests; skipped (the tests say why) where apt is unavailable.
+# Debian's chromium (Playwright) and firefox-esr (WebDriver BiDi) for the console's browser
+# tests; skipped (the tests say why) where apt is unavailable.
+BROWSERS := chromium firefox-esr
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	[ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "chromium could not be installed: browser tests will skip"; \
-	  else echo "no chromium and no root apt: browser tests will skip"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "$$missing could not be installed: their browser tests will skip"; \
+	  else echo "no$$missing and no root apt: their browser tests will skip"; fi; }
 
 test: install browser
 	$(BIN)/ruff check gateway tests $(wildcard bench)
@@ -34,6 +37,10 @@ lint: install
 	$(BIN)/ruff check gateway tests $(wildcard bench)
 	$(BIN)/ruff format --check gateway tests $(wildcard bench) || true
 	$(BIN)/mypy
+
+# Refresh the console screenshots in docs/ (the tests write theirs to tests/artifacts/).
+screenshots: install browser
+	FOOTGW_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/test_console_browser.py
 
 bench: install
 	$(BIN)/python bench/run.py

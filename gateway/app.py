@@ -20,6 +20,7 @@ from gateway.audit.store import AuditStore
 from gateway.authn import Authenticator
 from gateway.authz import Authorizer, PolicyEngine
 from gateway.cameras import CameraStore
+from gateway.cluster import start_cluster
 from gateway.db import create_db_engine
 from gateway.detection.wiring import attach_detection, close_detection
 from gateway.grants import GrantChecker, GrantStore
@@ -52,6 +53,7 @@ class Services:
     observers: list[Observer] = field(default_factory=list)
     checkpoints: Any = None  # audit checkpoints (signed heads), when configured
     detector: Any = None  # detection rules, flags and suspensions
+    cluster: Any = None  # policy hot reload and the Redis bus to other replicas (gateway.cluster)
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
@@ -105,6 +107,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = build_services(settings, engine)
         app.state.services = services
+        services.cluster = await start_cluster(services)
         log.info(
             "gateway_started",
             storage=settings.storage,
@@ -114,11 +117,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         try:
             yield
         finally:
+            await services.cluster.close()
             await services.audit.close()
+            services.audit_store.close()  # the connection PostgreSQL appends hold
             await close_detection(services)  # pending alerts, then the last checkpoint
             await services.storage.close()
             if engine is None:
                 services.engine.dispose()
+            log.info("gateway_stopped")
 
     middleware = [Middleware(RequestContextMiddleware)]
     if settings.trusted_proxies:  # X-Forwarded-For only from proxies we were told to trust

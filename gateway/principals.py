@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import principals
+from gateway.db import begin_write, principals, reading
 from gateway.types import format_ts
 
 ACTIVE, SUSPENDED = "active", "suspended"
+# Built once: on every request, building and keying the statement cost more than running it.
+_STATUS = principals.select().where(principals.c.sub == sa.bindparam("sub"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +49,9 @@ class PrincipalStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def status(self, sub: str) -> PrincipalStatus:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(principals.select().where(principals.c.sub == sub)).mappings().first()
-            )
+    def status(self, sub: str, conn: Connection | None = None) -> PrincipalStatus:
+        with reading(self.engine, conn) as c:
+            row = c.execute(_STATUS, {"sub": sub}).mappings().first()
         if row is None:
             return PrincipalStatus(sub)
         return PrincipalStatus(
@@ -66,7 +66,10 @@ class PrincipalStore:
             "changed_at": format_ts(now),
             "changed_by": by,
         }
-        with self.engine.begin() as conn:
+        # Read-then-write under the write lock from the start: a deferred SQLite transaction
+        # that reads first fails at once ("database is locked") if another writer committed
+        # meanwhile, and an automatic suspension must not be lost to that (issue 4).
+        with begin_write(self.engine) as conn:
             current = conn.execute(
                 sa.select(principals.c.status).where(principals.c.sub == sub)
             ).scalar()

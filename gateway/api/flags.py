@@ -53,8 +53,12 @@ async def resolve_flag(request: Request) -> Response:
         analyst,
         EventType.FLAG_RESOLVED,
         action="flag.resolve",
-        detail={"flag_id": flag.flag_id, "rule": flag.rule, "subject": flag.principal,
-                "resolution": resolution},
+        detail={
+            "flag_id": flag.flag_id,
+            "rule": flag.rule,
+            "subject": flag.principal,
+            "resolution": resolution,
+        },
     )
     return JSONResponse(flag.as_json(), headers={"X-Audit-Event-ID": event["event_id"]})
 

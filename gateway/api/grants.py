@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from gateway.api.common import caller, json_body, record, services
 from gateway.errors import Forbidden, NotFound
-from gateway.grants import Grant, parse_new_grant
+from gateway.grants import Grant, grantee_names, parse_new_grant
 from gateway.types import EventType, Principal, Role
 
 
@@ -45,7 +45,7 @@ async def list_grants(request: Request) -> Response:
     if Role.CUSTOMER in principal.known_roles and principal.customer_id:
         found = await anyio.to_thread.run_sync(svc.grants.for_customer, principal.customer_id)
     else:
-        grantees = [principal.sub, *(f"role:{r}" for r in sorted(principal.known_roles))]
+        grantees = grantee_names(principal.sub, sorted(principal.known_roles))
         found = await anyio.to_thread.run_sync(svc.grants.for_grantees, grantees)
     counts = await anyio.to_thread.run_sync(svc.grants.use_counts, [g.grant_id for g in found])
     now = datetime.now(UTC)

@@ -199,14 +199,23 @@ class Checkpointer:
         checkpoint = SignedCheckpoint(seq, head_hash, ts, key_id, signature)
         try:
             with self.engine.begin() as conn:
-                conn.execute(audit_checkpoints.insert().values(
-                    seq=seq, head_hash=head_hash, ts=ts, key_id=key_id, signature=signature))
+                conn.execute(
+                    audit_checkpoints.insert().values(
+                        seq=seq, head_hash=head_hash, ts=ts, key_id=key_id, signature=signature
+                    )
+                )
         except IntegrityError:
             pass  # already checkpointed at this seq (by another replica): same head, fine
         self._uncovered, self._last_at = 0, now
         # The copy that leaves the database: see the module docstring.
-        log.info("audit_checkpoint", seq=seq, head_hash=head_hash, ts=ts, key_id=key_id,
-                 signature=signature)
+        log.info(
+            "audit_checkpoint",
+            seq=seq,
+            head_hash=head_hash,
+            ts=ts,
+            key_id=key_id,
+            signature=signature,
+        )
         return checkpoint
 
     async def close(self) -> None:
@@ -223,9 +232,11 @@ class Checkpointer:
     def stored(self) -> list[SignedCheckpoint]:
         """Every stored checkpoint, oldest first, each with its signature checked."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(audit_checkpoints).order_by(audit_checkpoints.c.seq)
-            ).mappings().all()
+            rows = (
+                conn.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.seq))
+                .mappings()
+                .all()
+            )
         public = self.key.public()
         return [_checked(dict(row), public) for row in rows]
 
@@ -249,8 +260,9 @@ def _checked(row: dict[str, Any], public: Ed25519PublicKey | None) -> SignedChec
     problem = _signature_problem(row, public)
     if problem:
         # seq at least 1, so a row tampered to seq 0 still makes verify fail.
-        return SignedCheckpoint(max(seq, 1), INVALID_HEAD, ts, key_id, row["signature"],
-                                valid=False, problem=problem)
+        return SignedCheckpoint(
+            max(seq, 1), INVALID_HEAD, ts, key_id, row["signature"], valid=False, problem=problem
+        )
     return SignedCheckpoint(seq, head, ts, key_id, row["signature"])
 
 
@@ -261,8 +273,9 @@ def _signature_problem(row: dict[str, Any], public: Ed25519PublicKey | None) -> 
         return f"signed by unknown key {row['key_id']}"
     try:
         signature = base64.b64decode(row["signature"], validate=True)
-        public.verify(signature, message(int(row["seq"]), row["head_hash"], row["ts"],
-                                         row["key_id"]))
+        public.verify(
+            signature, message(int(row["seq"]), row["head_hash"], row["ts"], row["key_id"])
+        )
     except (InvalidSignature, ValueError):
         return "signature does not verify"
     return ""

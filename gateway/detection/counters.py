@@ -1,6 +1,7 @@
 """Sliding-window counters: how many distinct members a key saw within the last window.
 
-A key is one rule for one principal (`customer_browsing:sam`); a member is what the rule
+A key is one rule for one principal within one audit chain (`<chain>:customer_browsing:sam`,
+so two deployments sharing a Redis never count into each other); a member is what the rule
 counts (a customer id, a clip, a denial's event id). Adding a member again moves its time
 forward rather than counting it twice, so "distinct customers within 60 minutes" is one call.
 

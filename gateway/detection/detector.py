@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ import structlog
 
 from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
-from gateway.audit.store import AuditStore
+from gateway.audit.store import AuditStore, EventQuery
 from gateway.detection.activity import recent_activity, staff_accesses
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig
@@ -66,6 +66,7 @@ class Detector:
     def __post_init__(self) -> None:
         # One finding at a time per principal, so concurrent requests extend one flag.
         self._locks: dict[str, asyncio.Lock] = {}
+        self._chain_id: str | None = None
 
     async def __call__(self, event: Event) -> None:
         """Observe one committed event (the FootageFlow observer signature)."""
@@ -84,7 +85,10 @@ class Detector:
         if not tallies:
             return []
         try:
-            counts = await self.counters.add([tally for _, tally in tallies])
+            chain = await self._chain()
+            counts = await self.counters.add(
+                [replace(tally, key=f"{chain}:{tally.key}") for _, tally in tallies]
+            )
         except Exception as exc:  # detection degrades to the single-event rules, loudly
             log.error("detection_counters_unavailable", error=str(exc))
             return []
@@ -103,13 +107,26 @@ class Detector:
             event_id=access.event_id,
             detail=_finding_detail(finding),
         )
-        flag, created = await anyio.to_thread.run_sync(
-            self.flags.raise_or_extend, new, access.at, lambda: self._evidence(access, finding)
-        )
-        if created:
-            await self._flag_raised(flag, event)
+        flag = await self._store_flag(access, event, finding, new)
         if finding.suspend:
             await self._suspend(access, event, finding, flag)
+
+    async def _store_flag(
+        self, access: Access, event: Event, finding: Finding, new: NewFlag
+    ) -> Flag | None:
+        """Raise or extend the flag; None (logged) when it cannot be stored."""
+        try:
+            flag, created = await anyio.to_thread.run_sync(
+                self.flags.raise_or_extend, new, access.at, lambda: self._evidence(access, finding)
+            )
+        except Exception as exc:  # a flag that cannot be stored must not stop a suspension
+            log.error(
+                "flag_not_stored", rule=finding.rule, principal=access.principal, error=str(exc)
+            )
+            return None
+        if created:
+            await self._flag_raised(flag, event)
+        return flag
 
     def _evidence(self, access: Access, finding: Finding) -> list[str]:
         """The events in the window that count for a new window-rule flag (oldest first)."""
@@ -130,22 +147,34 @@ class Detector:
                 request_id=cause.get("request_id"),
                 principal=ACTOR,
                 action="flag.raise",
-                detail={**log_fields, "subject": flag.principal, "event_ids": flag.event_ids,
-                        **flag.detail},
+                detail={
+                    **log_fields,
+                    "subject": flag.principal,
+                    "event_ids": flag.event_ids,
+                    **flag.detail,
+                },
             )
         )
         if flag.severity == "high":
             self.alerts.send("flag.raised", {"flag": flag.as_json()})
 
-    async def _suspend(self, access: Access, cause: Event, finding: Finding, flag: Flag) -> None:
+    async def _suspend(
+        self, access: Access, cause: Event, finding: Finding, flag: Flag | None
+    ) -> None:
         reason = f"{finding.rule}: {finding.count} within {finding.window_seconds / 60:g} min"
         changed = await anyio.to_thread.run_sync(
             self.principals.set_status, access.principal, SUSPENDED, reason, ACTOR, self.clock()
         )
         if not changed:
             return  # already suspended: one suspension, one event
-        detail = {"subject": access.principal, "reason": reason, "by": "rule",
-                  "rule": finding.rule, "flag_id": flag.flag_id, "count": finding.count}
+        detail = {
+            "subject": access.principal,
+            "reason": reason,
+            "by": "rule",
+            "rule": finding.rule,
+            "flag_id": flag.flag_id if flag else None,
+            "count": finding.count,
+        }
         await self._append(
             new_event(
                 EventType.PRINCIPAL_SUSPENDED,
@@ -174,7 +203,25 @@ class Detector:
 
     async def forget(self, sub: str) -> None:
         """Reset a principal's counters (on reinstatement, or they would be suspended again)."""
-        await self.counters.forget([counter_key(rule.name, sub) for rule in WINDOW_RULES])
+        chain = await self._chain()
+        await self.counters.forget(
+            [f"{chain}:{counter_key(rule.name, sub)}" for rule in WINDOW_RULES]
+        )
+
+    async def _chain(self) -> str:
+        """The id of this audit chain's first event: the namespace of its counters.
+
+        Every replica of one deployment shares the chain, so they share counters; another
+        deployment (or a test) on the same Redis never counts into them.
+        """
+        if self._chain_id is None:
+            first = await anyio.to_thread.run_sync(
+                lambda: self.audit_store.query(EventQuery(limit=1))
+            )
+            if not first:
+                return "empty"  # nothing counted yet; asked again once there is a first event
+            self._chain_id = str(first[0]["event_id"])[:13]
+        return self._chain_id
 
     async def close(self) -> None:
         await self.alerts.close()

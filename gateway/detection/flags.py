@@ -3,7 +3,8 @@
 One flag per principal, rule and window: while a flag is younger than its rule's window,
 further evidence is added to it instead of raising another; the unique constraint on
 (principal, rule, window_key) settles the race when two replicas raise at the same moment.
-Sync code: call it from a worker thread.
+Sync code: call it from a worker thread. Every transaction reads before it writes, so each
+takes the write lock from its start (`begin_write`: BEGIN IMMEDIATE on SQLite).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from gateway.db import flags
+from gateway.db import begin_write, flags
 from gateway.errors import BadRequest, NotFound
 from gateway.types import format_ts
 
 OPEN, RESOLVED = "open", "resolved"
 MAX_EVIDENCE = 200  # event ids kept on one flag; `detail.events` keeps counting past it
+MAX_KEY_TRIES = 50  # resolved flags in one window before we give up (an error is logged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,33 +88,38 @@ class FlagStore:
     ) -> tuple[Flag, bool]:
         """The open flag for this finding, extended with its event, or a new one (True)."""
         since = format_ts(now - new.window)
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             current = _recent_open(conn, new.principal, new.rule, since)
             if current is not None:
                 return _extend(conn, current, new), False
         ids = list(dict.fromkeys([*evidence(), new.event_id]))[-MAX_EVIDENCE:]
-        try:
-            return self._insert(new, now, ids, new.window_key), True
-        except IntegrityError:
-            return self._settle_race(new, now, ids)
+        return self._claim_window(new, now, ids)
 
-    def _settle_race(self, new: NewFlag, now: datetime, ids: list[str]) -> tuple[Flag, bool]:
-        # Another replica (or an earlier, since resolved flag) holds this window's key.
-        with self.engine.begin() as conn:
-            holder = _select_one(conn, flags.c.principal == new.principal,
-                                 flags.c.rule == new.rule, flags.c.window_key == new.window_key)
-            if holder is not None and holder.status == OPEN:
-                return _extend(conn, holder, new), False
-        # The window's flag was resolved already: a new flag, keyed after the resolved one.
-        key = f"{new.window_key}~{holder.flag_id if holder else uuid.uuid4().hex}"
-        try:
-            return self._insert(new, now, ids, key), True
-        except IntegrityError:
-            with self.engine.begin() as conn:
-                again = _select_one(conn, flags.c.principal == new.principal,
-                                    flags.c.rule == new.rule, flags.c.window_key == key)
-                assert again is not None
-                return _extend(conn, again, new), False
+    def _claim_window(self, new: NewFlag, now: datetime, ids: list[str]) -> tuple[Flag, bool]:
+        """Insert under the window's key; on a clash, extend the holder if it is open.
+
+        A resolved holder keeps its key, so the next flag in that window is keyed after it
+        (`window~flag_id`): every replica derives the same next key, and the unique
+        constraint still lets only one of them raise.
+        """
+        key = new.window_key
+        for _ in range(MAX_KEY_TRIES):
+            with begin_write(self.engine) as conn:
+                holder = _select_one(
+                    conn,
+                    flags.c.principal == new.principal,
+                    flags.c.rule == new.rule,
+                    flags.c.window_key == key,
+                )
+                if holder is not None and holder.status == OPEN:
+                    return _extend(conn, holder, new), False
+            if holder is None:
+                try:
+                    return self._insert(new, now, ids, key), True
+                except IntegrityError:
+                    continue  # another replica raised it first: read it again
+            key = f"{new.window_key}~{holder.flag_id}"
+        raise RuntimeError(f"no free flag key for {new.principal} {new.rule} {new.window_key}")
 
     def _insert(self, new: NewFlag, now: datetime, ids: list[str], key: str) -> Flag:
         flag = Flag(
@@ -126,7 +133,7 @@ class FlagStore:
             detail={**new.detail, "events": len(ids)},
             status=OPEN,
         )
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             conn.execute(flags.insert().values(**_row(flag)))
         return flag
 
@@ -152,12 +159,16 @@ class FlagStore:
 
     def resolve(self, flag_id: str, resolution: str, by: str, now: datetime) -> Flag:
         """Close an open flag with the analyst's resolution; BadRequest if it is closed."""
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             result = conn.execute(
                 flags.update()
                 .where(flags.c.flag_id == flag_id, flags.c.status == OPEN)
-                .values(status=RESOLVED, resolution=resolution, resolved_by=by,
-                        resolved_at=format_ts(now))
+                .values(
+                    status=RESOLVED,
+                    resolution=resolution,
+                    resolved_by=by,
+                    resolved_at=format_ts(now),
+                )
             )
             if result.rowcount == 0:
                 exists = _select_one(conn, flags.c.flag_id == flag_id)
@@ -170,8 +181,12 @@ class FlagStore:
 def _recent_open(conn: Connection, principal: str, rule: str, since: str) -> Flag | None:
     stmt = (
         flags.select()
-        .where(flags.c.principal == principal, flags.c.rule == rule,
-               flags.c.status == OPEN, flags.c.created_at >= since)
+        .where(
+            flags.c.principal == principal,
+            flags.c.rule == rule,
+            flags.c.status == OPEN,
+            flags.c.created_at >= since,
+        )
         .order_by(flags.c.created_at.desc())
         .limit(1)
     )

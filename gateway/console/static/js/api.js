@@ -23,7 +23,8 @@ export async function api(method, route, { query, body } = {}) {
   const url = new URL(route, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
     if (Array.isArray(value)) value.forEach((v) => url.searchParams.append(key, v));
-    else if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
+    else if (value !== undefined && value !== null && value !== "")
+      url.searchParams.set(key, value);
   }
   const headers = { Authorization: `Bearer ${bearer}`, Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -8,7 +8,8 @@
 import { h, s, shortDay, shortTime } from "./dom.js";
 
 const HOUR = 3600e3;
-const W = 720;
+const WIDE = 720; // viewBox width on a laptop; a phone gets a narrower one, so text stays legible
+const NARROW = 380;
 const H = 260;
 const M = { top: 16, right: 12, bottom: 40, left: 40 };
 
@@ -39,7 +40,8 @@ function niceMax(value) {
 }
 
 /** The chart, with a caption summarising it for people who cannot see it. */
-export function activityChart(buckets, title) {
+export function activityChart(buckets, title, availableWidth = WIDE) {
+  const W = availableWidth < 560 ? NARROW : WIDE;
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
   const peakViews = Math.max(0, ...buckets.map((b) => b.allowed + b.denied));
@@ -57,8 +59,11 @@ export function activityChart(buckets, title) {
     role: "img",
     "aria-labelledby": `${titleId} ${descId}`,
   });
-  svg.append(s("title", { id: titleId, text: title }), s("desc", { id: descId, text: summary(buckets) }));
-  svg.append(grid(max, y, plotW), xAxis(buckets, x, slot, plotH));
+  svg.append(
+    s("title", { id: titleId, text: title }),
+    s("desc", { id: descId, text: summary(buckets) }),
+  );
+  svg.append(grid(max, y, plotW), xAxis(buckets, x, slot, plotH, Math.floor(plotW / 80)));
 
   const bars = s("g", { class: "bars" });
   buckets.forEach((b, i) => {
@@ -66,10 +71,21 @@ export function activityChart(buckets, title) {
     const left = x(i) + (slot - width) / 2;
     const label = `${hourLabel(b.start)}: ${b.allowed + b.denied} views (${b.denied} denied), ${b.customers.size} distinct customers`;
     const group = s("g", {}, s("title", { text: label }));
-    if (b.allowed) group.append(s("rect", { class: "bar-allowed", x: left, width, y: y(b.allowed), height: y(0) - y(b.allowed) }));
+    if (b.allowed)
+      group.append(
+        s("rect", {
+          class: "bar-allowed",
+          x: left,
+          width,
+          y: y(b.allowed),
+          height: y(0) - y(b.allowed),
+        }),
+      );
     if (b.denied) {
       const top = y(b.allowed + b.denied);
-      group.append(s("rect", { class: "bar-denied", x: left, width, y: top, height: y(b.allowed) - top }));
+      group.append(
+        s("rect", { class: "bar-denied", x: left, width, y: top, height: y(b.allowed) - top }),
+      );
     }
     // A transparent full-height target so the hover title works on empty hours too.
     group.append(s("rect", { class: "hit", x: x(i), width: slot, y: M.top, height: plotH }));
@@ -78,11 +94,16 @@ export function activityChart(buckets, title) {
   svg.append(bars);
 
   const points = buckets.map((b, i) => [x(i) + slot / 2, y(b.customers.size)]);
-  const d = points.map(([px, py], i) => `${i ? "L" : "M"}${px.toFixed(1)},${py.toFixed(1)}`).join(" ");
+  const d = points
+    .map(([px, py], i) => `${i ? "L" : "M"}${px.toFixed(1)},${py.toFixed(1)}`)
+    .join(" ");
   svg.append(s("path", { class: "line-customers", d }));
   const dots = s("g", { class: "dots" });
   buckets.forEach((b, i) => {
-    if (b.customers.size) dots.append(s("circle", { class: "dot-customers", cx: points[i][0], cy: points[i][1], r: 3.5 }));
+    if (b.customers.size)
+      dots.append(
+        s("circle", { class: "dot-customers", cx: points[i][0], cy: points[i][1], r: 3.5 }),
+      );
   });
   svg.append(dots);
 
@@ -93,7 +114,13 @@ export function activityChart(buckets, title) {
     h(
       "figcaption",
       {},
-      h("ul", { class: "legend" }, legend("key-allowed", "views allowed"), legend("key-denied", "views denied"), legend("key-customers", "distinct customers")),
+      h(
+        "ul",
+        { class: "legend" },
+        legend("key-allowed", "allowed"),
+        legend("key-denied", "denied"),
+        legend("key-customers", "distinct customers"),
+      ),
       h("p", { class: "muted", text: summary(buckets) }),
     ),
   );
@@ -110,24 +137,43 @@ function grid(max, y, plotW) {
     const py = y(value);
     g.append(
       s("line", { x1: M.left, x2: M.left + plotW, y1: py, y2: py }),
-      s("text", { x: M.left - 6, y: py + 4, "text-anchor": "end", text: Number.isInteger(value) ? value : value.toFixed(1) }),
+      s("text", {
+        x: M.left - 6,
+        y: py + 4,
+        "text-anchor": "end",
+        text: Number.isInteger(value) ? value : value.toFixed(1),
+      }),
     );
   }
   return g;
 }
 
-function xAxis(buckets, x, slot, plotH) {
+function xAxis(buckets, x, slot, plotH, labels) {
   const g = s("g", { class: "axis" });
-  const every = Math.max(1, Math.ceil(buckets.length / 8));
+  const every = Math.max(1, Math.ceil(buckets.length / labels));
   buckets.forEach((b, i) => {
     if (i % every !== 0) return;
     const px = x(i) + slot / 2;
     const newDay = i === 0 || b.start.getHours() < every;
     g.append(
       s("line", { x1: px, x2: px, y1: M.top + plotH, y2: M.top + plotH + 4 }),
-      s("text", { x: px, y: M.top + plotH + 16, "text-anchor": "middle", text: shortTime(b.start) }),
+      s("text", {
+        x: px,
+        y: M.top + plotH + 16,
+        "text-anchor": "middle",
+        text: shortTime(b.start),
+      }),
     );
-    if (newDay) g.append(s("text", { x: px, y: M.top + plotH + 30, "text-anchor": "middle", class: "day", text: shortDay(b.start) }));
+    if (newDay)
+      g.append(
+        s("text", {
+          x: px,
+          y: M.top + plotH + 30,
+          "text-anchor": "middle",
+          class: "day",
+          text: shortDay(b.start),
+        }),
+      );
   });
   return g;
 }
@@ -140,10 +186,17 @@ function summary(buckets) {
   const total = buckets.reduce((n, b) => n + b.allowed + b.denied, 0);
   if (!total) return "No footage requests in this period.";
   const customers = new Set(buckets.flatMap((b) => [...b.customers]));
-  const peak = buckets.reduce((best, b) => (b.customers.size > best.customers.size ? b : best), buckets[0]);
-  const busiest = buckets.reduce((best, b) => (b.allowed + b.denied > best.allowed + best.denied ? b : best), buckets[0]);
+  const peak = buckets.reduce(
+    (best, b) => (b.customers.size > best.customers.size ? b : best),
+    buckets[0],
+  );
+  const busiest = buckets.reduce(
+    (best, b) => (b.allowed + b.denied > best.allowed + best.denied ? b : best),
+    buckets[0],
+  );
   return (
-    `${total} footage requests across ${customers.size} customers. ` +
+    `${total} footage request${total === 1 ? "" : "s"} across ${customers.size} ` +
+    `customer${customers.size === 1 ? "" : "s"}. ` +
     `Busiest hour ${hourLabel(busiest.start)} with ${busiest.allowed + busiest.denied} requests; ` +
     `most customers in one hour: ${peak.customers.size} (${hourLabel(peak.start)}).`
   );

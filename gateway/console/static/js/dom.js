@@ -24,7 +24,8 @@ function build(el, props, children) {
   for (const [key, value] of Object.entries(props || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "text") el.textContent = String(value);
-    else if (key === "on") for (const [ev, fn] of Object.entries(value)) el.addEventListener(ev, fn);
+    else if (key === "on")
+      for (const [ev, fn] of Object.entries(value)) el.addEventListener(ev, fn);
     else if (key === "dataset") Object.assign(el.dataset, value);
     else if (PROPERTIES.has(key)) el[key] = value;
     else if (/^on/i.test(key)) throw new Error(`inline handler ${key} refused`);
@@ -32,6 +33,12 @@ function build(el, props, children) {
   }
   append(el, children);
   return el;
+}
+
+/** Replace an element's children (null/false children are skipped, unlike replaceChildren). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
 }
 
 /** Append children: nodes as they are, strings and numbers as text, arrays flattened. */
@@ -44,21 +51,36 @@ export function append(el, children) {
 }
 
 const LOCAL = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-const LOCAL_SHORT = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const LOCAL_SHORT = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const LOCAL_DAY = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const LOCAL_DAY_TIME = new Intl.DateTimeFormat(undefined, {
+  month: "short",
+  day: "numeric",
+  hour: "numeric",
+  minute: "2-digit",
+});
 
 /** The viewer's time zone, for the footer. */
 export function timeZoneName() {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
 }
 
-/** A <time>: the viewer's local time as text, the UTC instant on hover (title). */
-export function when(ts) {
+/**
+ * A <time>: the viewer's local time as text, the UTC instant on hover (title).
+ * `short` drops the date when it is today.
+ */
+export function when(ts, short = false) {
   if (!ts) return h("span", { class: "muted", text: "—" });
   const date = ts instanceof Date ? ts : new Date(ts);
   if (Number.isNaN(date.getTime())) return h("span", { text: String(ts) });
   const utc = date.toISOString().replace(".000Z", "Z");
-  return h("time", { datetime: utc, title: `${utc} (UTC)`, text: LOCAL.format(date) });
+  const today = date.toDateString() === new Date().toDateString();
+  const text = !short
+    ? LOCAL.format(date)
+    : today
+      ? LOCAL_SHORT.format(date)
+      : LOCAL_DAY_TIME.format(date);
+  return h("time", { datetime: utc, title: `${utc} (UTC)`, text });
 }
 
 export function shortTime(date) {
@@ -103,12 +125,16 @@ export function statusLine(text) {
 
 /** A table: columns are [heading, (row) => cell content]; narrow screens show cards. */
 export function table(caption, columns, rows, rowClass) {
-  const head = h("tr", {}, columns.map(([name]) => h("th", { scope: "col", text: name })));
+  const head = h(
+    "tr",
+    {},
+    columns.map(([name]) => h("th", { scope: "col", text: name })),
+  );
   const body = rows.map((row) =>
     h(
       "tr",
       { class: rowClass ? rowClass(row) : null },
-      columns.map(([name, cell]) => h("td", { "data-label": name }, cell(row))),
+      columns.map(([name, cell]) => h("td", { "data-label": name }, h("div", {}, cell(row)))),
     ),
   );
   return h(
@@ -138,7 +164,9 @@ export function select(name, options, chosen) {
   return h(
     "select",
     { name },
-    options.map(([value, label]) => h("option", { value, text: label, selected: value === chosen })),
+    options.map(([value, label]) =>
+      h("option", { value, text: label, selected: value === chosen }),
+    ),
   );
 }
 
@@ -179,12 +207,15 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}
 /** Any API value as text: times as <time>, objects as "key: value" lines, never markup. */
 export function plainValue(value) {
   if (typeof value === "string" && ISO_TIME.test(value)) return when(value);
-  if (Array.isArray(value)) return value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ");
+  if (Array.isArray(value))
+    return value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ");
   if (value && typeof value === "object") {
     return h(
       "ul",
       { class: "plain" },
-      Object.entries(value).map(([k, v]) => h("li", {}, `${k.replace(/_/g, " ")}: `, plainValue(v))),
+      Object.entries(value).map(([k, v]) =>
+        h("li", {}, `${k.replace(/_/g, " ")}: `, plainValue(v)),
+      ),
     );
   }
   return String(value);

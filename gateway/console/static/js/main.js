@@ -22,8 +22,19 @@ const ROUTES = [
   { path: "principal", title: "Principals", who: analyst, view: principal },
   { path: "audit", title: "Audit search", who: analyst, view: audit },
   { path: "chain", title: "Chain integrity", who: analyst, view: chain },
-  { path: "access", title: "Who looked at my footage", nav: "Who looked", who: customer, view: access },
-  { path: "grants", title: "Grants", who: (s) => customer(s) || (staff(s) && !analyst(s)), view: grants },
+  {
+    path: "access",
+    title: "Who looked at my footage",
+    nav: "Who looked",
+    who: customer,
+    view: access,
+  },
+  {
+    path: "grants",
+    title: "Grants",
+    who: (s) => customer(s) || (staff(s) && !analyst(s)),
+    view: grants,
+  },
   { path: "cameras", title: "My cameras", nav: "Cameras", who: customer, view: cameras },
 ];
 
@@ -63,7 +74,13 @@ function renderNav(s, active) {
       "aria-current": r === active ? "page" : null,
     }),
   );
-  nav.replaceChildren(h("ul", {}, links.map((a) => h("li", {}, a))));
+  nav.replaceChildren(
+    h(
+      "ul",
+      {},
+      links.map((a) => h("li", {}, a)),
+    ),
+  );
   nav.hidden = false;
 }
 
@@ -72,9 +89,12 @@ function renderWho(s) {
   $("who-name").replaceChildren(
     h("strong", { text: sub }),
     " ",
-    h("span", { class: "muted", text: roles.length ? `(${roles.join(", ")})` : "(no roles)" }),
+    h("span", {
+      class: "muted roles",
+      text: roles.length ? `(${roles.join(", ")})` : "(no roles)",
+    }),
   );
-  $("who-expiry").replaceChildren("session ends ", when(new Date(exp * 1000)));
+  $("who-expiry").replaceChildren("until ", when(new Date(exp * 1000), true));
   $("who").hidden = false;
 }
 
@@ -119,13 +139,22 @@ async function render(moveFocus = true) {
     return;
   }
   if (!route.who(s)) {
-    body.append(h("p", { class: "error", role: "alert", text: "Your roles do not include this view." }));
+    body.append(
+      h("p", { class: "error", role: "alert", text: "Your roles do not include this view." }),
+    );
     return;
   }
   try {
-    await route.view.render(body, { segments: segments.slice(1), params, heading, navigate, session: s });
+    await route.view.render(body, {
+      segments: segments.slice(1),
+      params,
+      heading,
+      navigate,
+      session: s,
+    });
   } catch (err) {
-    if (session.session()) body.append(h("p", { class: "error", role: "alert", text: err.message }));
+    if (session.session())
+      body.append(h("p", { class: "error", role: "alert", text: err.message }));
   }
   if (heading.isConnected) document.title = `${heading.textContent} · Footage gateway`;
 }
@@ -146,7 +175,9 @@ function start() {
       $("token-input").focus();
     }
   });
-  window.addEventListener("hashchange", () => render(true));
+  window.addEventListener("hashchange", () => {
+    if (!session.acceptHandedToken()) render(true);
+  });
   // Timers sleep with the machine: look at the expiry again whenever the tab comes back.
   document.addEventListener("visibilitychange", () => session.checkExpiry());
   window.addEventListener("focus", () => session.checkExpiry());

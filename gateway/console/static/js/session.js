@@ -34,7 +34,8 @@ export function decodeClaims(token) {
   } catch {
     throw new Error("The token's claims could not be read.");
   }
-  if (!claims || typeof claims !== "object") throw new Error("The token's claims could not be read.");
+  if (!claims || typeof claims !== "object")
+    throw new Error("The token's claims could not be read.");
   if (typeof claims.exp !== "number") throw new Error("The token has no expiry (exp).");
   if (typeof claims.sub !== "string") throw new Error("The token names no principal (sub).");
   return {
@@ -94,6 +95,21 @@ export function restore() {
     sessionStorage.removeItem(KEY);
     return err.message;
   }
+}
+
+/**
+ * A token handed over while the console is already open (a same-document navigation to
+ * `#token=…`): take it and start that session, or end the current one if it is unusable.
+ */
+export function acceptHandedToken() {
+  const handed = takeFragmentToken();
+  if (handed === null) return false;
+  try {
+    signIn(handed);
+  } catch (err) {
+    signOut(err.message);
+  }
+  return true;
 }
 
 // `#token=<jwt>` (optionally `&view=/flags`): read it, then remove it from the address bar

@@ -21,20 +21,48 @@ const PURPOSES = {
   model_training: "model training",
 };
 
+// The contract's denial codes (§5), said plainly; the code itself stays visible too.
+const REASONS = {
+  no_grant: "no grant from you covers this request",
+  zone_restricted: "the camera's zone does not allow it",
+  purpose_required: "no purpose was given",
+  justification_required: "no ticket or case was given",
+  purpose_not_permitted: "that purpose is not allowed",
+  principal_suspended: "their account is suspended",
+  not_owner: "it is not their footage",
+  retention_expired: "the footage is past retention",
+  forbidden: "the policy does not allow it",
+};
+
 export async function render(root, { params, session }) {
   const before = params.get("before_seq") || "";
   const log = await api("GET", "/v1/me/access-log", { query: { limit: 50, before_seq: before } });
   root.append(
-    h("p", { class: "muted", text: "Every request for your footage, by anyone, allowed or refused. Newest first." }),
+    h("p", {
+      class: "muted",
+      text: "Every request for your footage, by anyone, allowed or refused. Newest first.",
+    }),
   );
   if (!log.events.length) {
-    root.append(h("p", { class: "empty", text: before ? "No older entries." : "Nobody has asked for your footage yet." }));
+    root.append(
+      h("p", {
+        class: "empty",
+        text: before ? "No older entries." : "Nobody has asked for your footage yet.",
+      }),
+    );
   } else {
-    root.append(h("ol", { class: "timeline", "aria-label": "Access history" }, log.events.map((e) => entry(e, session))));
+    root.append(
+      h(
+        "ol",
+        { class: "timeline", "aria-label": "Access history" },
+        log.events.map((e) => entry(e, session)),
+      ),
+    );
   }
   const nav = [];
   if (before) nav.push(link("/access", "← Newest"));
-  if (log.next_before_seq) nav.push(link(`/access?before_seq=${log.next_before_seq}`, "Older entries →"));
+  if (log.next_before_seq)
+    nav.push(link(`/access?before_seq=${log.next_before_seq}`, "Older entries →"));
   if (nav.length) root.append(h("nav", { class: "pager", "aria-label": "Pages" }, nav));
 }
 
@@ -65,14 +93,25 @@ function entry(e, session) {
       "dl",
       { class: "facts compact" },
       e.purpose ? fact("Purpose", PURPOSES[e.purpose] || e.purpose) : null,
-      e.justification ? fact("Justification", h("span", { class: "justification", text: e.justification })) : null,
-      allowed ? null : fact("Refused because", e.reason || "denied"),
+      e.justification
+        ? fact("Justification", h("span", { class: "justification", text: e.justification }))
+        : null,
+      allowed ? null : fact("Refused because", refusal(e.reason)),
       e.range ? fact("Range", e.range) : null,
-      e.bytes_sent !== null && e.bytes_sent !== undefined ? fact("Bytes sent", bytes(e.bytes_sent)) : null,
+      e.bytes_sent !== null && e.bytes_sent !== undefined
+        ? fact("Bytes sent", bytes(e.bytes_sent))
+        : null,
       e.completed === false ? fact("Stream", "interrupted") : null,
       e.grant_id ? fact("Under grant", h("code", { text: e.grant_id })) : null,
     ),
   );
+}
+
+function refusal(code) {
+  if (!code) return "denied";
+  return REASONS[code]
+    ? [REASONS[code], " ", h("code", { class: "muted", text: `(${code})` })]
+    : code;
 }
 
 function fact(name, value) {

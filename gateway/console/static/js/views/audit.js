@@ -3,7 +3,7 @@
 // in the fragment (`#/audit?principal=…&after_seq=…`), so a result can be linked to.
 
 import { api } from "../api.js";
-import { field, fromLocalInput, h, link, select, toLocalInput } from "../dom.js";
+import { append, field, fromLocalInput, h, link, select, toLocalInput } from "../dom.js";
 import { eventTable } from "./events.js";
 
 const FILTERS = ["principal", "customer_id", "decision", "since", "until", "limit"];
@@ -17,27 +17,50 @@ export async function render(root, { params, navigate }) {
   const result = await api("GET", "/v1/audit/events", { query });
   const events = result.events;
   const from = query.after_seq ? `after seq ${query.after_seq}` : "from the start of the log";
-  root.append(
-    h("p", { class: "muted", role: "status", text: `${events.length} event${events.length === 1 ? "" : "s"} ${from}.` }),
-    events.length ? eventTable("Audit events, oldest first", events) : h("p", { class: "empty", text: "No events match." }),
+  append(root, [
+    h("p", {
+      class: "muted",
+      role: "status",
+      text: `${events.length} event${events.length === 1 ? "" : "s"} ${from}.`,
+    }),
+    events.length
+      ? eventTable("Audit events, oldest first", events)
+      : h("p", { class: "empty", text: "No events match." }),
     pager(params, query.after_seq, result.next_after_seq),
-  );
+  ]);
 }
 
 function searchForm(params, navigate) {
-  const text = (name) => h("input", { name, type: "text", value: params.get(name) || "", autocomplete: "off" });
+  const text = (name) =>
+    h("input", { name, type: "text", value: params.get(name) || "", autocomplete: "off" });
   const time = (name) => {
     const value = params.get(name);
     const date = value ? new Date(value) : null;
-    return h("input", { name, type: "datetime-local", value: date && !Number.isNaN(date.getTime()) ? toLocalInput(date) : "" });
+    return h("input", {
+      name,
+      type: "datetime-local",
+      value: date && !Number.isNaN(date.getTime()) ? toLocalInput(date) : "",
+    });
   };
   const controls = {
     principal: text("principal"),
     customer_id: text("customer_id"),
-    decision: select("decision", [["", "any"], ["allow", "allowed"], ["deny", "denied"]], params.get("decision") || ""),
+    decision: select(
+      "decision",
+      [
+        ["", "any"],
+        ["allow", "allowed"],
+        ["deny", "denied"],
+      ],
+      params.get("decision") || "",
+    ),
     since: time("since"),
     until: time("until"),
-    limit: select("limit", LIMITS.map((n) => [n, n]), LIMITS.includes(params.get("limit")) ? params.get("limit") : "50"),
+    limit: select(
+      "limit",
+      LIMITS.map((n) => [n, n]),
+      LIMITS.includes(params.get("limit")) ? params.get("limit") : "50",
+    ),
   };
   const form = h(
     "form",
@@ -48,13 +71,19 @@ function searchForm(params, navigate) {
     field("Since", controls.since, "Your local time"),
     field("Until", controls.until, "Your local time"),
     field("Per page", controls.limit),
-    h("div", { class: "actions" }, h("button", { type: "submit", text: "Search" }), link("/audit", "Clear")),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit", text: "Search" }),
+      link("/audit", "Clear"),
+    ),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const next = new URLSearchParams();
     for (const [name, control] of Object.entries(controls)) {
-      const value = control.type === "datetime-local" ? fromLocalInput(control.value) : control.value.trim();
+      const value =
+        control.type === "datetime-local" ? fromLocalInput(control.value) : control.value.trim();
       if (value) next.set(name, value);
     }
     navigate(`/audit?${next}`);

@@ -15,13 +15,22 @@ export async function render(root, { session }) {
   const customerId = session.claims.customerId;
   const { cameras } = await api("GET", path("/v1/cameras", customerId));
   root.append(
-    h("p", { class: "muted", text: "The zone decides who may ever see a camera: private cameras are shown to staff only when a grant includes them. A camera with no zone set counts as private." }),
+    h("p", {
+      class: "muted",
+      text: "The zone decides who may ever see a camera: private cameras are shown to staff only when a grant includes them. A camera with no zone set counts as private.",
+    }),
   );
   if (!cameras.length) {
     root.append(h("p", { class: "empty", text: "No cameras yet." }));
     return;
   }
-  root.append(h("div", { class: "cards" }, cameras.map((c) => cameraCard(customerId, c))));
+  root.append(
+    h(
+      "div",
+      { class: "cards" },
+      cameras.map((c) => cameraCard(customerId, c)),
+    ),
+  );
 }
 
 function cameraCard(customerId, camera) {
@@ -32,16 +41,31 @@ function cameraCard(customerId, camera) {
       "header",
       { class: "card-head" },
       h("h2", { id: titleId, text: camera.label || camera.camera_id }),
-      badge(camera.zone_set === false ? `${camera.zone} (not set)` : camera.zone, ZONE_KIND[camera.zone] || "info"),
+      badge(
+        camera.zone_set === false ? `${camera.zone} (not set)` : camera.zone,
+        ZONE_KIND[camera.zone] || "info",
+      ),
     );
   const clips = h("div", { class: "clips" });
-  card.append(head(), h("p", { class: "muted" }, h("code", { text: camera.camera_id })), zoneForm(customerId, camera, card, head), clipsToggle(customerId, camera, clips), clips);
+  card.append(
+    head(),
+    h("p", { class: "muted" }, h("code", { text: camera.camera_id })),
+    zoneForm(customerId, camera, card, head),
+    clipsToggle(customerId, camera, clips),
+    clips,
+  );
   return card;
 }
 
 function zoneForm(customerId, camera, card, head) {
   const zone = select("zone", ZONES, camera.zone);
-  const label = h("input", { name: "label", type: "text", value: camera.label || "", maxlength: "100", autocomplete: "off" });
+  const label = h("input", {
+    name: "label",
+    type: "text",
+    value: camera.label || "",
+    maxlength: "100",
+    autocomplete: "off",
+  });
   const result = h("div", { class: "form-result" });
   const form = h(
     "form",
@@ -58,9 +82,13 @@ function zoneForm(customerId, camera, card, head) {
       const saved = await api("PUT", path("/v1/cameras", customerId, camera.camera_id), {
         body: { zone: zone.value, label: label.value.trim() },
       });
-      Object.assign(camera, saved || { zone: zone.value, label: label.value.trim() }, { zone_set: true });
+      Object.assign(camera, saved || { zone: zone.value, label: label.value.trim() }, {
+        zone_set: true,
+      });
       card.firstChild.replaceWith(head());
-      result.replaceChildren(statusLine(`Saved: ${camera.label || camera.camera_id} is ${camera.zone}.`));
+      result.replaceChildren(
+        statusLine(`Saved: ${camera.label || camera.camera_id} is ${camera.zone}.`),
+      );
     } catch (err) {
       result.replaceChildren(errorBox(err));
     } finally {
@@ -71,7 +99,12 @@ function zoneForm(customerId, camera, card, head) {
 }
 
 function clipsToggle(customerId, camera, box) {
-  const button = h("button", { type: "button", class: "secondary", "aria-expanded": "false", text: "Show clips" });
+  const button = h("button", {
+    type: "button",
+    class: "secondary",
+    "aria-expanded": "false",
+    text: "Show clips",
+  });
   button.addEventListener("click", async () => {
     if (button.getAttribute("aria-expanded") === "true") {
       button.setAttribute("aria-expanded", "false");
@@ -92,12 +125,16 @@ async function loadClips(customerId, camera, box) {
     const { clips } = await api("GET", path("/v1/footage", customerId, camera.camera_id));
     box.replaceChildren(
       clips.length
-        ? table(`Clips of ${camera.label || camera.camera_id}`, [
-            ["Recorded", (c) => when(c.recorded_at)],
-            ["Clip", (c) => h("code", { text: c.clip_id })],
-            ["Size", (c) => bytes(c.size)],
-            ["", (c) => deleteControl(customerId, camera, c, box)],
-          ], clips)
+        ? table(
+            `Clips of ${camera.label || camera.camera_id}`,
+            [
+              ["Recorded", (c) => when(c.recorded_at)],
+              ["Clip", (c) => h("code", { text: c.clip_id })],
+              ["Size", (c) => bytes(c.size)],
+              ["", (c) => deleteControl(customerId, camera, c, box)],
+            ],
+            clips,
+          )
         : h("p", { class: "empty", text: "No clips." }),
     );
   } catch (err) {
@@ -108,8 +145,18 @@ async function loadClips(customerId, camera, box) {
 // Two steps: "Delete" turns into "Delete for good" + "Cancel"; keyboard focus follows.
 function deleteControl(customerId, camera, clip, box) {
   const wrap = h("span", { class: "delete" });
-  const first = h("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete clip ${clip.clip_id}` });
-  const sure = h("button", { type: "button", class: "danger", text: "Delete for good", "aria-label": `Delete clip ${clip.clip_id} for good` });
+  const first = h("button", {
+    type: "button",
+    class: "danger",
+    text: "Delete",
+    "aria-label": `Delete clip ${clip.clip_id}`,
+  });
+  const sure = h("button", {
+    type: "button",
+    class: "danger",
+    text: "Delete for good",
+    "aria-label": `Delete clip ${clip.clip_id} for good`,
+  });
   const cancel = h("button", { type: "button", class: "secondary", text: "Cancel" });
   first.addEventListener("click", () => {
     wrap.replaceChildren(sure, " ", cancel);
@@ -125,7 +172,9 @@ function deleteControl(customerId, camera, clip, box) {
     try {
       await api("DELETE", path("/v1/footage", customerId, camera.camera_id, clip.clip_id));
       await loadClips(customerId, camera, box);
-      box.prepend(statusLine(`Deleted ${clip.clip_id}. The audit log keeps a record that you deleted it.`));
+      box.prepend(
+        statusLine(`Deleted ${clip.clip_id}. The audit log keeps a record that you deleted it.`),
+      );
     } catch (err) {
       sure.disabled = false;
       cancel.disabled = false;

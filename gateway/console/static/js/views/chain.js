@@ -8,7 +8,10 @@ export async function render(root) {
   const again = h("button", { type: "button", text: "Verify again" });
   const form = h("form", { class: "inline-form" }, again);
   root.append(
-    h("p", { class: "muted", text: "Walks the whole audit log: every hash, every link, and the last signed checkpoint." }),
+    h("p", {
+      class: "muted",
+      text: "Walks the whole audit log: every hash, every link, and the last signed checkpoint.",
+    }),
     result,
     form,
   );
@@ -30,7 +33,13 @@ export async function render(root) {
 function show(box, v) {
   const ok = v.ok === true;
   box.replaceChildren(
-    h("h2", {}, ok ? badge("intact", "ok") : badge("broken", "bad"), " ", ok ? "The chain verifies." : "The chain does not verify."),
+    h(
+      "h2",
+      {},
+      ok ? badge("intact", "ok") : badge("broken", "bad"),
+      " ",
+      ok ? "The chain verifies." : "The chain does not verify.",
+    ),
     h(
       "dl",
       { class: "facts" },

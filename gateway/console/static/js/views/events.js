@@ -30,17 +30,41 @@ const COLUMNS = [
   ["Seq", (e) => String(e.seq ?? "")],
   ["When", (e) => when(e.ts)],
   ["Type", (e) => h("code", { text: e.type || "" })],
-  ["Principal", (e) => [principalLink(e.principal), e.roles && e.roles.length ? h("small", { class: "muted block", text: e.roles.join(", ") }) : null]],
+  [
+    "Principal",
+    (e) => [
+      principalLink(e.principal),
+      e.roles && e.roles.length
+        ? h("small", { class: "muted block", text: e.roles.join(", ") })
+        : null,
+    ],
+  ],
   ["Purpose", (e) => e.purpose || "—"],
-  ["Justification", (e) => (e.justification ? h("span", { class: "justification", text: e.justification }) : "—")],
+  [
+    "Justification",
+    (e) => (e.justification ? h("span", { class: "justification", text: e.justification }) : "—"),
+  ],
   ["Footage", target],
-  ["Decision", (e) => [decisionBadge(e), reasonOf(e) ? h("small", { class: "muted block", text: reasonOf(e) }) : null]],
-  ["Bytes", (e) => (e.bytes_sent === null || e.bytes_sent === undefined ? "—" : bytes(e.bytes_sent))],
+  [
+    "Decision",
+    (e) => [
+      decisionBadge(e),
+      reasonOf(e) ? h("small", { class: "muted block", text: reasonOf(e) }) : null,
+    ],
+  ],
+  [
+    "Bytes",
+    (e) => (e.bytes_sent === null || e.bytes_sent === undefined ? "—" : bytes(e.bytes_sent)),
+  ],
 ];
 
-/** A table of audit events. */
-export function eventTable(caption, events) {
-  return table(caption, COLUMNS, events, (e) => (e.decision === "deny" ? "row-deny" : null));
+// Access decisions only (evidence, a principal's timeline): no type, and never bytes.
+const DECISION_COLUMNS = COLUMNS.filter(([name]) => name !== "Type" && name !== "Bytes");
+
+/** A table of audit events; `decisionsOnly` leaves out what access decisions never carry. */
+export function eventTable(caption, events, decisionsOnly = false) {
+  const columns = decisionsOnly ? DECISION_COLUMNS : COLUMNS;
+  return table(caption, columns, events, (e) => (e.decision === "deny" ? "row-deny" : null));
 }
 
 /** The audit search for a principal, as a console link. */

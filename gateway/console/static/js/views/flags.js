@@ -2,7 +2,18 @@
 // `#/flags?status=open|resolved` lists them; `#/flags/<flag_id>` opens one.
 
 import { api, isMissing, path } from "../api.js";
-import { badge, busy, errorBox, field, h, link, plainValue, statusLine, when } from "../dom.js";
+import {
+  badge,
+  busy,
+  errorBox,
+  field,
+  fill,
+  h,
+  link,
+  plainValue,
+  statusLine,
+  when,
+} from "../dom.js";
 import { eventTable, principalLink } from "./events.js";
 
 // What each default rule means (contract §8); an unknown rule is shown by its id.
@@ -16,7 +27,17 @@ const RULES = {
 };
 const SEVERITY = { high: "bad", medium: "warn", low: "info" };
 // Shown on their own (or internal, like window_key); every other field is listed as text.
-const SHOWN = new Set(["flag_id", "rule", "severity", "principal", "created_at", "event_ids", "status", "events", "window_key"]);
+const SHOWN = new Set([
+  "flag_id",
+  "rule",
+  "severity",
+  "principal",
+  "created_at",
+  "event_ids",
+  "status",
+  "events",
+  "window_key",
+]);
 
 export async function render(root, { segments, params, heading }) {
   const flagId = segments[0];
@@ -24,10 +45,17 @@ export async function render(root, { segments, params, heading }) {
   if (!flagId) root.append(tabs(status));
   let flags;
   try {
-    flags = flagId ? await findFlag(flagId) : (await api("GET", "/v1/flags", { query: { status } })).flags;
+    flags = flagId
+      ? await findFlag(flagId)
+      : (await api("GET", "/v1/flags", { query: { status } })).flags;
   } catch (err) {
     if (!isMissing(err) || flagId) throw err;
-    root.append(h("p", { class: "notice", text: "This gateway does not serve flags yet (no /v1/flags): detection is not enabled." }));
+    root.append(
+      h("p", {
+        class: "notice",
+        text: "This gateway does not serve flags yet (no /v1/flags): detection is not enabled.",
+      }),
+    );
     return;
   }
   if (flagId) {
@@ -36,7 +64,12 @@ export async function render(root, { segments, params, heading }) {
     root.append(h("p", {}, link("/flags", "← All open flags")));
   }
   if (!flags.length) {
-    root.append(h("p", { class: "empty", text: status === "open" ? "No open flags. Nothing needs review." : "No resolved flags yet." }));
+    root.append(
+      h("p", {
+        class: "empty",
+        text: status === "open" ? "No open flags. Nothing needs review." : "No resolved flags yet.",
+      }),
+    );
     return;
   }
   const list = h("div", { class: "cards" });
@@ -46,13 +79,23 @@ export async function render(root, { segments, params, heading }) {
 
 function tabs(status) {
   const tab = (name, text) =>
-    h("a", { href: `#/flags?status=${name}`, class: "tab", text, "aria-current": status === name ? "page" : null });
-  return h("nav", { class: "tabs", "aria-label": "Flag status" }, tab("open", "Open"), tab("resolved", "Resolved"));
+    h("a", {
+      href: `#/flags?status=${name}`,
+      class: "tab",
+      text,
+      "aria-current": status === name ? "page" : null,
+    });
+  return h(
+    "nav",
+    { class: "tabs", "aria-label": "Flag status" },
+    tab("open", "Open"),
+    tab("resolved", "Resolved"),
+  );
 }
 
 async function findFlag(flagId) {
   for (const status of ["open", "resolved"]) {
-    const { flags } = await api("GET", "/v1/flags", { query: { status } });
+    const { flags } = await api("GET", "/v1/flags", { query: { status, limit: 1000 } });
     const found = flags.filter((f) => f.flag_id === flagId);
     if (found.length) return found;
   }
@@ -68,24 +111,38 @@ function flagCard(flag, open) {
   const titleId = `flag-${flag.flag_id}`;
   const facts = h(
     "dl",
-    { class: "facts" },
+    { class: "facts row" },
     fact("Principal", principalLink(flag.principal)),
     fact("Raised", when(flag.created_at)),
-    fact("Status", flag.status === "open" ? badge("open", "warn") : badge(String(flag.status), "ok")),
+    fact(
+      "Status",
+      flag.status === "open" ? badge("open", "warn") : badge(String(flag.status), "ok"),
+    ),
     fact("Flag id", h("code", { text: flag.flag_id })),
     Object.entries(flag)
-      .filter(([key, value]) => !SHOWN.has(key) && value !== null && value !== undefined && value !== "")
+      .filter(
+        ([key, value]) => !SHOWN.has(key) && value !== null && value !== undefined && value !== "",
+      )
       .filter(([, value]) => !(typeof value === "object" && !Object.keys(value).length))
-      .map(([key, value]) => fact(key.replace(/_/g, " "), plainValue(value))),
+      .map(([key, value]) =>
+        key === "detail" ? measured(value) : fact(key.replace(/_/g, " "), plainValue(value)),
+      ),
   );
   const card = h(
     "article",
-    { class: `card flag severity-${SEVERITY[flag.severity] || "info"}`, "aria-labelledby": titleId },
+    {
+      class: `card flag severity-${SEVERITY[flag.severity] || "info"}`,
+      "aria-labelledby": titleId,
+    },
     h(
       "header",
       { class: "card-head" },
       badge(String(flag.severity || "unrated"), SEVERITY[flag.severity] || "info"),
-      h("h2", { id: titleId }, link(`/flags/${encodeURIComponent(flag.flag_id)}`, ruleTitle(flag.rule))),
+      h(
+        "h2",
+        { id: titleId },
+        link(`/flags/${encodeURIComponent(flag.flag_id)}`, ruleTitle(flag.rule)),
+      ),
     ),
     h("p", { class: "muted", text: RULES[flag.rule] || `Rule ${flag.rule}` }),
     facts,
@@ -95,10 +152,23 @@ function flagCard(flag, open) {
   return card;
 }
 
-function fact(name, value) {
-  return [h("dt", { text: name }), h("dd", {}, value)];
+function isDecision(event) {
+  return event.type === "access.decision";
 }
 
+// A window rule's detail reads as a sentence; anything else is listed field by field.
+function measured(detail) {
+  const { count, threshold, window_minutes: minutes } = detail;
+  if ([count, threshold, minutes].some((v) => typeof v !== "number")) {
+    return fact("Detail", plainValue(detail));
+  }
+  return fact("Measured", `${count} within ${minutes} minutes (flags at ${threshold})`);
+}
+
+// One <div> per name-value pair (allowed in a <dl>), so the pairs can sit side by side.
+function fact(name, value) {
+  return h("div", {}, h("dt", { text: name }), h("dd", {}, value));
+}
 
 function evidence(flag, ids, open) {
   const count = Array.isArray(flag.events) ? flag.events.length : ids.length;
@@ -117,9 +187,15 @@ function evidence(flag, ids, open) {
     try {
       const events = await evidenceEvents(flag, ids);
       const missing = count - events.length;
-      body.replaceChildren(
-        eventTable(`Evidence for flag ${flag.flag_id}`, events),
-        missing > 0 ? h("p", { class: "muted", text: `${missing} evidence event(s) could not be found in the audit log near the flag's time.` }) : null,
+      fill(
+        body,
+        eventTable(`Evidence for flag ${flag.flag_id}`, events, events.every(isDecision)),
+        missing > 0
+          ? h("p", {
+              class: "muted",
+              text: `${missing} evidence event(s) could not be found in the audit log near the flag's time.`,
+            })
+          : null,
       );
     } catch (err) {
       loaded = false;
@@ -160,7 +236,11 @@ function resolveForm(flag, card) {
   const form = h(
     "form",
     { class: "resolve" },
-    field("Resolution", text, "What you found and did: it is kept with the flag and in the audit log."),
+    field(
+      "Resolution",
+      text,
+      "What you found and did: it is kept with the flag and in the audit log.",
+    ),
     h("button", { type: "submit", text: "Resolve flag" }),
     result,
   );

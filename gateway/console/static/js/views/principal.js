@@ -2,7 +2,18 @@
 // `#/principal` asks for a sub; `#/principal/<sub>?hours=24|168` shows one.
 
 import { api, auditEvents, isMissing, path } from "../api.js";
-import { badge, busy, errorBox, field, h, link, plainValue, statusLine, when } from "../dom.js";
+import {
+  badge,
+  busy,
+  errorBox,
+  field,
+  fill,
+  h,
+  link,
+  plainValue,
+  statusLine,
+  when,
+} from "../dom.js";
 import { activityChart, hourly } from "../chart.js";
 import { eventTable, searchLink } from "./events.js";
 
@@ -10,25 +21,38 @@ const RANGES = [
   ["24", "Last 24 hours"],
   ["168", "Last 7 days"],
 ];
-const STATUS_KEYS = new Set(["sub", "status", "reason", "changed_at", "changed_by", "open_flags", "flags"]);
+const STATUS_KEYS = new Set([
+  "sub",
+  "status",
+  "reason",
+  "changed_at",
+  "changed_by",
+  "open_flags",
+  "flags",
+  "activity",
+]);
 const TABLE_ROWS = 200;
 
 export async function render(root, { segments, params, heading, navigate }) {
   const sub = segments[0];
-  root.append(lookupForm(sub, navigate));
   if (!sub) {
+    root.append(lookupForm(navigate));
     await flaggedPrincipals(root);
     return;
   }
   heading.textContent = `Principal: ${sub}`;
-  const statusBox = h("section", { class: "card", "aria-labelledby": "status-title" });
-  const activity = h("section", { class: "card", "aria-labelledby": "activity-title" });
-  root.append(statusBox, activity);
-  await Promise.all([renderStatus(statusBox, sub), renderActivity(activity, sub, params)]);
+  const statusBox = h("section", { class: "card status", "aria-labelledby": "status-title" });
+  const chart = h("section", { class: "card activity", "aria-labelledby": "activity-title" });
+  const timeline = h("section", {
+    class: "card timeline-card",
+    "aria-labelledby": "timeline-title",
+  });
+  root.append(h("div", { class: "principal-grid" }, statusBox, chart), timeline);
+  await Promise.all([renderStatus(statusBox, sub), renderActivity(chart, timeline, sub, params)]);
 }
 
-function lookupForm(sub, navigate) {
-  const input = h("input", { name: "sub", type: "text", value: sub || "", required: true, autocomplete: "off" });
+function lookupForm(navigate) {
+  const input = h("input", { name: "sub", type: "text", required: true, autocomplete: "off" });
   const form = h(
     "form",
     { class: "inline-form lookup", role: "search" },
@@ -54,7 +78,11 @@ async function flaggedPrincipals(root) {
   const section = h("section", { class: "card" }, h("h2", { text: "Principals with open flags" }));
   section.append(
     subs.length
-      ? h("ul", {}, subs.map((sub) => h("li", {}, link(`/principal/${encodeURIComponent(sub)}`, sub))))
+      ? h(
+          "ul",
+          {},
+          subs.map((sub) => h("li", {}, link(`/principal/${encodeURIComponent(sub)}`, sub))),
+        )
       : h("p", { class: "empty", text: "No principal has an open flag." }),
   );
   root.append(section);
@@ -73,16 +101,24 @@ async function renderStatus(box, sub) {
   const facts = h(
     "dl",
     { class: "facts" },
-    fact("Status", suspended ? badge("suspended", "bad") : badge(String(info.status || "active"), "ok")),
+    fact(
+      "Status",
+      suspended ? badge("suspended", "bad") : badge(String(info.status || "active"), "ok"),
+    ),
     info.reason ? fact("Reason", info.reason) : null,
     info.changed_at ? fact("Changed", when(info.changed_at)) : null,
     info.changed_by ? fact("By", info.changed_by) : null,
     flagFacts(info.open_flags ?? info.flags),
+    activityFact(info.activity),
     Object.entries(info)
       .filter(([key, value]) => !STATUS_KEYS.has(key) && value !== null && value !== undefined)
       .map(([key, value]) => fact(key.replace(/_/g, " "), plainValue(value))),
   );
-  box.replaceChildren(h("h2", { id: "status-title", text: "Status" }), facts, statusForm(box, sub, suspended));
+  box.replaceChildren(
+    h("h2", { id: "status-title", text: "Status" }),
+    facts,
+    statusForm(box, sub, suspended),
+  );
 }
 
 function fact(name, value) {
@@ -100,30 +136,65 @@ function flagFacts(flags) {
       { class: "plain" },
       flags.map((f) =>
         typeof f === "object"
-          ? h("li", {}, link(`/flags/${encodeURIComponent(f.flag_id)}`, `${f.rule} (${f.severity})`), " ", when(f.created_at))
+          ? h(
+              "li",
+              {},
+              link(`/flags/${encodeURIComponent(f.flag_id)}`, `${f.rule} (${f.severity})`),
+              " ",
+              when(f.created_at),
+            )
           : h("li", { text: String(f) }),
       ),
     ),
   );
 }
 
+// The detector's counts for the last hour ("views_last_hour": 10 …) as one line.
+function activityFact(activity) {
+  if (!activity || typeof activity !== "object") return null;
+  const counts = Object.entries(activity).filter(
+    ([k, v]) => k.endsWith("_last_hour") && typeof v === "number",
+  );
+  if (!counts.length) return fact("Activity", plainValue(activity));
+  const text = counts
+    .map(([k, v]) => `${v} ${k.replace(/_last_hour$/, "").replace(/_/g, " ")}`)
+    .join(" · ");
+  return fact("Last hour", text);
+}
 
 function statusForm(box, sub, suspended) {
-  const reason = h("input", { name: "reason", type: "text", maxlength: "500", autocomplete: "off" });
+  const reason = h("input", {
+    name: "reason",
+    type: "text",
+    maxlength: "500",
+    autocomplete: "off",
+  });
   const result = h("div", { class: "form-result" });
   const action = suspended ? "reinstate" : "suspend";
   const form = h(
     "form",
     { class: "inline-form" },
-    field("Reason", reason, suspended ? "Why this principal may act again." : "Why: a suspended principal gets 403 on everything."),
-    h("button", { type: "submit", class: suspended ? "" : "danger", text: suspended ? "Reinstate" : "Suspend" }),
+    field(
+      "Reason",
+      reason,
+      suspended
+        ? "Why this principal may act again."
+        : "Why: a suspended principal gets 403 on everything.",
+    ),
+    h("button", {
+      type: "submit",
+      class: suspended ? "" : "danger",
+      text: suspended ? "Reinstate" : "Suspend",
+    }),
     result,
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const done = busy(form);
     try {
-      await api("POST", `${path("/v1/principals", sub)}/${action}`, { body: { reason: reason.value.trim() } });
+      await api("POST", `${path("/v1/principals", sub)}/${action}`, {
+        body: { reason: reason.value.trim() },
+      });
       await renderStatus(box, sub);
       box.append(statusLine(suspended ? `${sub} is reinstated.` : `${sub} is suspended.`));
     } catch (err) {
@@ -134,7 +205,7 @@ function statusForm(box, sub, suspended) {
   return form;
 }
 
-async function renderActivity(box, sub, params) {
+async function renderActivity(box, timeline, sub, params) {
   const hours = RANGES.some(([v]) => v === params.get("hours")) ? Number(params.get("hours")) : 24;
   const until = new Date();
   const since = new Date(until.getTime() - hours * 3600e3);
@@ -142,27 +213,47 @@ async function renderActivity(box, sub, params) {
     "nav",
     { class: "tabs", "aria-label": "Time range" },
     RANGES.map(([value, text]) =>
-      h("a", { class: "tab", href: `#/principal/${encodeURIComponent(sub)}?hours=${value}`, text, "aria-current": Number(value) === hours ? "page" : null }),
+      h("a", {
+        class: "tab",
+        href: `#/principal/${encodeURIComponent(sub)}?hours=${value}`,
+        text,
+        "aria-current": Number(value) === hours ? "page" : null,
+      }),
     ),
   );
-  box.replaceChildren(h("h2", { id: "activity-title", text: "Footage access" }), ranges, statusLine("Loading…"));
+  const title = () => h("h2", { id: "activity-title", text: "Footage requests per hour" });
+  const timelineTitle = () => h("h2", { id: "timeline-title", text: "Timeline" });
+  box.replaceChildren(title(), ranges, statusLine("Loading…"));
+  timeline.replaceChildren(timelineTitle());
   const events = await auditEvents(
-    { principal: sub, type: "access.decision", since: since.toISOString(), until: until.toISOString() },
+    {
+      principal: sub,
+      type: "access.decision",
+      since: since.toISOString(),
+      until: until.toISOString(),
+    },
     5000,
   ).catch((err) => err);
   if (events instanceof Error) {
-    box.replaceChildren(h("h2", { id: "activity-title", text: "Footage access" }), ranges, errorBox(events));
+    box.replaceChildren(title(), ranges, errorBox(events));
     return;
   }
   const newest = [...events].reverse().slice(0, TABLE_ROWS);
-  box.replaceChildren(
-    h("h2", { id: "activity-title", text: "Footage access" }),
-    ranges,
-    activityChart(hourly(events, since, until), `Footage requests by ${sub} per hour`),
+  const chart = activityChart(
+    hourly(events, since, until),
+    `Footage requests by ${sub} per hour`,
+    box.clientWidth,
+  );
+  box.replaceChildren(title(), ranges, chart);
+  fill(
+    timeline,
+    timelineTitle(),
     events.length
-      ? eventTable(`Footage requests by ${sub}, newest first`, newest)
+      ? eventTable(`Footage requests by ${sub}, newest first`, newest, true)
       : h("p", { class: "empty", text: "No footage requests in this period." }),
-    events.length > TABLE_ROWS ? h("p", { class: "muted", text: `Showing the newest ${TABLE_ROWS} of ${events.length}.` }) : null,
+    events.length > TABLE_ROWS
+      ? h("p", { class: "muted", text: `Showing the newest ${TABLE_ROWS} of ${events.length}.` })
+      : null,
     h("p", {}, searchLink({ principal: sub }, "Search every audit event of this principal →")),
   );
 }

@@ -1,0 +1,106 @@
+"""The console as served (gateway/console/routes.py): headers, files, what its source may not do.
+
+Browser behaviour is in tests/test_console_browser.py; these need no browser.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.console.routes import CONTENT_SECURITY_POLICY, STATIC_DIR
+from gateway.demo import walkthrough
+
+SOURCES = sorted(STATIC_DIR.rglob("*.js"))
+# Sinks that parse a string as HTML or code. The console builds the page with createElement
+# and textContent only; the CSP requires Trusted Types, so these would throw anyway.
+HTML_SINKS = re.compile(
+    r"\.innerHTML|\.outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function\b"
+    r"|setAttribute\(\s*[\"']on|\.srcdoc\b|createContextualFragment|DOMParser"
+)
+
+
+def directives(csp: str) -> dict[str, list[str]]:
+    parsed = {}
+    for part in csp.split(";"):
+        name, *values = part.split()
+        parsed[name] = values
+    return parsed
+
+
+def test_console_page_has_a_strict_content_security_policy(live):
+    r = live.client.get("/console/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    csp = r.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    rules = directives(csp)
+    assert rules["default-src"] == ["'none'"]
+    assert rules["script-src"] == ["'self'"] and rules["style-src"] == ["'self'"]
+    assert rules["connect-src"] == ["'self'"] and rules["frame-ancestors"] == ["'none'"]
+    assert rules["base-uri"] == ["'none'"]
+    assert rules["require-trusted-types-for"] == ["'script'"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-request-id"]
+
+
+def test_console_without_slash_redirects(live):
+    r = live.client.get("/console", follow_redirects=False)
+    assert r.status_code == 308 and r.headers["location"] == "/console/"
+
+
+def test_modules_and_styles_are_served_with_their_types_and_headers(live):
+    for path, kind in (("js/main.js", "javascript"), ("console.css", "text/css")):
+        r = live.client.get(f"/console/{path}")
+        assert r.status_code == 200, path
+        assert kind in r.headers["content-type"]
+        assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_file_the_page_references_is_served(live):
+    index = (STATIC_DIR / "index.html").read_text()
+    wanted = set(re.findall(r'(?:src|href)="([^"#:]+)"', index))
+    for source in SOURCES:
+        for target in re.findall(r'from\s+"(\.[^"]+)"', source.read_text()):
+            wanted.add((source.parent / target).resolve().relative_to(STATIC_DIR).as_posix())
+    assert "js/main.js" in wanted and "js/views/flags.js" in wanted
+    for path in sorted(wanted):
+        assert live.client.get(f"/console/{path}").status_code == 200, path
+
+
+@pytest.mark.parametrize(
+    "path", ["/console/nope.js", "/console/..%2Froutes.py", "/console/%2e%2e/routes.py"]
+)
+def test_nothing_outside_the_static_files_is_served(live, path):
+    r = live.client.get(path)
+    assert r.status_code == 404
+    assert "CONTENT_SECURITY_POLICY" not in r.text
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.relative_to(STATIC_DIR).as_posix())
+def test_console_source_never_parses_strings_as_html(source: Path):
+    text = source.read_text()
+    assert not HTML_SINKS.search(text), HTML_SINKS.search(text)
+
+
+def test_index_has_no_inline_script_style_or_handlers():
+    index = (STATIC_DIR / "index.html").read_text()
+    scripts = re.findall(r"<script\b[^>]*>", index)
+    assert scripts and all("src=" in tag for tag in scripts)
+    assert "<style" not in index
+    assert not re.search(r"\sstyle=", index)
+    assert not re.search(r"\son[a-z]+=", index)
+
+
+def test_demo_prints_signed_in_console_links_for_an_analyst_and_a_customer():
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    minted = {"ALICE": "alice.tok.en", "BOB": "b", "SAM": "s", "ANA": "ana.tok.en", "LOU": "l"}
+    text = walkthrough("http://127.0.0.1:8080", "20261127T081500Z.mp4", minted, now)
+    assert "http://127.0.0.1:8080/console/#token=ana.tok.en" in text
+    assert "http://127.0.0.1:8080/console/#token=alice.tok.en" in text
+    assert "?token=" not in text

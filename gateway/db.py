@@ -6,6 +6,8 @@ look. Modules own their queries; this module owns only the shapes and the connec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +131,16 @@ schema_version = sa.Table(
 )
 
 
+@contextmanager
+def reading(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
+    """`conn` when the caller holds one (several reads, one checkout), else a fresh connection."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.connect() as fresh:
+        yield fresh
+
+
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for postgresql:// URLs (SQLAlchemy's default driver is psycopg2)."""
     if url.startswith("postgresql://"):
@@ -136,11 +148,20 @@ def normalise_url(url: str) -> str:
     return url
 
 
+SQLITE_POOL_SIZE = 40
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas that make SQLite durable and concurrent enough to serve."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         _ensure_parent_dir(url)
+        if ":memory:" not in url and "mode=memory" not in url:
+            # One pooled connection per worker thread (anyio's default is 40). SQLAlchemy's
+            # default (5 + 10 overflow) made concurrent requests open and close connections,
+            # each paying the pragmas and a schema read, and queue for the rest (issue 7).
+            kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+            kwargs.setdefault("max_overflow", 10)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 5.0}, **kwargs
         )

@@ -10,7 +10,6 @@ of the caller's roles, and any exception raised while deciding is a denial (STYL
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +57,8 @@ class RuleResult:
     cond: str
 
 
+_Key = tuple[str, str, str, str]
+
 # The grant check: (request, role that the policy allowed) -> Decision (allow with grant_id,
 # or deny with no_grant / zone_restricted). Supplied by the caller; see grants.py.
 GrantCheck = Callable[[AccessRequest, Role], Awaitable[Decision]]
@@ -68,9 +69,10 @@ class PolicyEngine:
 
     def __init__(self, policy_dir: Path) -> None:
         self.policy_dir = policy_dir
-        self._lock = threading.Lock()
-        self._enforcer = self._load()
-        self._cache: dict[tuple[str, str, str, str], RuleResult] = {}
+        # The enforcer and the cache of its answers live and die together: a reload swaps the
+        # pair in one assignment, so an answer computed from the old policy can only ever be
+        # stored in the old cache, never served after the swap.
+        self._state: tuple[casbin.Enforcer, dict[_Key, RuleResult]] = (self._load(), {})
 
     def _load(self) -> casbin.Enforcer:
         enforcer = casbin.Enforcer(
@@ -83,34 +85,21 @@ class PolicyEngine:
     def reload(self) -> int:
         """Load the policy files again; on any error keep the last good policy and raise."""
         fresh = self._load()  # raises before anything changes
-        with self._lock:
-            self._enforcer, self._cache = fresh, {}
+        self._state = (fresh, {})
         return len(fresh.get_policy())
 
     @property
     def rule_count(self) -> int:
-        return len(self._enforcer.get_policy())
+        return len(self._state[0].get_policy())
 
     def rule_for(self, role: str, purpose: str, action: str, zone: str) -> RuleResult:
         """Casbin's answer for one role; cached, since the request space is small and closed."""
+        enforcer, cache = self._state
         key = (role, purpose, action, zone)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        result = self._evaluate(key)
-        with self._lock:
-            self._cache[key] = result
-        return result
-
-    def _evaluate(self, key: tuple[str, str, str, str]) -> RuleResult:
-        try:
-            allowed, explain = self._enforcer.enforce_ex(*key)
-        except Exception as exc:  # a broken matcher or value denies; never allows
-            log.error("policy_evaluation_failed", request=key, error=str(exc))
-            return RuleResult(False, False, "", Cond.NONE)
-        if not explain:
-            return RuleResult(False, False, "", Cond.NONE)
-        return RuleResult(bool(allowed), True, ", ".join(explain), explain[-1])
+        cached = cache.get(key)
+        if cached is None:
+            cached = cache[key] = _evaluate(enforcer, key)
+        return cached
 
     def may(self, principal: Principal, action: str) -> Decision:
         """An administrative permission (audit.read, flags.manage, …) from any of the roles."""
@@ -130,6 +119,10 @@ class Authorizer:
     def __init__(self, policy: PolicyEngine, grant_check: GrantCheck) -> None:
         self.policy = policy
         self.grant_check = grant_check
+
+    def with_grant_check(self, grant_check: GrantCheck) -> Authorizer:
+        """The same policy with another grant check (one request's grants, already read)."""
+        return Authorizer(self.policy, grant_check)
 
     async def decide(self, request: AccessRequest) -> Decision:
         """The decision for one footage request, with its reason; exceptions deny."""
@@ -206,6 +199,17 @@ class Authorizer:
                 if self.policy.rule_for(role, request.purpose, request.action, zone).allowed:
                     return "zone_restricted"
         return "purpose_not_permitted" if _has_footage_rules(self.policy, staff) else "forbidden"
+
+
+def _evaluate(enforcer: casbin.Enforcer, key: _Key) -> RuleResult:
+    try:
+        allowed, explain = enforcer.enforce_ex(*key)
+    except Exception as exc:  # a broken matcher or value denies; never allows
+        log.error("policy_evaluation_failed", request=key, error=str(exc))
+        return RuleResult(False, False, "", Cond.NONE)
+    if not explain:
+        return RuleResult(False, False, "", Cond.NONE)
+    return RuleResult(bool(allowed), True, ", ".join(explain), explain[-1])
 
 
 def _has_footage_rules(policy: PolicyEngine, staff: list[Role]) -> bool:

@@ -45,11 +45,17 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply database schema migrations").set_defaults(func=_migrate)
 
-    token = sub.add_parser("token", help="mint a dev-mode token")
+    token = sub.add_parser("token", help="mint a token (dev mode, or with --private-key)")
     token.add_argument("--sub", required=True)
     token.add_argument("--role", action="append", required=True, dest="roles")
     token.add_argument("--customer-id")
     token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.add_argument(
+        "--private-key",
+        help="sign with this PEM private key (Ed25519, P-256 or RSA) instead of the dev key, "
+        "e.g. the key whose public half FOOTGW_JWT_PUBLIC_KEY_FILE names (docs/deploy.md)",
+    )
+    token.add_argument("--kid", help="the kid header to send with --private-key")
     token.set_defaults(func=_token)
 
     audit = sub.add_parser("audit", help="verify or export the audit log").add_subparsers()
@@ -103,6 +109,9 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.devkeys import mint_dev_token
 
+    if args.private_key:
+        print(_signed_token(args, settings))
+        return 0
     if not settings.dev_mode:
         raise ConfigError("FOOTGW_DEV_MODE", "`token` signs with the local dev key: set it to 1")
     print(
@@ -117,6 +126,39 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     return 0
+
+
+def _signed_token(args: argparse.Namespace, settings: Settings) -> str:
+    """A token signed with an operator's own private key (no dev mode needed: they hold it)."""
+    import time
+    from pathlib import Path
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    path = Path(args.private_key)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise SystemExit(f"footage-gateway: cannot use {path} as a PEM private key: {exc}") from exc
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        algorithm = "EdDSA"
+    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
+        algorithm = "ES256"
+    elif isinstance(key, rsa.RSAPrivateKey):
+        algorithm = "RS256"
+    else:
+        raise SystemExit(f"footage-gateway: {path} is not an Ed25519, P-256 or RSA key")
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": args.sub, "roles": args.roles, "iat": now, "exp": now + args.ttl,
+    }
+    optional = {"customer_id": args.customer_id, "iss": settings.jwt_issuer,
+                "aud": settings.jwt_audience}
+    claims.update({name: value for name, value in optional.items() if value is not None})
+    headers = {"kid": args.kid} if args.kid else None
+    return jwt.encode(claims, key, algorithm=algorithm, headers=headers)
 
 
 def _audit_verify(_args: argparse.Namespace, settings: Settings) -> int:

@@ -10,6 +10,8 @@ from gateway.db import create_db_engine
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings, require_key_source
 
+GRACEFUL_SHUTDOWN_SECONDS = 25
+
 
 def serve(settings: Settings, *, migrate: bool = False) -> int:
     """Check the configuration and schema, then serve until interrupted."""
@@ -32,6 +34,9 @@ def serve(settings: Settings, *, migrate: bool = False) -> int:
         access_log=False,
         server_header=False,
         proxy_headers=False,  # X-Forwarded-For is honoured only from FOOTGW_TRUSTED_PROXIES
+        # On SIGTERM (a rolling update), streams get this long to finish before the lifespan
+        # shutdown flushes the audit log: within Kubernetes' grace period (deploy/k8s).
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     uvicorn.Server(config).run()
     return 0

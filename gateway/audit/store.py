@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal
+from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal_with_body
 from gateway.audit.pg_append import PgAppender
 from gateway.db import audit_events, begin_write, lock_audit_chain
 from gateway.errors import AuditUnavailable
@@ -64,8 +64,9 @@ class AuditStore:
             with begin_write(self.engine) as conn:
                 lock_audit_chain(conn)
                 head = self._head(conn)
-                sealed = _seal_all(events, head)
-                conn.execute(audit_events.insert(), [_row(e) for e in sealed])
+                sealed, bodies = _seal_all(events, head)
+                rows = [_row(e, b) for e, b in zip(sealed, bodies, strict=True)]
+                conn.execute(audit_events.insert(), rows)
             return sealed
         except SQLAlchemyError as exc:
             raise AuditUnavailable("The audit log cannot be written.") from exc
@@ -123,18 +124,21 @@ class AuditStore:
             yield _event(row["body"], row["hash"])
 
 
-def _seal_all(events: Sequence[Event], head: Head) -> list[Event]:
+def _seal_all(events: Sequence[Event], head: Head) -> tuple[list[Event], list[str]]:
+    """The events sealed onto head, and each one's canonical JSON (hashed once, stored as is)."""
     sealed: list[Event] = []
+    bodies: list[str] = []
     seq, prev = head.seq, head.hash
     for event in events:
         seq += 1
-        done = seal(event, seq, prev)
+        done, body = seal_with_body(event, seq, prev)
         sealed.append(done)
+        bodies.append(body)
         prev = done["hash"]
-    return sealed
+    return sealed, bodies
 
 
-def _row(event: Event) -> dict[str, Any]:
+def _row(event: Event, body: str | None = None) -> dict[str, Any]:
     return {
         "seq": event["seq"],
         "event_id": event["event_id"],
@@ -145,7 +149,7 @@ def _row(event: Event) -> dict[str, Any]:
         "customer_id": event.get("customer_id"),
         "decision": event.get("decision"),
         "grant_id": event.get("grant_id"),
-        "body": canonical_json(body_of(event)),
+        "body": canonical_json(body_of(event)) if body is None else body,
         "prev_hash": event["prev_hash"],
         "hash": event["hash"],
     }

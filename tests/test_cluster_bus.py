@@ -1,0 +1,152 @@
+"""The Redis bus between two in-process replicas: a broadcast alone carries a policy change.
+
+Two apps, each with its own engine and services, on two uvicorn servers in this process (the
+subprocess tests are in test_cluster.py). Here one replica stops polling its files, so only
+the other's announcement on Redis can make it reload; and its subscription survives Redis
+dropping the connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from gateway.cluster import Cluster as ClusterNode
+from tests.support.cluster import (
+    copy_policies,
+    fresh_schema,
+    require_postgres,
+    require_redis,
+    write_atomically,
+)
+from tests.support.server import GatewayEnv, Live, make_env, start_live
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+LEGAL_VIEW = "p, legal, legal_request, view, *, allow, justified"
+
+
+@dataclass
+class Pair:
+    env: GatewayEnv
+    a: Live
+    b: Live
+    policy_dir: Path
+    redis_url: str
+
+
+def node(live: Live) -> ClusterNode:
+    return live.server.config.app.state.services.cluster  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    base, redis_url = require_postgres(), require_redis()
+    root = tmp_path_factory.mktemp("bus")
+    with fresh_schema(base) as database_url:
+        policy_dir = copy_policies(root / "policies")
+        env = make_env(root, {
+            "FOOTGW_DATABASE_URL": database_url,
+            "FOOTGW_REDIS_URL": redis_url,
+            "FOOTGW_POLICY_DIR": str(policy_dir),
+        })
+        a, b = start_live(env), start_live(env)
+        try:
+            yield Pair(env, a, b, policy_dir, redis_url)
+        finally:
+            for live in (a, b):
+                live.client.close()
+                live.server.stop()
+
+
+def legal_may_view(live: Live) -> bool:
+    return node(live).watcher.policy.rule_for("legal", "legal_request", "view", "indoor").allowed
+
+
+def wait(predicate, timeout: float) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"not within {timeout} s")
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def edit_policy(pair: Pair, old: str, new: str) -> None:
+    path = pair.policy_dir / "policy.csv"
+    text = path.read_text()
+    assert old in text
+    write_atomically(path, text.replace(old, new))
+
+
+def test_both_replicas_listen_on_their_clusters_channel(pair: Pair) -> None:
+    a, b = node(pair.a), node(pair.b)
+    assert a.bus is not None and b.bus is not None
+    assert a.bus.channel == b.bus.channel  # the database's cluster id names it
+    assert a.node != b.node
+    admin = redis.Redis.from_url(pair.redis_url)
+    names = {c["name"] for c in admin.client_list()}
+    admin.close()
+    assert {f"footgw-bus:{a.node}", f"footgw-bus:{b.node}"} <= names
+
+
+def test_a_replica_that_does_not_poll_reloads_on_the_broadcast(pair: Pair) -> None:
+    listener = node(pair.b).watcher
+    listener.polling = False
+    reloads = listener.reloads
+    try:
+        assert legal_may_view(pair.b)
+        edit_policy(pair, LEGAL_VIEW, "# legal withdrawn")
+        took = wait(lambda: not legal_may_view(pair.b), timeout=2.0)
+        assert took < 1.0, took
+        assert not legal_may_view(pair.a)  # the replica that found the edit, and announced it
+        assert listener.reloads == reloads + 1
+        assert broadcast_reloads(pair.b) == 1
+        edit_policy(pair, "# legal withdrawn", LEGAL_VIEW)
+        # Restored through the same path: the polling replica announces, B reloads.
+        assert wait(lambda: legal_may_view(pair.b), timeout=2.0) < 1.0
+        assert broadcast_reloads(pair.b) == 2
+    finally:
+        listener.polling = True
+
+
+def test_the_subscription_comes_back_after_redis_drops_it(pair: Pair) -> None:
+    b = node(pair.b)
+    admin = redis.Redis.from_url(pair.redis_url)
+    [before] = _bus_clients(admin, b.node)
+    assert admin.client_kill_filter(_id=before["id"]) == 1
+    # The bus notices, reconnects after a short backoff and subscribes again; then it reads
+    # the files once, in case an announcement was lost meanwhile.
+    wait(lambda: [c["id"] for c in _bus_clients(admin, b.node)] not in ([], [before["id"]]),
+         timeout=3.0)
+    admin.close()
+    b.watcher.polling = False
+    try:
+        edit_policy(pair, LEGAL_VIEW, "# legal withdrawn again")
+        wait(lambda: not legal_may_view(pair.a) and not legal_may_view(pair.b), timeout=2.0)
+        heard = broadcast_reloads(pair.b)
+        edit_policy(pair, "# legal withdrawn again", LEGAL_VIEW)
+        # Only A polls: B can only have this from A's announcement, on the new subscription.
+        assert wait(lambda: legal_may_view(pair.b), timeout=2.0) < 1.0
+        assert broadcast_reloads(pair.b) == heard + 1
+    finally:
+        b.watcher.polling = True
+
+
+def broadcast_reloads(live: Live) -> float:
+    registry = live.server.config.app.state.services.metrics.registry
+    labels = {"result": "ok", "trigger": "broadcast"}
+    return registry.get_sample_value("footgw_policy_reloads_total", labels) or 0.0
+
+
+def _bus_clients(admin: redis.Redis, name: str) -> list[dict]:
+    """The subscribed connections of one node's bus."""
+    return [
+        c for c in admin.client_list()
+        if c["name"] == f"footgw-bus:{name}" and int(c.get("sub", 0)) > 0
+    ]

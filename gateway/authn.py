@@ -102,6 +102,10 @@ def _check_header(header: Mapping[str, Any]) -> str | None:
         _refuse(f"forbidden header parameter {sorted(present)[0]}")
     if not isinstance(header.get("alg"), str):
         _refuse("alg missing")
+    # cty "JWT" says the payload is itself a JWT (RFC 7519 §5.2, §7.2 step 8). We never unwrap
+    # nested tokens, so reading such a payload as our claims would misread it: refuse instead.
+    if str(header.get("cty", "")).upper() == "JWT":
+        _refuse("nested JWT (cty JWT)")
     kid = header.get("kid")
     if kid is None:
         return None

@@ -7,13 +7,18 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import cameras
+from gateway.db import cameras, reading
 from gateway.errors import BadRequest
 from gateway.types import CameraRef, Zone, format_ts
 
 MAX_LABEL = 200
+# Built once: on every request, building and keying the statement cost more than running it.
+_ZONE = sa.select(cameras.c.zone).where(
+    cameras.c.customer_id == sa.bindparam("customer_id"),
+    cameras.c.camera_id == sa.bindparam("camera_id"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,8 @@ def parse_camera_update(body: Any) -> tuple[Zone, str]:
     if extra:
         raise BadRequest(f"Unknown field: {extra[0]}.")
     zone = body.get("zone")
-    if zone not in Zone._value2member_map_:
+    # isinstance first: a JSON list or object is unhashable, and `in` would raise TypeError.
+    if not isinstance(zone, str) or zone not in Zone._value2member_map_:
         raise BadRequest("zone must be outdoor, indoor or private.")
     label = body.get("label", "")
     if not isinstance(label, str) or len(label) > MAX_LABEL or not label.isprintable():
@@ -55,15 +61,11 @@ class CameraStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def zone_of(self, camera: CameraRef) -> Zone:
+    def zone_of(self, camera: CameraRef, conn: Connection | None = None) -> Zone:
         """The camera's zone; unknown or unset is `private` (fail closed)."""
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(cameras.c.zone).where(
-                    cameras.c.customer_id == camera.customer_id,
-                    cameras.c.camera_id == camera.camera_id,
-                )
-            ).scalar()
+        with reading(self.engine, conn) as c:
+            key = {"customer_id": camera.customer_id, "camera_id": camera.camera_id}
+            value = c.execute(_ZONE, key).scalar()
         return _zone(value)
 
     def set(self, camera: CameraRef, zone: Zone, label: str, by: str, now: datetime) -> Camera:

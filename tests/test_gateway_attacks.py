@@ -214,3 +214,15 @@ def test_a_locked_audit_database_is_503_not_a_hang(sqlite_live):
         f"/v1/footage/c1/front/{CLIP}", headers=live.env.auth("alice", "customer", customer_id="c1")
     )
     assert ok.status_code == 200
+
+
+def test_two_authorization_headers_are_an_audited_401(sqlite_live):
+    live = sqlite_live
+    token = live.env.token("alice", "customer", customer_id="c1")
+    r = live.client.get(
+        f"/v1/footage/c1/front/{CLIP}",
+        headers=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")],
+    )
+    assert r.status_code == 401 and SECRET[:64] not in r.content
+    event = audit_event(live, r.headers["x-audit-event-id"])
+    assert event["reason"] == "unauthenticated" and event["principal"] is None

@@ -234,3 +234,33 @@ def test_no_staff_view_without_a_covering_grant(case):
     else:
         assert decision.reason == "grant" and _covering(g, req)
         assert req.purpose == Purpose(g.purpose) and req.justification
+
+
+def test_prefetched_grants_decide_as_the_database_check_does(store):
+    """The pipeline reads one request's grants once (PrefetchedGrants, issue 7): for every
+    role it must answer exactly what GrantChecker answers from the database."""
+    from gateway.grants import PrefetchedGrants, grantee_names
+
+    store.create(grant(grantee="sam", cameras=("front",)))
+    store.create(grant(grantee="role:support_agent", cameras=("back",), include_private=True))
+    store.create(grant(grantee="role:trust_safety", purpose="safety_investigation"))
+    store.create(grant(grantee="role:support_lead", revoked_at=NOW - timedelta(minutes=1)))
+    store.create(grant(grantee="sam", expires_at=NOW - timedelta(minutes=1)))
+    store.create(replace(grant(grantee="sam"), customer_id="c2"))
+    roles = [Role.SUPPORT_AGENT, Role.SUPPORT_LEAD, Role.TRUST_SAFETY]
+    checker = GrantChecker(store)
+    seen = set()
+    for sub in ("sam", "lee", "role:support_agent"):
+        principal = Principal(sub, frozenset(roles), expires_at=NOW.timestamp() + 600)
+        found = store.candidates(grantee_names(sub, sorted(roles)), "c1", NOW)
+        prefetched = PrefetchedGrants(found)
+        for camera in ("front", "back"):
+            for zone in Zone:
+                for purpose in (Purpose.CUSTOMER_SUPPORT, Purpose.SAFETY_INVESTIGATION):
+                    req = request(principal=principal, camera=CameraRef("c1", camera),
+                                  zone=zone, purpose=purpose, now=NOW)
+                    for role in roles:
+                        expected = asyncio.run(checker(req, role))
+                        assert asyncio.run(prefetched(req, role)) == expected, (sub, req, role)
+                        seen.add(expected.reason)
+    assert seen == {"grant", "no_grant", "zone_restricted"}  # every outcome was compared

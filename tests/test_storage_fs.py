@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from gateway.errors import NotFound, StorageUnavailable
 from gateway.storage import open_storage
 from gateway.storage.base import CHUNK_SIZE, ListedClip
-from gateway.storage.fs import FileStorage
+from gateway.storage.fs import FILE_CHUNK_SIZE, FileStorage
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
 
 pytestmark = pytest.mark.anyio
@@ -77,10 +78,11 @@ async def test_put_is_atomic_and_leaves_no_temp_files(storage: FileStorage, root
 
 
 async def test_reads_come_in_chunks_of_at_most_chunk_size(storage: FileStorage) -> None:
-    data = os.urandom(2 * CHUNK_SIZE + 123)
+    data = os.urandom(2 * FILE_CHUNK_SIZE + 123)
     await storage.put(clip_ref(), data)
     chunks = await read_all(storage, clip_ref(), 10, len(data) - 1)
-    assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, 113]
+    assert [len(c) for c in chunks] == [FILE_CHUNK_SIZE, FILE_CHUNK_SIZE, 113]
+    assert FILE_CHUNK_SIZE <= CHUNK_SIZE  # the Storage protocol's ceiling
     assert b"".join(chunks) == data[10:]
 
 
@@ -112,10 +114,10 @@ async def test_a_directory_is_not_a_clip(storage: FileStorage, root: Path) -> No
 
 
 async def test_early_close_closes_the_fd(storage: FileStorage, root: Path) -> None:
-    await storage.put(clip_ref(), b"\0" * (3 * CHUNK_SIZE))
+    await storage.put(clip_ref(), b"\0" * (3 * FILE_CHUNK_SIZE))
     path = str(root / "cust1" / "cam1" / CLIP_ID)
-    stream = storage.read(clip_ref(), 0, 3 * CHUNK_SIZE - 1)
-    assert len(await anext(stream)) == CHUNK_SIZE
+    stream = storage.read(clip_ref(), 0, 3 * FILE_CHUNK_SIZE - 1)
+    assert len(await anext(stream)) == FILE_CHUNK_SIZE
     assert open_paths().count(path) == 1
     await stream.aclose()  # type: ignore[attr-defined]
     assert path not in open_paths()
@@ -130,10 +132,10 @@ async def test_exhausted_stream_closes_the_fd(storage: FileStorage, root: Path) 
 async def test_file_that_shrinks_mid_read_is_storage_unavailable(
     storage: FileStorage, root: Path
 ) -> None:
-    await storage.put(clip_ref(), b"\0" * (2 * CHUNK_SIZE))
-    stream = storage.read(clip_ref(), 0, 2 * CHUNK_SIZE - 1)
+    await storage.put(clip_ref(), b"\0" * (2 * FILE_CHUNK_SIZE))
+    stream = storage.read(clip_ref(), 0, 2 * FILE_CHUNK_SIZE - 1)
     await anext(stream)
-    os.truncate(root / "cust1" / "cam1" / CLIP_ID, CHUNK_SIZE)
+    os.truncate(root / "cust1" / "cam1" / CLIP_ID, FILE_CHUNK_SIZE)
     with pytest.raises(StorageUnavailable):
         await anext(stream)
 
@@ -273,3 +275,56 @@ async def test_list_customers_skips_what_is_not_a_customer(
     (tmp_path / "outside").mkdir()
     (root / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
     assert await storage.list_customers() == ["cust1", "cust_2"]
+
+
+# Chunks after the first come straight from the page cache when it holds them (preadv2 with
+# RWF_NOWAIT on the event loop, issue 7), else from a worker thread. Both give the same bytes.
+
+
+def _preadv_failing(errno_value: int, calls: list[int]) -> object:
+    def preadv(fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
+        calls.append(flags)
+        raise OSError(errno_value, os.strerror(errno_value))
+
+    return preadv
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="RWF_NOWAIT is Linux-only")
+async def test_cached_chunks_are_read_without_a_thread_and_are_the_same_bytes(
+    storage: FileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3 * FILE_CHUNK_SIZE + 7)
+    await storage.put(clip_ref(), data)
+    threaded: list[int] = []
+    pread = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: threaded.append(at) or pread(fd, n, at))
+    chunks = await read_all(storage, clip_ref(), 5, len(data) - 1)
+    assert b"".join(chunks) == data[5:]
+    assert threaded == [5]  # only the first chunk, read with the open, went to a thread
+
+
+@pytest.mark.parametrize("errno_value", [errno.EAGAIN, errno.EOPNOTSUPP])
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="RWF_NOWAIT is Linux-only")
+async def test_uncached_or_unsupported_reads_fall_back_to_a_thread(
+    storage: FileStorage, monkeypatch: pytest.MonkeyPatch, errno_value: int
+) -> None:
+    data = os.urandom(3 * FILE_CHUNK_SIZE + 7)
+    await storage.put(clip_ref(), data)
+    calls: list[int] = []
+    monkeypatch.setattr(os, "preadv", _preadv_failing(errno_value, calls))
+    chunks = await read_all(storage, clip_ref(), 0, len(data) - 1)
+    assert b"".join(chunks) == data
+    # EAGAIN (not cached) is asked again for each chunk; EOPNOTSUPP once for the whole stream.
+    assert len(calls) == (3 if errno_value == errno.EAGAIN else 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="RWF_NOWAIT is Linux-only")
+async def test_a_failing_cached_read_is_storage_unavailable_and_closes_the_fd(
+    storage: FileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await storage.put(clip_ref(), os.urandom(2 * FILE_CHUNK_SIZE))
+    monkeypatch.setattr(os, "preadv", _preadv_failing(errno.EIO, []))
+    before = open_paths()
+    with pytest.raises(StorageUnavailable):
+        await read_all(storage, clip_ref(), 0, 2 * FILE_CHUNK_SIZE - 1)
+    assert open_paths() == before

@@ -75,12 +75,22 @@ def body_of(event: Event) -> Event:
 
 def chain_hash(prev_hash: str, body: Event) -> str:
     """sha256(prev_hash + canonical JSON of the event without hash), as hex."""
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode("ascii")).hexdigest()
+    return _hash(prev_hash, canonical_json(body))
+
+
+def _hash(prev_hash: str, body_json: str) -> str:
+    return hashlib.sha256((prev_hash + body_json).encode("ascii")).hexdigest()
 
 
 def seal(event: Event, seq: int, prev_hash: str) -> Event:
     """Give an event its place in the chain: seq, prev_hash and hash."""
+    return seal_with_body(event, seq, prev_hash)[0]
+
+
+def seal_with_body(event: Event, seq: int, prev_hash: str) -> tuple[Event, str]:
+    """seal(), and the canonical JSON its hash covers: what the store keeps, made once."""
     sealed = dict(event, seq=seq, prev_hash=prev_hash)
     sealed.pop("hash", None)
-    sealed["hash"] = chain_hash(prev_hash, sealed)
-    return sealed
+    body_json = canonical_json(sealed)
+    sealed["hash"] = _hash(prev_hash, body_json)
+    return sealed, body_json

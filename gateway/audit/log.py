@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import anyio.to_thread
 import structlog
@@ -20,6 +21,7 @@ from gateway.errors import AuditUnavailable, GatewayError
 log = structlog.get_logger("gateway.audit")
 
 CommitHook = Callable[[Sequence[Event]], Awaitable[None]]
+T = TypeVar("T")
 MAX_BATCH = 512
 
 
@@ -41,10 +43,9 @@ class AuditLog:
 
     async def append(self, event: Event) -> Event:
         """Commit one event durably and return it sealed; AuditUnavailable if that fails."""
-        return (await self.append_many([event]))[0]
+        return await self._wait(self._queue([event])[0])  # one future: no gather per request
 
-    async def append_many(self, events: Sequence[Event]) -> list[Event]:
-        """Commit events together, in order, in one transaction."""
+    def _queue(self, events: Sequence[Event]) -> list[asyncio.Future[Event]]:
         self._ensure_writer()
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Event]] = []
@@ -53,9 +54,16 @@ class AuditLog:
             self._pending.append((event, future))
             futures.append(future)
         self._wake.set()
+        return futures
+
+    async def append_many(self, events: Sequence[Event]) -> list[Event]:
+        """Commit events together, in order, in one transaction."""
+        return list(await self._wait(asyncio.gather(*self._queue(events))))
+
+    async def _wait(self, commit: Awaitable[T]) -> T:
         try:
             async with asyncio.timeout(self.timeout):
-                return list(await asyncio.gather(*futures))
+                return await commit
         except TimeoutError as exc:
             # The batch may still land later; the caller fails closed all the same.
             raise AuditUnavailable("The audit log did not answer in time.") from exc
@@ -76,7 +84,7 @@ class AuditLog:
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[Event]]]) -> None:
         events = [event for event, _ in batch]
         try:
-            sealed = await anyio.to_thread.run_sync(self.store.append_batch, events)
+            sealed = await anyio.to_thread.run_sync(self._append_and_log, events)
         except Exception as exc:  # any failure of the store is "not durable": fail closed
             error = exc if isinstance(exc, GatewayError) else AuditUnavailable(str(exc))
             log.error("audit_write_failed", error=str(exc), events=len(events))
@@ -85,10 +93,23 @@ class AuditLog:
                     future.set_exception(error)
             return
         for event, (_, future) in zip(sealed, batch, strict=True):
-            log.info("audit_event", **event)
             if not future.done():
                 future.set_result(event)
         await self._run_hooks(sealed)
+
+    def _append_and_log(self, events: list[Event]) -> list[Event]:
+        """Commit, then write each event's log line, in the writer's worker thread.
+
+        On the event loop, rendering and printing two lines per request held up every other
+        request (issue 7). The lines still come after the commit and before anyone is answered.
+        """
+        sealed = self.store.append_batch(events)
+        for event in sealed:
+            try:
+                log.info("audit_event", **event)
+            except Exception:  # noqa: S112 - the database is the record; a log line is a copy
+                continue
+        return sealed
 
     async def _run_hooks(self, sealed: Sequence[Event]) -> None:
         for hook in self._hooks:

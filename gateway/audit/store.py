@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal_with_body
-from gateway.audit.pg_append import PgAppender
 from gateway.db import audit_events, begin_write, lock_audit_chain
 from gateway.errors import AuditUnavailable
+
+if TYPE_CHECKING:
+    from gateway.audit.pg_append import PgAppender
 
 MAX_PAGE = 1000
 
@@ -54,7 +56,7 @@ class AuditStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # PostgreSQL: one round trip per batch over a held connection (see pg_append.py).
-        self.pg = PgAppender(engine, _row) if engine.dialect.name == "postgresql" else None
+        self.pg = _pg_appender(engine) if engine.dialect.name == "postgresql" else None
 
     def append_batch(self, events: Sequence[Event]) -> list[Event]:
         """Seal and durably commit events in order; all or none. Raises AuditUnavailable."""
@@ -122,6 +124,13 @@ class AuditStore:
         """Every event in seq order (audit export)."""
         for row in self.iter_rows():
             yield _event(row["body"], row["hash"])
+
+
+def _pg_appender(engine: Engine) -> PgAppender:
+    # Imported here: psycopg costs a SQLite deployment 10 MiB of resident memory (issue 7).
+    from gateway.audit.pg_append import PgAppender
+
+    return PgAppender(engine, _row)
 
 
 def _seal_all(events: Sequence[Event], head: Head) -> tuple[list[Event], list[str]]:

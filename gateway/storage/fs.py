@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,10 @@ from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 T = TypeVar("T")
 
+# Half the storage-wide ceiling: read from the page cache on the spot (_read_cached) there is no
+# thread hop left to amortise, and 512 KiB streamed as fast as 1 MiB while 16 streams held
+# about 20 MiB less (issue 7, docs/benchmarks.md).
+FILE_CHUNK_SIZE = CHUNK_SIZE // 2
 # ELOOP: O_NOFOLLOW met a symlink (or a loop) where the clip's file should be; refused as absent.
 _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 # O_NOFOLLOW: the final component must not be a symlink swapped in after we resolved the path.
@@ -101,6 +105,15 @@ class FileStorage:
             raise
         return fd
 
+    def _open_and_read(self, clip: ClipRef, size: int, offset: int) -> tuple[int, bytes]:
+        """An fd on the clip and its first chunk: one thread hop, all a short range needs."""
+        fd = self._open(clip)
+        try:
+            return fd, os.pread(fd, size, offset)
+        except BaseException:
+            os.close(fd)
+            raise
+
     # -- Storage ------------------------------------------------------------------------------
 
     async def stat(self, clip: ClipRef) -> ObjectInfo:
@@ -115,20 +128,23 @@ class FileStorage:
         return ObjectInfo(size=st.st_size, etag=etag_for(st), last_modified=modified)
 
     async def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes start..end inclusive in chunks of at most CHUNK_SIZE, one fd per stream."""
+        """Bytes start..end inclusive in chunks of at most FILE_CHUNK_SIZE, one fd per stream."""
+        first = max(0, min(FILE_CHUNK_SIZE, end - start + 1))
         # Shielded: cancelled mid-open, the fd would be opened in the thread and never closed.
         with anyio.CancelScope(shield=True):
-            fd = await _in_thread("clip", lambda: self._open(clip))
+            fd, chunk = await _in_thread("clip", lambda: self._open_and_read(clip, first, start))
+        nowait = _NOWAIT is not None
         try:
             position = start
             while position <= end:
-                size = min(CHUNK_SIZE, end - position + 1)
-                chunk = await _in_thread("clip", _pread(fd, size, position))
                 if not chunk:
                     # The file shrank under us: the promised Content-Length can no longer be met.
                     raise StorageUnavailable("The clip changed while it was being read.")
                 position += len(chunk)
                 yield chunk
+                if position <= end:
+                    size = min(FILE_CHUNK_SIZE, end - position + 1)
+                    chunk, nowait = await _read_at(fd, size, position, nowait)
         finally:
             # Runs on exhaustion, on error, and on aclose() when the client went away.
             os.close(fd)
@@ -205,6 +221,56 @@ class FileStorage:
 def _pread(fd: int, size: int, offset: int) -> Callable[[], bytes]:
     # pread takes the offset with it, so no shared file position is ever moved.
     return lambda: os.pread(fd, size, offset)
+
+
+async def _read_at(fd: int, size: int, offset: int, nowait: bool) -> tuple[bytes, bool]:
+    """The next chunk, from the page cache on the spot if it can be, else in a worker thread;
+    and whether to try the page cache first next time."""
+    if nowait:
+        try:
+            cached = _read_cached(fd, size, offset)
+        except _NoWaitUnsupported:
+            nowait = False  # this filesystem refuses RWF_NOWAIT: threads from now on
+        else:
+            if cached is not None:
+                return cached, True
+    return await _in_thread("clip", _pread(fd, size, offset)), nowait
+
+
+def _read_cached(fd: int, size: int, offset: int) -> bytes | None:
+    """The bytes if the page cache holds them, read on the spot; None if it would need the disk.
+
+    preadv2(RWF_NOWAIT) returns EAGAIN instead of waiting for the disk, so the event loop never
+    stalls on a slow one, and a hot clip streams without a worker-thread hop per chunk, the
+    largest cost of streaming it (issue 7). _NoWaitUnsupported where the filesystem refuses it.
+    """
+    assert _NOWAIT is not None
+    buffer = bytearray(size)
+    try:
+        received = os.preadv(fd, [buffer], offset, _NOWAIT)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise _NoWaitUnsupported from exc
+        with _translated("clip"):
+            raise
+    if not received:
+        return None  # nothing cached yet (or the end): let a thread see
+    if received < size:
+        del buffer[received:]  # part of it was cached: send that, the rest comes next
+    # A bytearray, not a copy into bytes: the copy cost as much as the hop it saves. Every
+    # consumer takes any bytes-like body (len, slicing, the ASGI server's transport.write),
+    # and nothing keeps or reuses the buffer after it is sent.
+    return cast(bytes, buffer)
+
+
+class _NoWaitUnsupported(Exception):
+    """This file's filesystem cannot read without blocking (EOPNOTSUPP)."""
+
+
+# RWF_NOWAIT exists on Linux ≥ 4.14 (Python exposes it there only).
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
 def _subdirectories(directory: Path) -> list[str]:

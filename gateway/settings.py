@@ -50,6 +50,7 @@ class Settings:
     alert_webhook: str | None
     trusted_proxies: tuple[str, ...]
     checkpoint_key_file: Path | None
+    checkpoint_retired_keys: tuple[Path, ...]
     checkpoint_every_events: int
     checkpoint_every_seconds: float
     log_format: Literal["json", "console", "auto"]
@@ -192,6 +193,9 @@ def _build(read: _Reader) -> Settings:
         alert_webhook=read.text("ALERT_WEBHOOK"),
         trusted_proxies=read.parse("TRUSTED_PROXIES", _csv, (), "a comma list of addresses"),
         checkpoint_key_file=Path(checkpoint_key) if checkpoint_key else None,
+        checkpoint_retired_keys=_existing_files(
+            read.parse("CHECKPOINT_RETIRED_KEYS", _csv, (), "a comma list of PEM files")
+        ),
         checkpoint_every_events=read.parse("CHECKPOINT_EVERY", _positive_int, 1000, "events"),
         checkpoint_every_seconds=read.parse("CHECKPOINT_SECONDS", float, 60.0, "seconds"),
         log_format=cast(
@@ -199,6 +203,13 @@ def _build(read: _Reader) -> Settings:
             read.choice("LOG_FORMAT", ("json", "console", "auto"), "auto"),
         ),
     )
+
+
+def _existing_files(names: tuple[str, ...]) -> tuple[Path, ...]:
+    for name in names:
+        if not Path(name).is_file():
+            raise ConfigError(f"{PREFIX}CHECKPOINT_RETIRED_KEYS", f"no such file: {name}")
+    return tuple(Path(name) for name in names)
 
 
 def _check_algorithms(algorithms: tuple[str, ...], dev_mode: bool) -> None:

@@ -138,6 +138,22 @@ def test_a_checkpoint_from_another_key_fails(chain):
     assert latest is not None and not latest.valid and "unknown key" in latest.problem
 
 
+def test_a_rotated_key_keeps_verifying_what_it_signed_once_retired(chain):
+    store, checkpointer, _clock, append, _runner, root = chain
+    append(3)
+    old_public = checkpointer.key.private().public_key()
+    rotated = Checkpointer(store.engine, CheckpointKey(root / "new.pem"))
+    rotated.key.private()
+    refused = rotated.latest_verified()
+    assert refused is not None and not refused.valid and "unknown key" in refused.problem
+    result = verify_rows(store.iter_rows(), refused)
+    assert not result.ok and "unknown key" in result.problem  # the reason reaches verify
+    trusting = Checkpointer(store.engine, CheckpointKey(root / "new.pem"), retired=[old_public])
+    latest = trusting.latest_verified()
+    assert latest is not None and latest.valid and latest.seq == 3
+    assert verify_rows(store.iter_rows(), latest).ok
+
+
 def test_checkpoints_are_logged_so_a_copy_leaves_the_database(chain):
     from structlog.testing import capture_logs
 

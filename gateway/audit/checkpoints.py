@@ -118,6 +118,14 @@ def _create_key(path: Path) -> None:
     log.info("checkpoint_key_created", path=str(path))
 
 
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """A retired checkpoint key's public half (PEM), kept to verify what it signed."""
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path} is not an Ed25519 public key")
+    return key
+
+
 def _load(path: Path) -> Ed25519PrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
@@ -135,9 +143,12 @@ class Checkpointer:
         every_events: int = 1000,
         every_seconds: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retired: Sequence[Ed25519PublicKey] = (),
     ) -> None:
         self.engine = engine
         self.key = key
+        # Public halves of keys rotated out: checkpoints they signed still verify (docs/deploy.md).
+        self.retired = tuple(retired)
         self.every_events = every_events
         self.every_seconds = every_seconds
         self.clock = clock
@@ -153,6 +164,7 @@ class Checkpointer:
             CheckpointKey(settings.checkpoint_key_path),
             settings.checkpoint_every_events,
             settings.checkpoint_every_seconds,
+            retired=[load_public_key(path) for path in settings.checkpoint_retired_keys],
         )
 
     # -- writing ---------------------------------------------------------------------------
@@ -237,8 +249,9 @@ class Checkpointer:
                 .mappings()
                 .all()
             )
-        public = self.key.public()
-        return [_checked(dict(row), public) for row in rows]
+        current = self.key.public()
+        trusted = {key_id_of(k): k for k in (*self.retired, *([current] if current else []))}
+        return [_checked(dict(row), trusted) for row in rows]
 
     def latest_verified(self) -> SignedCheckpoint | None:
         """The newest checkpoint, or the first whose signature fails.
@@ -255,9 +268,9 @@ class Checkpointer:
         return checkpoints[-1] if checkpoints else None
 
 
-def _checked(row: dict[str, Any], public: Ed25519PublicKey | None) -> SignedCheckpoint:
+def _checked(row: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> SignedCheckpoint:
     seq, head, ts, key_id = int(row["seq"]), str(row["head_hash"]), row["ts"], row["key_id"]
-    problem = _signature_problem(row, public)
+    problem = _signature_problem(row, trusted)
     if problem:
         # seq at least 1, so a row tampered to seq 0 still makes verify fail.
         return SignedCheckpoint(
@@ -266,10 +279,11 @@ def _checked(row: dict[str, Any], public: Ed25519PublicKey | None) -> SignedChec
     return SignedCheckpoint(seq, head, ts, key_id, row["signature"])
 
 
-def _signature_problem(row: dict[str, Any], public: Ed25519PublicKey | None) -> str:
-    if public is None:
+def _signature_problem(row: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> str:
+    if not trusted:
         return "no checkpoint key to verify with"
-    if row["key_id"] != key_id_of(public):
+    public = trusted.get(str(row["key_id"]))
+    if public is None:
         return f"signed by unknown key {row['key_id']}"
     try:
         signature = base64.b64decode(row["signature"], validate=True)

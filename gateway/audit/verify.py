@@ -60,9 +60,9 @@ def verify_rows(
             return VerifyResult(False, count, prev_hash, expected_seq, problem)
         if checkpoint and row["seq"] == checkpoint.seq:
             if row["hash"] != checkpoint.head_hash:
-                return VerifyResult(
-                    False, count, prev_hash, expected_seq, "hash differs from signed checkpoint"
-                )
+                # A checkpoint that failed its own signature check says why (checkpoints.py).
+                why = getattr(checkpoint, "problem", "") or "hash differs from signed checkpoint"
+                return VerifyResult(False, count, prev_hash, expected_seq, why)
             checkpoint_seen = True
         count, expected_seq, prev_hash = count + 1, expected_seq + 1, row["hash"]
     if checkpoint and not checkpoint_seen and checkpoint.seq > 0:

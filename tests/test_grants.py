@@ -15,7 +15,15 @@ from gateway import migrations
 from gateway.authz import Authorizer, PolicyEngine
 from gateway.db import create_db_engine
 from gateway.errors import BadRequest
-from gateway.grants import Grant, GrantChecker, GrantStore, match_grant, parse_new_grant
+from gateway.grants import (
+    Grant,
+    GrantChecker,
+    GrantStore,
+    PrefetchedGrants,
+    grantee_names,
+    match_grant,
+    parse_new_grant,
+)
 from gateway.settings import REPO_POLICY_DIR
 from gateway.types import AccessRequest, Action, CameraRef, Principal, Purpose, Role, Zone
 
@@ -239,8 +247,6 @@ def test_no_staff_view_without_a_covering_grant(case):
 def test_prefetched_grants_decide_as_the_database_check_does(store):
     """The pipeline reads one request's grants once (PrefetchedGrants, issue 7): for every
     role it must answer exactly what GrantChecker answers from the database."""
-    from gateway.grants import PrefetchedGrants, grantee_names
-
     store.create(grant(grantee="sam", cameras=("front",)))
     store.create(grant(grantee="role:support_agent", cameras=("back",), include_private=True))
     store.create(grant(grantee="role:trust_safety", purpose="safety_investigation"))
@@ -257,8 +263,13 @@ def test_prefetched_grants_decide_as_the_database_check_does(store):
         for camera in ("front", "back"):
             for zone in Zone:
                 for purpose in (Purpose.CUSTOMER_SUPPORT, Purpose.SAFETY_INVESTIGATION):
-                    req = request(principal=principal, camera=CameraRef("c1", camera),
-                                  zone=zone, purpose=purpose, now=NOW)
+                    req = request(
+                        principal=principal,
+                        camera=CameraRef("c1", camera),
+                        zone=zone,
+                        purpose=purpose,
+                        now=NOW,
+                    )
                     for role in roles:
                         expected = asyncio.run(checker(req, role))
                         assert asyncio.run(prefetched(req, role)) == expected, (sub, req, role)

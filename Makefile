@@ -30,12 +30,13 @@ browser:
 
 test: install browser
 	$(BIN)/ruff check gateway tests $(wildcard bench)
+	$(BIN)/ruff format --check gateway tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not soak"
 
 lint: install
 	$(BIN)/ruff check gateway tests $(wildcard bench)
-	$(BIN)/ruff format --check gateway tests $(wildcard bench) || true
+	$(BIN)/ruff format --check gateway tests $(wildcard bench)
 	$(BIN)/mypy
 
 # Refresh the console screenshots in docs/ (the tests write theirs to tests/artifacts/).

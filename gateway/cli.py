@@ -152,10 +152,16 @@ def _signed_token(args: argparse.Namespace, settings: Settings) -> str:
         raise SystemExit(f"footage-gateway: {path} is not an Ed25519, P-256 or RSA key")
     now = int(time.time())
     claims: dict[str, object] = {
-        "sub": args.sub, "roles": args.roles, "iat": now, "exp": now + args.ttl,
+        "sub": args.sub,
+        "roles": args.roles,
+        "iat": now,
+        "exp": now + args.ttl,
     }
-    optional = {"customer_id": args.customer_id, "iss": settings.jwt_issuer,
-                "aud": settings.jwt_audience}
+    optional = {
+        "customer_id": args.customer_id,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
     claims.update({name: value for name, value in optional.items() if value is not None})
     headers = {"kid": args.kid} if args.kid else None
     return jwt.encode(claims, key, algorithm=algorithm, headers=headers)

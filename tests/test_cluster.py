@@ -51,8 +51,9 @@ class Cluster:
     database_url: str
     policy_dir: Path
 
-    def token_headers(self, sub: str, *roles: str, customer_id: str | None = None,
-                      **headers: str) -> dict[str, str]:
+    def token_headers(
+        self, sub: str, *roles: str, customer_id: str | None = None, **headers: str
+    ) -> dict[str, str]:
         return self.env.auth(sub, *roles, customer_id=customer_id, **headers)
 
 
@@ -62,12 +63,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
     with fresh_schema(base) as database_url:
         policy_dir = copy_policies(root / "policies")
-        env = make_env(root, {
-            "FOOTGW_DATABASE_URL": database_url,
-            "FOOTGW_REDIS_URL": redis_url,
-            "FOOTGW_POLICY_DIR": str(policy_dir),
-            "FOOTGW_STORAGE": f"file://{root / 'footage'}",
-        })
+        env = make_env(
+            root,
+            {
+                "FOOTGW_DATABASE_URL": database_url,
+                "FOOTGW_REDIS_URL": redis_url,
+                "FOOTGW_POLICY_DIR": str(policy_dir),
+                "FOOTGW_STORAGE": f"file://{root / 'footage'}",
+            },
+        )
         for customer in CUSTOMERS:
             env.put_clip(customer, "cam", CLIP, CLIP_BYTES)
             env.set_zone(customer, "cam", Zone.OUTDOOR)
@@ -104,8 +108,12 @@ def decisions_by_request(database_url: str, request_ids: list[str]) -> dict[str,
 
 def audit_verify(cluster: Cluster) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [console_script(), "audit", "verify"], env=clean_environ(cluster.env.env),
-        capture_output=True, text=True, timeout=60, check=False,
+        [console_script(), "audit", "verify"],
+        env=clean_environ(cluster.env.env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -171,26 +179,33 @@ def test_a_suspension_on_one_replica_refuses_the_next_request_on_the_other(clust
     a, b = cluster.replicas
     subject = f"lou-{uuid.uuid4().hex[:8]}@legal"
     analyst = cluster.token_headers("ana@security", "security_analyst")
-    legal = cluster.token_headers(subject, "legal", **{
-        "X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-1"})
+    legal = cluster.token_headers(
+        subject,
+        "legal",
+        **{"X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-1"},
+    )
     clip_path = f"/v1/footage/{CUSTOMERS[0]}/cam/{CLIP}"
     with httpx.Client(timeout=10.0) as http:
         assert http.get(b.url + clip_path, headers=legal).status_code == 200
-        suspended = http.post(f"{a.url}/v1/principals/{subject}/suspend", headers=analyst,
-                              json={"reason": "test"})
+        suspended = http.post(
+            f"{a.url}/v1/principals/{subject}/suspend", headers=analyst, json={"reason": "test"}
+        )
         assert suspended.status_code == 200 and suspended.json()["status"] == "suspended"
         refused = http.get(b.url + clip_path, headers=legal)
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "principal_suspended"
         assert "X-Audit-Event-ID" in refused.headers
         # And back: reinstated through B, served by A at once.
-        assert http.post(f"{b.url}/v1/principals/{subject}/reinstate",
-                         headers=analyst).status_code == 200
+        assert (
+            http.post(f"{b.url}/v1/principals/{subject}/reinstate", headers=analyst).status_code
+            == 200
+        )
         assert http.get(a.url + clip_path, headers=legal).status_code == 200
 
 
-def wait_for_status(urls: list[str], headers: dict[str, str], status: int,
-                    timeout: float = 3.0) -> list[float]:
+def wait_for_status(
+    urls: list[str], headers: dict[str, str], status: int, timeout: float = 3.0
+) -> list[float]:
     """Poll each URL until it answers `status`; the seconds each took (bounded, no sleeps)."""
     started = time.monotonic()
     took: dict[str, float] = {}
@@ -208,10 +223,15 @@ def policy_events(database_url: str) -> list[dict]:
     engine = create_db_engine(database_url)
     try:
         with engine.connect() as conn:
-            bodies = conn.execute(
-                sa.select(audit_events.c.body).where(audit_events.c.type == "policy.reloaded")
-                .order_by(audit_events.c.seq)
-            ).scalars().all()
+            bodies = (
+                conn.execute(
+                    sa.select(audit_events.c.body)
+                    .where(audit_events.c.type == "policy.reloaded")
+                    .order_by(audit_events.c.seq)
+                )
+                .scalars()
+                .all()
+            )
     finally:
         engine.dispose()
     return [json.loads(body) for body in bodies]
@@ -244,8 +264,11 @@ def test_a_browsing_sweep_split_across_replicas_is_caught_at_single_replica_thre
     cluster: Cluster,
 ) -> None:
     subject = f"sweep-{uuid.uuid4().hex[:8]}@legal"
-    legal = cluster.token_headers(subject, "legal", **{
-        "X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-2"})
+    legal = cluster.token_headers(
+        subject,
+        "legal",
+        **{"X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-2"},
+    )
     analyst = cluster.token_headers("ana@security", "security_analyst")
 
     def browsing_flags(http: httpx.Client, url: str) -> list[dict]:
@@ -261,8 +284,9 @@ def test_a_browsing_sweep_split_across_replicas_is_caught_at_single_replica_thre
             flagged = browsing_flags(http, other.url)
             # Each replica saw at most half the customers: only shared counters reach 5.
             assert bool(flagged) == (i + 1 >= 5), (i, flagged)
-        status = http.get(f"{cluster.replicas[1].url}/v1/principals/{subject}",
-                          headers=analyst).json()
+        status = http.get(
+            f"{cluster.replicas[1].url}/v1/principals/{subject}", headers=analyst
+        ).json()
     assert statuses == [200] * 10 + [403]
     assert status["status"] == "suspended"
     assert status["reason"].startswith("customer_browsing")

@@ -50,11 +50,14 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("bus")
     with fresh_schema(base) as database_url:
         policy_dir = copy_policies(root / "policies")
-        env = make_env(root, {
-            "FOOTGW_DATABASE_URL": database_url,
-            "FOOTGW_REDIS_URL": redis_url,
-            "FOOTGW_POLICY_DIR": str(policy_dir),
-        })
+        env = make_env(
+            root,
+            {
+                "FOOTGW_DATABASE_URL": database_url,
+                "FOOTGW_REDIS_URL": redis_url,
+                "FOOTGW_POLICY_DIR": str(policy_dir),
+            },
+        )
         a, b = start_live(env), start_live(env)
         try:
             yield Pair(env, a, b, policy_dir, redis_url)
@@ -122,8 +125,10 @@ def test_the_subscription_comes_back_after_redis_drops_it(pair: Pair) -> None:
     assert admin.client_kill_filter(_id=before["id"]) == 1
     # The bus notices, reconnects after a short backoff and subscribes again; then it reads
     # the files once, in case an announcement was lost meanwhile.
-    wait(lambda: [c["id"] for c in _bus_clients(admin, b.node)] not in ([], [before["id"]]),
-         timeout=3.0)
+    wait(
+        lambda: [c["id"] for c in _bus_clients(admin, b.node)] not in ([], [before["id"]]),
+        timeout=3.0,
+    )
     admin.close()
     b.watcher.polling = False
     try:
@@ -147,6 +152,7 @@ def broadcast_reloads(live: Live) -> float:
 def _bus_clients(admin: redis.Redis, name: str) -> list[dict]:
     """The subscribed connections of one node's bus."""
     return [
-        c for c in admin.client_list()
+        c
+        for c in admin.client_list()
         if c["name"] == f"footgw-bus:{name}" and int(c.get("sub", 0)) > 0
     ]

@@ -63,8 +63,12 @@ def registry() -> CollectorRegistry:
 @pytest.fixture
 def watcher(policy_dir: Path, recorder: Recorder, registry: CollectorRegistry) -> PolicyWatcher:
     return PolicyWatcher(
-        PolicyEngine(policy_dir), policy_dir, node="node-a", record=recorder.record,
-        publish=recorder.publish, registry=registry,
+        PolicyEngine(policy_dir),
+        policy_dir,
+        node="node-a",
+        record=recorder.record,
+        publish=recorder.publish,
+        registry=registry,
     )
 
 
@@ -81,7 +85,8 @@ def edit(policy_dir: Path, old: str, new: str) -> None:
 
 def reloads(registry: CollectorRegistry, result: str, trigger: str) -> float:
     value = registry.get_sample_value(
-        "footgw_policy_reloads_total", {"result": result, "trigger": trigger})
+        "footgw_policy_reloads_total", {"result": result, "trigger": trigger}
+    )
     return value or 0.0
 
 
@@ -204,10 +209,13 @@ def test_a_gateway_whose_redis_is_down_still_serves_and_polls(tmp_path: Path) ->
     from tests.support.server import make_env, start_live
 
     policy_dir = Path(shutil.copytree(REPO_POLICY_DIR, tmp_path / "policies"))
-    env = make_env(tmp_path, {
-        "FOOTGW_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
-        "FOOTGW_POLICY_DIR": str(policy_dir),
-    })
+    env = make_env(
+        tmp_path,
+        {
+            "FOOTGW_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "FOOTGW_POLICY_DIR": str(policy_dir),
+        },
+    )
     with capture_logs() as logs:
         live = start_live(env)
     try:

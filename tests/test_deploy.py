@@ -111,8 +111,10 @@ def test_secrets_are_referenced_never_inlined(k8s, pod) -> None:
     assert {"footage-gateway-db", "footage-gateway-redis"} <= refs
     keys_volume = next(v for v in pod["volumes"] if v["name"] == "keys")
     assert keys_volume["secret"]["secretName"] == "footage-gateway-keys"
-    examples = {d["metadata"]["name"] for d in
-                yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())}
+    examples = {
+        d["metadata"]["name"]
+        for d in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())
+    }
     assert refs | {"footage-gateway-keys"} <= examples
     config = k8s[("ConfigMap", "footage-gateway-config")]["data"]
     assert not [k for k in config if re.search("PASSWORD|SECRET|DATABASE_URL|REDIS_URL", k)]
@@ -141,7 +143,10 @@ def test_the_service_pdb_and_hpa_cover_the_deployment(k8s) -> None:
     assert 1 <= pdb["minAvailable"] < 3
     hpa = k8s[("HorizontalPodAutoscaler", "footage-gateway")]["spec"]
     assert hpa["scaleTargetRef"] == {
-        "apiVersion": "apps/v1", "kind": "Deployment", "name": "footage-gateway"}
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "footage-gateway",
+    }
     assert hpa["minReplicas"] >= 3 and hpa["maxReplicas"] > hpa["minReplicas"]
 
 
@@ -201,8 +206,11 @@ def compose() -> dict[str, Any]:
 
 def test_compose_runs_two_replicas_behind_a_proxy_on_the_backing_services(compose) -> None:
     services = compose["services"]
-    gateways = [n for n, s in services.items() if s.get("image") == "footage-gateway:local"
-                and "command" not in s]
+    gateways = [
+        n
+        for n, s in services.items()
+        if s.get("image") == "footage-gateway:local" and "command" not in s
+    ]
     assert gateways == ["gateway-1", "gateway-2"]
     assert {"postgres", "redis", "minio", "proxy", "migrate"} <= set(services)
     one, two = (services[n] for n in gateways)
@@ -218,7 +226,8 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_the_backing_services(compos
     assert services["migrate"]["command"] == ["footage-gateway", "migrate"]
     proxy = services["proxy"]
     assert {d: c["condition"] for d, c in proxy["depends_on"].items()} == dict.fromkeys(
-        gateways, "service_healthy")
+        gateways, "service_healthy"
+    )
     # The gateway trusts X-Forwarded-For from the proxy's fixed address, and only from it.
     assert proxy["networks"]["backend"]["ipv4_address"] == env["FOOTGW_TRUSTED_PROXIES"]
     for secret in compose["secrets"].values():
@@ -247,15 +256,26 @@ def container_env(compose, s3_server: str, tmp_path: Path) -> Iterator[dict[str,
     base = require_postgres()
     env = {**image_env(), **compose["services"]["gateway-1"]["environment"]}
     private = Ed25519PrivateKey.generate()
-    (tmp_path / "jwt-private.pem").write_bytes(private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp_path / "jwt-private.pem").write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     (tmp_path / "jwt-private.pem").chmod(0o600)
-    (tmp_path / "jwt-public.pem").write_bytes(private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (tmp_path / "checkpoint-key.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp_path / "jwt-public.pem").write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    (tmp_path / "checkpoint-key.pem").write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     bucket = env["FOOTGW_STORAGE"].removeprefix("s3://")
     s3 = boto3.client("s3", endpoint_url=s3_server)
     if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
@@ -286,8 +306,15 @@ def container_env(compose, s3_server: str, tmp_path: Path) -> Iterator[dict[str,
 def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     if argv[0] == "footage-gateway":
         argv = [console_script(), *argv[1:]]
-    return subprocess.run(argv, env=clean_environ(env), capture_output=True, text=True,
-                          timeout=60, check=False, cwd=REPO)
+    return subprocess.run(
+        argv,
+        env=clean_environ(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
 
 
 @pytest.mark.postgres
@@ -308,12 +335,26 @@ def test_the_entry_command_serves_with_the_compose_environment(
         assert probe[0] == "python"
         healthy = run([sys.executable, *probe[1:]], gateway.env)
         assert healthy.returncode == 0, healthy.stderr
-        token = run(["footage-gateway", "token", "--private-key",
-                     str(tmp_path / "jwt-private.pem"), "--sub", "dee", "--role", "customer",
-                     "--customer-id", "cust-deploy"], container_env)
+        token = run(
+            [
+                "footage-gateway",
+                "token",
+                "--private-key",
+                str(tmp_path / "jwt-private.pem"),
+                "--sub",
+                "dee",
+                "--role",
+                "customer",
+                "--customer-id",
+                "cust-deploy",
+            ],
+            container_env,
+        )
         assert token.returncode == 0, token.stderr
-        clip = httpx.get(f"{gateway.url}/v1/footage/cust-deploy/cam/20261128T101500Z.mp4",
-                         headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+        clip = httpx.get(
+            f"{gateway.url}/v1/footage/cust-deploy/cam/20261128T101500Z.mp4",
+            headers={"Authorization": f"Bearer {token.stdout.strip()}"},
+        )
         assert clip.status_code == 200 and clip.content == b"clip" * 256
     finally:
         # SIGTERM: uvicorn drains, the lifespan closes the audit log, then uvicorn re-raises

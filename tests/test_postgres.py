@@ -51,8 +51,9 @@ def store(engine: Engine) -> Iterator[AuditStore]:
 
 
 def events(n: int, principal: str = "p") -> list[dict]:
-    return [new_event(EventType.ACCESS_DECISION, principal=principal, decision="deny")
-            for _ in range(n)]
+    return [
+        new_event(EventType.ACCESS_DECISION, principal=principal, decision="deny") for _ in range(n)
+    ]
 
 
 def count(engine: Engine) -> int:

@@ -54,21 +54,28 @@ def gated_s3(aws_env: None) -> Iterator[tuple[str, PresignGate]]:
 
 
 @pytest.fixture(scope="module")
-def gateway(gated_s3: tuple[str, PresignGate],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redirecting]:
+def gateway(
+    gated_s3: tuple[str, PresignGate], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Redirecting]:
     endpoint, gate = gated_s3
     bucket = f"redirect-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket=bucket)
-    for key, body in ((f"cust-a/cam/{CLIP}", DATA), (f"cust-a/cam/{OTHER_CLIP}", b"another"),
-                      (f"cust-b/cam/{CLIP}", b"another customer's clip")):
+    for key, body in (
+        (f"cust-a/cam/{CLIP}", DATA),
+        (f"cust-a/cam/{OTHER_CLIP}", b"another"),
+        (f"cust-b/cam/{CLIP}", b"another customer's clip"),
+    ):
         client.put_object(Bucket=bucket, Key=key, Body=body)
     client.close()
-    env = make_env(tmp_path_factory.mktemp("redirect"), {
-        "FOOTGW_STORAGE": f"s3://{bucket}",
-        "FOOTGW_S3_ENDPOINT_URL": endpoint,
-        "FOOTGW_DELIVERY": "redirect",
-    })
+    env = make_env(
+        tmp_path_factory.mktemp("redirect"),
+        {
+            "FOOTGW_STORAGE": f"s3://{bucket}",
+            "FOOTGW_S3_ENDPOINT_URL": endpoint,
+            "FOOTGW_DELIVERY": "redirect",
+        },
+    )
     env.set_zone("cust-a", "cam", Zone.OUTDOOR)
     live = start_live(env)
     try:
@@ -109,14 +116,16 @@ def test_307_comes_after_the_decision_is_committed(redirecting: Redirecting) -> 
 
     services.audit_store.append_batch = recording_append
     services.storage.presign = recording_presign
-    response = redirecting.live.client.get(f"/v1/footage/cust-a/cam/{CLIP}",
-                                           headers=redirecting.owner())
+    response = redirecting.live.client.get(
+        f"/v1/footage/cust-a/cam/{CLIP}", headers=redirecting.owner()
+    )
     url = location(response)
     assert steps == ["committed access.decision", "presigned", "committed access.complete"]
     assert response.headers["cache-control"] == "private, no-store"
     assert response.content == b""
-    [decision] = services.audit_store.query(EventQuery(
-        types=("access.decision",), request_ids=(response.headers["x-request-id"],)))
+    [decision] = services.audit_store.query(
+        EventQuery(types=("access.decision",), request_ids=(response.headers["x-request-id"],))
+    )
     assert decision["event_id"] == response.headers["x-audit-event-id"]
     assert decision["decision"] == "allow"
     query = parse_qs(urlsplit(url).query)
@@ -125,8 +134,9 @@ def test_307_comes_after_the_decision_is_committed(redirecting: Redirecting) -> 
 
 
 def test_the_url_serves_that_object_and_nothing_else(redirecting: Redirecting) -> None:
-    url = location(redirecting.live.client.get(f"/v1/footage/cust-a/cam/{CLIP}",
-                                               headers=redirecting.owner()))
+    url = location(
+        redirecting.live.client.get(f"/v1/footage/cust-a/cam/{CLIP}", headers=redirecting.owner())
+    )
     with httpx.Client() as s3:
         fetched = s3.get(url)
         assert fetched.status_code == 200 and fetched.content == DATA
@@ -158,8 +168,9 @@ def test_a_client_that_follows_the_redirect_gets_its_range_and_keeps_its_token(
     redirecting: Redirecting,
 ) -> None:
     headers = redirecting.owner(Range="bytes=5000-5099")
-    response = redirecting.live.client.get(f"/v1/footage/cust-a/cam/{CLIP}", headers=headers,
-                                           follow_redirects=True)
+    response = redirecting.live.client.get(
+        f"/v1/footage/cust-a/cam/{CLIP}", headers=headers, follow_redirects=True
+    )
     assert response.status_code == 206 and response.content == DATA[5000:5100]
     [seen] = redirecting.gate.seen
     assert seen["range"] == "bytes=5000-5099"
@@ -167,8 +178,9 @@ def test_a_client_that_follows_the_redirect_gets_its_range_and_keeps_its_token(
 
 
 def test_the_url_is_refused_once_expired(redirecting: Redirecting) -> None:
-    url = location(redirecting.live.client.get(f"/v1/footage/cust-a/cam/{CLIP}",
-                                               headers=redirecting.owner()))
+    url = location(
+        redirecting.live.client.get(f"/v1/footage/cust-a/cam/{CLIP}", headers=redirecting.owner())
+    )
     expires = int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0])
     with httpx.Client() as s3:
         redirecting.gate.skew = expires - 2
@@ -191,15 +203,17 @@ def test_no_url_when_the_decision_cannot_be_committed(redirecting: Redirecting) 
 
     services.audit_store.append_batch = failing_append
     services.storage.presign = recording_presign
-    response = redirecting.live.client.get(f"/v1/footage/cust-a/cam/{CLIP}",
-                                           headers=redirecting.owner())
+    response = redirecting.live.client.get(
+        f"/v1/footage/cust-a/cam/{CLIP}", headers=redirecting.owner()
+    )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "audit_unavailable"
     assert "location" not in response.headers and presigned == []
 
 
 def test_a_denied_request_gets_no_url(redirecting: Redirecting) -> None:
-    response = redirecting.live.client.get(f"/v1/footage/cust-b/cam/{CLIP}",
-                                           headers=redirecting.owner())
+    response = redirecting.live.client.get(
+        f"/v1/footage/cust-b/cam/{CLIP}", headers=redirecting.owner()
+    )
     assert response.status_code == 403 and "location" not in response.headers
     assert redirecting.gate.seen == []

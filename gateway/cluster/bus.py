@@ -39,9 +39,7 @@ class RedisBus:
         self.channel = channel
         self.node = node
         # Publishing is on the request path of whoever publishes: fail fast.
-        self._publisher = redis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0
-        )
+        self._publisher = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         # The subscriber waits for messages forever; health checks find a dead socket.
         # Named, so that CLIENT LIST on the Redis shows which replicas are listening.
         self._subscriber = redis.Redis.from_url(

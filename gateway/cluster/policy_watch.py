@@ -70,8 +70,9 @@ def check_candidate(policy_dir: Path) -> int:
     rows = _rows((policy_dir / "policy.csv").read_text())
     for row in rows:
         if len(row) != POLICY_FIELDS + 1 or row[5] not in ("allow", "deny"):
-            raise UnsafePolicy(f"rule {', '.join(row)!r} is not role, purpose, act, zone, "
-                               "allow|deny, cond")
+            raise UnsafePolicy(
+                f"rule {', '.join(row)!r} is not role, purpose, act, zone, allow|deny, cond"
+            )
         if row[1] == "*" and row[5] == "allow":
             raise UnsafePolicy(f"rule {', '.join(row)!r} allows every role")
     candidate = PolicyEngine(policy_dir)  # raises on a bad model or no rules
@@ -169,7 +170,10 @@ class PolicyWatcher:
         sha = await anyio.to_thread.run_sync(fingerprint, self.policy_dir)
         if sha != announced:
             log.warning(
-                "policy_divergent", node=self.node, ours=sha, announced=announced,
+                "policy_divergent",
+                node=self.node,
+                ours=sha,
+                announced=announced,
                 announced_by=message.get("node"),
             )
         if sha not in (self.loaded_sha, self.failed_sha):
@@ -207,11 +211,18 @@ class PolicyWatcher:
         self.metrics.reloads.labels("failed", trigger).inc()
         kept = self.policy.rule_count
         log.error(
-            "policy_reload_failed", node=self.node, trigger=trigger, sha256=sha,
-            error=f"{type(exc).__name__}: {exc}", kept_rules=kept,
+            "policy_reload_failed",
+            node=self.node,
+            trigger=trigger,
+            sha256=sha,
+            error=f"{type(exc).__name__}: {exc}",
+            kept_rules=kept,
         )
         detail = {
-            "sha256": sha, "ok": False, "trigger": trigger, "error": str(exc)[:300],
+            "sha256": sha,
+            "ok": False,
+            "trigger": trigger,
+            "error": str(exc)[:300],
             "kept_rules": kept,
         }
         await self._record("failed", detail)

@@ -110,10 +110,16 @@ def canonical_request(environ: Environ, query: dict[str, str]) -> str:
         f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items()) if k != "X-Amz-Signature"
     )
     raw_path = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "/").split("?")[0]
-    return "\n".join([
-        environ["REQUEST_METHOD"], raw_path, canonical_query, canonical_headers,
-        query["X-Amz-SignedHeaders"], "UNSIGNED-PAYLOAD",
-    ])
+    return "\n".join(
+        [
+            environ["REQUEST_METHOD"],
+            raw_path,
+            canonical_query,
+            canonical_headers,
+            query["X-Amz-SignedHeaders"],
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
 
 
 def _parse_query(raw: str) -> dict[str, str]:
@@ -137,8 +143,9 @@ def _deny(start_response: StartResponse, code: str, message: str) -> list[bytes]
         f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
         f"<Message>{message}</Message></Error>"
     ).encode()
-    start_response("403 Forbidden", [("Content-Type", "application/xml"),
-                                     ("Content-Length", str(len(body)))])
+    start_response(
+        "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 

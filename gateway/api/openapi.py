@@ -205,7 +205,19 @@ def spec() -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "schema": {"type": "string", "enum": ["open", "resolved"]},
-                    }
+                    },
+                    {
+                        "name": "principal",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 256},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
                 ],
             )
         },

@@ -67,7 +67,7 @@ class FootageCall:
     request_id: str
     client_ip: str | None
     user_agent: str | None
-    escaped: bool = False  # the raw path held percent-escapes, which no valid id needs
+    path_problem: str | None = None  # why the path names no footage (audited as a 400)
 
 
 @dataclass(slots=True)
@@ -327,8 +327,8 @@ class FootageFlow:
 
 
 def _resolve_camera(call: FootageCall) -> CameraRef:
-    if call.escaped:
-        raise BadRequest("Footage paths never contain percent-escapes.")
+    if call.path_problem:
+        raise BadRequest(call.path_problem)
     if not (is_valid_id(call.customer_id) and is_valid_id(call.camera_id)):
         raise BadRequest("Customer and camera ids must be 1 to 64 letters, digits, _ or -.")
     return CameraRef(call.customer_id, call.camera_id)

@@ -226,3 +226,15 @@ def test_two_authorization_headers_are_an_audited_401(sqlite_live):
     assert r.status_code == 401 and SECRET[:64] not in r.content
     event = audit_event(live, r.headers["x-audit-event-id"])
     assert event["reason"] == "unauthenticated" and event["principal"] is None
+
+
+def test_a_path_that_names_no_clip_is_an_audited_400(sqlite_live):
+    live = sqlite_live
+    headers = live.env.auth("sam", "support_agent")
+    r = live.client.get(f"/v1/footage/c1/front/{CLIP}/extra", headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    event = audit_event(live, r.headers["x-audit-event-id"])
+    assert event["principal"] == "sam" and event["reason"] == "bad_request"
+    assert event["status"] == 400 and event["decision"] == "deny"
+    anonymous = live.client.get("/v1/footage/a/b/c/d")
+    assert anonymous.status_code == 401 and anonymous.headers["x-audit-event-id"]

@@ -21,14 +21,18 @@ from gateway.types import Action, ClipRef, EventType, clip_recorded_at, is_valid
 NO_STORE = {"Cache-Control": "private, no-store"}
 
 
-def _call(request: Request, action: Action) -> FootageCall:
+ESCAPED = "Footage paths never contain percent-escapes."
+MALFORMED = "A footage path is /v1/footage/{customer_id}/{camera_id}[/{clip_id}]."
+
+
+def _call(request: Request, action: Action, path_problem: str | None = None) -> FootageCall:
     params = request.path_params
     headers = request.headers
     return FootageCall(
         method=request.method,
         action=action,
-        customer_id=params["customer_id"],
-        camera_id=params["camera_id"],
+        customer_id=params.get("customer_id", params.get("rest", "")),
+        camera_id=params.get("camera_id", ""),
         clip_id=params.get("clip_id"),
         # Several Authorization headers go to authentication joined, which refuses them, so
         # the refusal is an audited decision like any other 401 on footage.
@@ -39,7 +43,7 @@ def _call(request: Request, action: Action) -> FootageCall:
         request_id=request_id(request),
         client_ip=client_ip(request),
         user_agent=headers.get("user-agent"),
-        escaped=_escaped(request),
+        path_problem=path_problem or (ESCAPED if _escaped(request) else None),
     )
 
 
@@ -51,7 +55,7 @@ def _escaped(request: Request) -> bool:
 
 def _refuse_encoded(request: Request) -> None:
     if _escaped(request):
-        raise BadRequest("Footage paths never contain percent-escapes.")
+        raise BadRequest(ESCAPED)
 
 
 async def view_clip(request: Request) -> Response:
@@ -91,8 +95,12 @@ def _clip_ref(request: Request) -> ClipRef:
     return ClipRef(p["customer_id"], p["camera_id"], p["clip_id"], recorded_at)
 
 
-async def malformed(_request: Request) -> Response:
-    raise BadRequest("A footage path is /v1/footage/{customer_id}/{camera_id}[/{clip_id}].")
+async def malformed(request: Request) -> Response:
+    """A path under /v1/footage that names no clip: refused, and audited like any decision."""
+    if request.method == "DELETE":
+        raise BadRequest(MALFORMED)
+    await services(request).flow.list_clips(_call(request, Action.VIEW, MALFORMED))
+    raise AssertionError("a malformed footage path is never allowed")  # pragma: no cover
 
 
 routes = [

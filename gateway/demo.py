@@ -86,17 +86,24 @@ async def seed(settings: Settings, now: datetime) -> list[str]:
     return clip_ids
 
 
+def dev_token(
+    settings: Settings, sub: str, roles: list[str], customer_id: str | None = None
+) -> str:
+    """A demo token signed by the dev key, with the configured issuer and audience."""
+    return mint_dev_token(
+        settings.dev_key_file,
+        sub=sub,
+        roles=roles,
+        customer_id=customer_id,
+        ttl=TOKEN_TTL,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
 def tokens(settings: Settings) -> dict[str, str]:
     return {
-        name: mint_dev_token(
-            settings.dev_key_file,
-            sub=sub,
-            roles=roles,
-            customer_id=customer,
-            ttl=TOKEN_TTL,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+        name: dev_token(settings, sub, roles, customer)
         for name, (sub, roles, customer) in PEOPLE.items()
     }
 

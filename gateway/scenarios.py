@@ -26,7 +26,7 @@ from gateway import migrations
 from gateway.app import create_app
 from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
-from gateway.devkeys import mint_dev_token
+from gateway.demo import dev_token
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 from gateway.storage import open_storage
@@ -37,7 +37,6 @@ CUSTOMERS = 12
 AGENT = "eve@support"
 CAMERA = "porch"
 CLIP_BYTES = 64 * 1024
-TOKEN_TTL = 12 * 3600
 
 
 @dataclass
@@ -61,7 +60,7 @@ def run_scenario(scenario: str, settings: Settings, minted: dict[str, str], now:
     """Run a named scenario and print what happened and how an analyst can see it."""
     if scenario not in SCENARIOS:
         raise ConfigError("--scenario", f"no scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-    agent_token = _token(settings, AGENT, ["support_agent"])
+    agent_token = dev_token(settings, AGENT, ["support_agent"])
     result = asyncio.run(run_browsing(settings, agent_token, minted["ANA"], now))
     base = f"http://{settings.host}:{settings.port}"
     print(report(result, base, agent_token), flush=True)
@@ -69,18 +68,6 @@ def run_scenario(scenario: str, settings: Settings, minted: dict[str, str], now:
 
 def customer_ids() -> list[str]:
     return [f"cust-{i:02d}" for i in range(1, CUSTOMERS + 1)]
-
-
-def _token(settings: Settings, sub: str, roles: list[str], customer_id: str | None = None) -> str:
-    return mint_dev_token(
-        settings.dev_key_file,
-        sub=sub,
-        roles=roles,
-        customer_id=customer_id,
-        ttl=TOKEN_TTL,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-    )
 
 
 def clip_id_for(now: datetime) -> str:
@@ -152,7 +139,7 @@ async def _grant(
 ) -> str:
     """The customer grants the support role their porch camera for one ticket, 4 hours."""
     ticket = f"CASE-{customer.removeprefix('cust-')}01"
-    owner = _token(settings, f"owner@{customer}", ["customer"], customer)
+    owner = dev_token(settings, f"owner@{customer}", ["customer"], customer)
     day = now - timedelta(days=1)
     body = {
         "grantee": "role:support_agent",

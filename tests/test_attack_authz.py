@@ -44,10 +44,8 @@ def home_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     for camera in ("front2", "fron", "FRONT"):
         env.set_zone("c1", camera, Zone.OUTDOOR)
         env.put_clip("c1", camera, CLIP, SECRET)
-    running = start_live(env)
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        yield running
 
 
 @pytest.fixture

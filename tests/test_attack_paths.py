@@ -9,7 +9,6 @@ gateway's storage boundary, and for S3 at botocore's send hook) and a consistent
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +25,7 @@ from tests.support.faults import (
     services_of,
     trace,
 )
-from tests.support.server import Live, make_env, start_live
+from tests.support.server import Live, make_env, raw_get, start_live
 
 CLIP = "20261127T101500Z.mp4"
 SECRET = b"NURSERY-FOOTAGE-" * 4096
@@ -70,27 +69,6 @@ RAW: list[bytes] = [
 PATHS = [p.encode() for p in ENCODED] + RAW
 
 
-def raw_get(url: str, path: bytes, token: str) -> tuple[int, dict[str, str], bytes]:
-    """Send the request line exactly as given (clients would normalise it)."""
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(
-            b"GET " + path + b" HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
-            b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers, body
-
-
 def assert_refused_untouched(
     live: Live, storage: CountingStorage, path: bytes, s3_sent: list[str] | None = None
 ) -> None:
@@ -116,11 +94,9 @@ def file_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env = make_env(tmp_path_factory.mktemp("files"))
     env.put_clip("c1", "front", CLIP, SECRET)
     (env.root / "outside.mp4").write_bytes(SECRET)
-    running = start_live(env)
-    running.counting = count_storage(running)
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        running.counting = count_storage(running)
+        yield running
 
 
 @pytest.fixture
@@ -216,8 +192,7 @@ def s3_versioned(
         yield proxy, lives[1], old, sent
     finally:
         for running in lives:
-            running.client.close()
-            running.server.stop()
+            running.close()
 
 
 def test_injected_paths_never_reach_s3(s3_versioned) -> None:

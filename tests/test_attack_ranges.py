@@ -29,11 +29,9 @@ BOUND_SECONDS = 5.0
 def ranged_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env = make_env(tmp_path_factory.mktemp("ranges"))
     env.put_clip("c1", "front", CLIP, DATA)
-    running = start_live(env)
-    running.counting = count_storage(running)
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        running.counting = count_storage(running)
+        yield running
 
 
 @pytest.fixture

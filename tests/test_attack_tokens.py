@@ -51,10 +51,8 @@ def ec_live(tmp_path_factory: pytest.TempPathFactory):
         },
     )
     env.put_clip("c1", "front", CLIP, SECRET)
-    running = start_live(env)
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        yield running
 
 
 def good(**extra: Any) -> dict[str, Any]:
@@ -169,14 +167,10 @@ def jwks_live(tmp_path_factory: pytest.TempPathFactory):
         root = tmp_path_factory.mktemp("jwks")
         env = make_env(root, {"FOOTGW_JWT_JWKS_URL": server.url, "FOOTGW_JWT_PUBLIC_KEY_FILE": ""})
         env.put_clip("c1", "front", CLIP, SECRET)
-        running = start_live(env)
-        running.jwks = server
-        running.real_key = real
-        try:
+        with start_live(env) as running:
+            running.jwks = server
+            running.real_key = real
             yield running
-        finally:
-            running.client.close()
-            running.server.stop()
 
 
 def test_hostile_kids_against_a_jwks_never_match_and_never_flood_the_idp(jwks_live: Live) -> None:

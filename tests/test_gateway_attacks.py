@@ -8,16 +8,14 @@ principal and the reason `unauthenticated`.
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import time
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from gateway.db import create_db_engine
-from tests.support.server import make_env, start_live
+from tests.support.server import make_env, raw_get, start_live
 from tests.support.tokens import claims, hand_built, hmac_token, make_keypair, sign, tamper
 
 CLIP = "20261127T101500Z.mp4"
@@ -40,11 +38,9 @@ def rsa_live(tmp_path_factory):
     )
     env.put_clip("c1", "front", CLIP, SECRET)
     (root / "outside.mp4").write_bytes(SECRET)
-    running = start_live(env)
-    running.key = key
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        running.key = key
+        yield running
 
 
 def good_claims(**extra):
@@ -124,21 +120,6 @@ def test_forged_tokens_are_401_with_no_footage_and_one_anonymous_event(rsa_live,
     assert token not in json.dumps(event)  # the token itself is never recorded
 
 
-def raw_get(url: str, path: bytes, token: str) -> tuple[int, bytes]:
-    """Send a request line exactly as given: clients would normalise these paths away."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(
-            b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    status = int(data.split(b" ", 2)[1])
-    return status, data
-
-
 ESCAPES = [
     b"/v1/footage/c1/front/../../outside.mp4",
     b"/v1/footage/c1/front/..%2F..%2Foutside.mp4",
@@ -159,7 +140,7 @@ ESCAPES = [
 @pytest.mark.parametrize("path", ESCAPES, ids=[p.decode()[-40:] for p in ESCAPES])
 def test_path_escapes_never_reach_storage(rsa_live, path):
     token = sign(good_claims(), rsa_live.key)
-    status, data = raw_get(rsa_live.url, path, token)
+    status, _headers, data = raw_get(rsa_live.url, path, token)
     assert status in (400, 404), (path, status)
     assert SECRET[:64] not in data
 
@@ -168,10 +149,8 @@ def test_path_escapes_never_reach_storage(rsa_live, path):
 def sqlite_live(tmp_path):
     env = make_env(tmp_path)
     env.put_clip("c1", "front", CLIP, SECRET)
-    running = start_live(env)
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        yield running
 
 
 def test_an_audit_log_that_cannot_be_written_serves_nothing_then_recovers(sqlite_live):

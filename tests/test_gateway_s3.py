@@ -30,11 +30,9 @@ def s3_live(tmp_path, s3_bucket):
     )
     env.put_clip("c1", "front", CLIP, DATA)
     env.put_clip("c1", "front", OLD, b"old footage")
-    running = start_live(env)
-    running.bucket, running.endpoint = bucket, endpoint
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        running.bucket, running.endpoint = bucket, endpoint
+        yield running
 
 
 def owner(live):

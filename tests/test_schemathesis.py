@@ -33,21 +33,19 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env = make_env(tmp_path_factory.mktemp("schemathesis"))
     env.set_zone("c1", "front", Zone.INDOOR)
     env.put_clip("c1", "front", CLIP, bytes(range(256)) * 256)
-    running = start_live(env)
-    grant = {
-        "grantee": "role:support_agent",
-        "purpose": "customer_support",
-        "cameras": ["*"],
-        "footage_from": "2026-11-01T00:00:00Z",
-        "footage_until": "2026-11-30T00:00:00Z",
-        "expires_at": (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "ticket": "CASE-1",
-    }
-    owner = env.auth("alice", "customer", customer_id="c1")
-    assert running.client.post("/v1/grants", json=grant, headers=owner).status_code == 201
-    yield running
-    running.client.close()
-    running.server.stop()
+    with start_live(env) as running:
+        grant = {
+            "grantee": "role:support_agent",
+            "purpose": "customer_support",
+            "cameras": ["*"],
+            "footage_from": "2026-11-01T00:00:00Z",
+            "footage_until": "2026-11-30T00:00:00Z",
+            "expires_at": (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ticket": "CASE-1",
+        }
+        owner = env.auth("alice", "customer", customer_id="c1")
+        assert running.client.post("/v1/grants", json=grant, headers=owner).status_code == 201
+        yield running
 
 
 def callers(live: Live, n: int = 0) -> dict[str, dict[str, str]]:

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.common import (
+    authorization,
     caller,
     client_ip,
     record,
@@ -34,9 +35,7 @@ def _call(request: Request, action: Action, path_problem: str | None = None) -> 
         customer_id=params.get("customer_id", params.get("rest", "")),
         camera_id=params.get("camera_id", ""),
         clip_id=params.get("clip_id"),
-        # Several Authorization headers go to authentication joined, which refuses them, so
-        # the refusal is an audited decision like any other 401 on footage.
-        authorization=", ".join(request.headers.getlist("authorization")) or None,
+        authorization=authorization(request),  # refused in the flow, so a 401 is audited
         purpose=headers.get("x-access-purpose"),
         justification=headers.get("x-access-justification"),
         range_header=headers.get("range"),

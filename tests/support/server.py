@@ -8,6 +8,7 @@ through the same storage and stores the gateway uses, never by mocking them.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -159,6 +161,17 @@ class Live:
     def url(self) -> str:
         return self.server.url
 
+    def close(self) -> None:
+        """Close the client and stop the server."""
+        self.client.close()
+        self.server.stop()
+
+    def __enter__(self) -> Live:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def start_live(env: GatewayEnv) -> Live:
     server = LiveServer(create_app(env.settings)).start()
@@ -167,12 +180,8 @@ def start_live(env: GatewayEnv) -> Live:
 
 @pytest.fixture
 def live(gateway_env: GatewayEnv) -> Iterator[Live]:
-    running = start_live(gateway_env)
-    try:
+    with start_live(gateway_env) as running:
         yield running
-    finally:
-        running.client.close()
-        running.server.stop()
 
 
 def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -189,3 +198,24 @@ def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> A
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def raw_get(url: str, path: bytes, token: str) -> tuple[int, dict[str, str], bytes]:
+    """Send the request line exactly as given (clients would normalise it)."""
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET " + path + b" HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body

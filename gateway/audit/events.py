@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.ids import random_uuid
 from gateway.types import EventType, format_ts
 
 GENESIS_HASH = "0" * 64
@@ -56,7 +56,7 @@ def new_event(event_type: EventType, **fields: Any) -> Event:
     if unknown:
         raise ValueError(f"unknown audit fields: {sorted(unknown)}")
     event: Event = dict.fromkeys(FIELDS)
-    event.update(event_id=str(uuid.uuid4()), ts=now_iso(), type=str(event_type))
+    event.update(event_id=str(random_uuid()), ts=now_iso(), type=str(event_type))
     event.update(fields)
     if event.get("roles") is not None:
         event["roles"] = sorted(event["roles"])

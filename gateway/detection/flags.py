@@ -10,7 +10,6 @@ takes the write lock from its start (`begin_write`: BEGIN IMMEDIATE on SQLite).
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.db import begin_write, flags
 from gateway.errors import BadRequest, NotFound
+from gateway.ids import random_hex
 from gateway.types import format_ts
 
 OPEN, RESOLVED = "open", "resolved"
@@ -123,7 +123,7 @@ class FlagStore:
 
     def _insert(self, new: NewFlag, now: datetime, ids: list[str], key: str) -> Flag:
         flag = Flag(
-            flag_id="flg_" + uuid.uuid4().hex,
+            flag_id="flg_" + random_hex(),
             rule=new.rule,
             severity=new.severity,
             principal=new.principal,

@@ -1,0 +1,47 @@
+"""Random UUIDs for request and event ids, drawn from the OS generator a page at a time.
+
+uuid.uuid4() asks the kernel for 16 bytes on every call. On the VMs we measured, that
+getrandom() call cost about 90 µs under load, and a footage request makes three ids (its
+request id and two audit events): a tenth of its budget (issue 7, docs/benchmarks.md). Here
+one call fills a 4 KiB pool that serves 256 ids. The bytes are the same os.urandom() bytes,
+so the ids are exactly as unpredictable; the pool is per process (never shared across fork:
+the pid is checked) and guarded by a lock, since worker threads make ids too.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+_POOL_BYTES = 4096
+_UUID_BYTES = 16
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+        self._pid = -1
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._offset >= len(self._buffer) or self._pid != os.getpid():
+                self._buffer, self._offset, self._pid = os.urandom(_POOL_BYTES), 0, os.getpid()
+            start = self._offset
+            self._offset += _UUID_BYTES
+            return self._buffer[start : start + _UUID_BYTES]
+
+
+_pool = _Pool()
+
+
+def random_uuid() -> uuid.UUID:
+    """A version 4 UUID, as uuid.uuid4() would make it (RFC 9562 §5.4)."""
+    return uuid.UUID(bytes=_pool.take(), version=4)
+
+
+def random_hex() -> str:
+    """A version 4 UUID as 32 hex digits (request ids)."""
+    return random_uuid().hex

@@ -23,6 +23,7 @@ from gateway.cameras import CameraStore
 from gateway.cluster import start_cluster
 from gateway.db import create_db_engine
 from gateway.detection.wiring import attach_detection, close_detection
+from gateway.facts import FactsReader
 from gateway.grants import GrantChecker, GrantStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestContextMiddleware, error_handlers
@@ -77,6 +78,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         grants=grants,
         audit=audit,
         storage=storage,
+        facts=FactsReader.for_engine(engine, principals, cameras, grants),
         retention_days=settings.retention_days,
         redirect=settings.delivery == "redirect",
         observers=observers,
@@ -122,6 +124,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             services.audit_store.close()  # the connection PostgreSQL appends hold
             await close_detection(services)  # pending alerts, then the last checkpoint
             await services.storage.close()
+            services.flow.facts.close()  # before dispose: it holds one pooled connection
             if engine is None:
                 services.engine.dispose()
             log.info("gateway_stopped")

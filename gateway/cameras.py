@@ -15,7 +15,7 @@ from gateway.types import CameraRef, Zone, format_ts
 
 MAX_LABEL = 200
 # Built once: on every request, building and keying the statement cost more than running it.
-_ZONE = sa.select(cameras.c.zone).where(
+ZONE_BY_CAMERA = sa.select(cameras.c.zone).where(
     cameras.c.customer_id == sa.bindparam("customer_id"),
     cameras.c.camera_id == sa.bindparam("camera_id"),
 )
@@ -65,8 +65,7 @@ class CameraStore:
         """The camera's zone; unknown or unset is `private` (fail closed)."""
         with reading(self.engine, conn) as c:
             key = {"customer_id": camera.customer_id, "camera_id": camera.camera_id}
-            value = c.execute(_ZONE, key).scalar()
-        return _zone(value)
+            return zone_from_row(c.execute(ZONE_BY_CAMERA, key).first())
 
     def set(self, camera: CameraRef, zone: Zone, label: str, by: str, now: datetime) -> Camera:
         values = {"zone": str(zone), "label": label, "updated_at": format_ts(now), "updated_by": by}
@@ -99,6 +98,11 @@ class CameraStore:
         for camera_id in stored:
             known.setdefault(camera_id, Camera(customer_id, camera_id, Zone.PRIVATE))
         return [known[k] for k in sorted(known)]
+
+
+def zone_from_row(row: Any) -> Zone:
+    """The zone of a ZONE_BY_CAMERA row, or None: a camera nobody classified is private."""
+    return _zone(row[0] if row is not None else None)
 
 
 def _zone(value: object) -> Zone:

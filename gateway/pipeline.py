@@ -21,15 +21,14 @@ from gateway.audit.log import AuditLog
 from gateway.authn import Authenticator
 from gateway.authz import Authorizer
 from gateway.cameras import CameraStore
-from gateway.db import reading
 from gateway.delivery import footage_response, redirect_response
 from gateway.errors import BadRequest, Forbidden, GatewayError, RetentionExpired, Unauthenticated
-from gateway.grants import Grant, GrantStore, PrefetchedGrants, grantee_names
+from gateway.facts import FactsReader
+from gateway.grants import GrantStore, PrefetchedGrants
 from gateway.principals import PrincipalStore
 from gateway.ranges import ByteRange, parse_range
 from gateway.storage.base import ObjectInfo, Storage
 from gateway.types import (
-    STAFF_ROLES,
     AccessRequest,
     Action,
     CameraRef,
@@ -82,15 +81,6 @@ class Outcome:
     error: GatewayError | None = None  # why it ended without footage, if not a denial
 
 
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    """What the database says about one request: read together, used once."""
-
-    suspended: bool
-    zone: Zone
-    grants: list[Grant]
-
-
 @dataclass(slots=True)
 class FootageFlow:
     """Runs footage and listing requests through every step, with the services they need."""
@@ -102,6 +92,7 @@ class FootageFlow:
     grants: GrantStore
     audit: AuditLog
     storage: Storage
+    facts: FactsReader
     retention_days: int | None
     redirect: bool = False
     observers: Sequence[Observer] = ()
@@ -236,7 +227,7 @@ class FootageFlow:
         camera = camera or (clip.camera if clip else None)
         assert camera is not None
         now = datetime.now(UTC)
-        facts = await anyio.to_thread.run_sync(self._read_facts, principal, camera, now)
+        facts = await self.facts.read(principal, camera, now)
         if facts.suspended:
             return Decision.deny("principal_suspended"), Zone.PRIVATE
         purpose, justification = _staff_headers(call)
@@ -252,25 +243,6 @@ class FootageFlow:
         )
         authorizer = self.authorizer.with_grant_check(PrefetchedGrants(facts.grants))
         return await authorizer.decide(request), facts.zone
-
-    def _read_facts(self, principal: Principal, camera: CameraRef, now: datetime) -> _Facts:
-        """Suspension, zone and candidate grants: one worker-thread call, one connection.
-
-        Three thread hops and three pool checkouts were most of a request's cost (issue 7).
-        Read fresh on every request, in one read transaction: nothing is cached, so a
-        suspension, a zone change or a revocation counts from the next request on.
-        """
-        staff = sorted(principal.known_roles & STAFF_ROLES)
-        with reading(self.principals.engine) as conn:  # the stores share the one engine
-            status = self.principals.status(principal.sub, conn)
-            if status.suspended:
-                return _Facts(True, Zone.PRIVATE, [])
-            zone = self.cameras.zone_of(camera, conn)
-            grantees = grantee_names(principal.sub, staff) if staff else []
-            found = (
-                self.grants.candidates(grantees, camera.customer_id, now, conn) if grantees else []
-            )
-        return _Facts(False, zone, found)
 
     def _expired(self, recorded_at: datetime) -> bool:
         if self.retention_days is None:

@@ -18,7 +18,7 @@ from gateway.types import format_ts
 
 ACTIVE, SUSPENDED = "active", "suspended"
 # Built once: on every request, building and keying the statement cost more than running it.
-_STATUS = principals.select().where(principals.c.sub == sa.bindparam("sub"))
+STATUS_BY_SUB = principals.select().where(principals.c.sub == sa.bindparam("sub"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,13 @@ class PrincipalStatus:
         }
 
 
+def status_from_row(sub: str, row: Any) -> PrincipalStatus:
+    """A STATUS_BY_SUB row (any mapping by column name), or None: never suspended, so active."""
+    if row is None:
+        return PrincipalStatus(sub)
+    return PrincipalStatus(sub, row["status"], row["reason"], row["changed_at"], row["changed_by"])
+
+
 class PrincipalStore:
     """Suspensions in the database (sync: call from a worker thread)."""
 
@@ -51,12 +58,7 @@ class PrincipalStore:
 
     def status(self, sub: str, conn: Connection | None = None) -> PrincipalStatus:
         with reading(self.engine, conn) as c:
-            row = c.execute(_STATUS, {"sub": sub}).mappings().first()
-        if row is None:
-            return PrincipalStatus(sub)
-        return PrincipalStatus(
-            sub, row["status"], row["reason"], row["changed_at"], row["changed_by"]
-        )
+            return status_from_row(sub, c.execute(STATUS_BY_SUB, {"sub": sub}).mappings().first())
 
     def set_status(self, sub: str, status: str, reason: str, by: str, now: datetime) -> bool:
         """Set the status; True when it changed (suspending twice is one suspension)."""

@@ -1,4 +1,4 @@
-"""gateway/ids.py: pooled random UUIDs are real version 4 UUIDs, unique, and not shared by a fork."""
+"""gateway/ids.py: pooled ids are real version 4 UUIDs, unique, and never shared by a fork."""
 
 from __future__ import annotations
 

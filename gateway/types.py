@@ -60,7 +60,9 @@ STAFF_ROLES = frozenset(Role) - {Role.CUSTOMER}
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 # A clip id is the recording time, an optional "-suffix", and an optional ".ext": one dot at most.
 CLIP_ID_PATTERN = re.compile(
-    r"(?P<ts>\d{8}T\d{6}Z)(?:-[A-Za-z0-9_-]*)?(?:\.[A-Za-z0-9]{1,16})?", re.ASCII
+    r"(?P<Y>\d{4})(?P<m>\d\d)(?P<d>\d\d)T(?P<H>\d\d)(?P<M>\d\d)(?P<S>\d\d)Z"
+    r"(?:-[A-Za-z0-9_-]*)?(?:\.[A-Za-z0-9]{1,16})?",
+    re.ASCII,
 )
 MAX_ID_LENGTH = 64
 RECORDED_AT_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -78,8 +80,11 @@ def clip_recorded_at(clip_id: str) -> datetime | None:
     match = CLIP_ID_PATTERN.fullmatch(clip_id)
     if match is None:
         return None
+    # The fields straight into datetime, which checks them as strptime would: strptime cost
+    # ~40 µs, and every footage request parses its clip id more than once (issue 7).
+    fields = (int(match[name]) for name in "YmdHMS")
     try:
-        return datetime.strptime(match["ts"], RECORDED_AT_FORMAT).replace(tzinfo=UTC)
+        return datetime(*fields, tzinfo=UTC)
     except ValueError:  # 20261399T… has the shape of a time but is none
         return None
 

@@ -482,12 +482,14 @@ def main(argv: list[str]) -> int:
     print()
     print(report.table(figures))
     print()
-    if groups == set(GROUPS):  # a partial run never overwrites the full results
+    complete = groups == set(GROUPS)
+    if complete:  # a partial run never overwrites the full results
         report.write_json(BENCH / "results.json", cores, figures)
     missed = [f.name for f in figures if f.met is False]
     say(
         f"done in {time.monotonic() - began:.0f} s, load average {load_average()}; "
-        f"{len(missed)} goal(s) missed; wrote bench/results.json"
+        f"{len(missed)} goal(s) missed; "
+        + ("wrote bench/results.json" if complete else "a partial run: results.json untouched")
     )
     return 0
 

@@ -3,7 +3,8 @@
 FootageStream is a pure ASGI response (STYLE.md §1). It reads the clip only as fast as the client
 takes it (one `await send` per chunk of at most CHUNK_SIZE), stops reading the moment the client
 goes away, and tells the caller how it ended through `on_complete(bytes_sent, completed)`, which
-the audit step turns into the `access.complete` event (contract §7).
+the audit step turns into the `access.complete` event (contract §7). A body that fits in its
+first chunk (a short range) is sent in one message, with nothing to watch or stop (issue 7).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
 """Opens a stream of bytes start..end inclusive, e.g. functools.partial(storage.read, clip)."""
 OnComplete = Callable[[int, bool], Awaitable[None]]
 """Told once how a response ended: (bytes_sent, completed)."""
+Release = Callable[[], Awaitable[None]]
+"""Called once when a response is done with its source, e.g. an opened clip's close()."""
 
 CACHE_CONTROL = "private, no-store"  # contract §5: footage is never cached by anyone in between
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -102,6 +105,7 @@ def footage_response(
     byte_range: ByteRange | None,
     chunks: ChunkSource,
     on_complete: OnComplete,
+    release: Release | None = None,
     content_type: str | None = None,
     clip_id: str | None = None,
     headers: Mapping[str, str] | None = None,
@@ -113,6 +117,7 @@ def footage_response(
         byte_range=byte_range,
         chunks=chunks,
         on_complete=on_complete,
+        release=release,
         content_type=content_type or content_type_for(clip_id or ""),
         headers=headers,
     )
@@ -133,7 +138,8 @@ class FootageStream(Response):
     are raised from __call__ before any header is sent, after on_complete(0, False), so the
     app's GatewayError handler still answers 404/502. Once headers are sent nothing is raised:
     the stream stops, the server closes the connection (the client sees a short body), and
-    on_complete reports completed=False.
+    on_complete reports completed=False. However it ends, `release` is called once, before
+    on_complete.
     """
 
     def __init__(
@@ -144,6 +150,7 @@ class FootageStream(Response):
         byte_range: ByteRange | None,
         chunks: ChunkSource,
         on_complete: OnComplete,
+        release: Release | None = None,
         content_type: str = DEFAULT_CONTENT_TYPE,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -155,6 +162,7 @@ class FootageStream(Response):
         self.chunks = chunks
         self.extra_headers = dict(headers or {})
         self.on_complete = on_complete
+        self.release = release
         self.init_headers(footage_headers(info, byte_range, content_type, headers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -162,9 +170,19 @@ class FootageStream(Response):
         try:
             await self._respond(receive, send, progress)
         finally:
-            # Shielded: a cancelled request must still leave its access.complete event.
+            # Shielded: a cancelled request must still close its source and leave its
+            # access.complete event.
             with anyio.CancelScope(shield=True):
+                await self._release()
                 await self._report(progress)
+
+    async def _release(self) -> None:
+        if self.release is None:
+            return
+        try:
+            await self.release()
+        except Exception:
+            log.warning("footage.release_failed", exc_info=True)
 
     async def _report(self, progress: _Progress) -> None:
         try:
@@ -180,7 +198,10 @@ class FootageStream(Response):
         chunks = self.chunks(self.start, self.start + self.length - 1)
         try:
             first = await self._first_chunk(chunks)
-            await self._stream(first, chunks, receive, send, progress)
+            if len(first) >= self.length:
+                await self._send_whole(first, send, progress)
+            else:
+                await self._stream(first, chunks, receive, send, progress)
         finally:
             with anyio.CancelScope(shield=True):
                 await _aclose(chunks)
@@ -207,6 +228,20 @@ class FootageStream(Response):
         with suppress(OSError, ClientDisconnect):  # ASGI 2.4: the client left already
             await self._send_start(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            progress.completed = True
+
+    async def _send_whole(self, body: bytes, send: Send, progress: _Progress) -> None:
+        """The whole body as one final message: no task group, no disconnect watcher.
+
+        With nothing left to read there is nothing to stop, and a task group plus a watcher
+        task per response was a large share of a short range's cost (issue 7).
+        """
+        if len(body) > self.length:
+            body = body[: self.length]  # never send more than Content-Length promised
+        with suppress(OSError, ClientDisconnect):  # ASGI 2.4: the client left already
+            await self._send_start(send)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            progress.sent = len(body)
             progress.completed = True
 
     async def _stream(

@@ -27,7 +27,7 @@ from gateway.facts import FactsReader
 from gateway.grants import GrantStore, PrefetchedGrants
 from gateway.principals import PrincipalStore
 from gateway.ranges import ByteRange, parse_range
-from gateway.storage.base import ObjectInfo, Storage
+from gateway.storage.base import OpenClip, Storage
 from gateway.types import (
     AccessRequest,
     Action,
@@ -122,36 +122,46 @@ class FootageFlow:
     async def view(self, call: FootageCall) -> Response:
         """GET or HEAD one clip."""
         principal = await self.identify(call)
-        outcome, clip, info = await self._decide_view(call, principal)
-        event = await self._record(call, outcome)
-        headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
-        if outcome.status >= 400:
-            raise _error_for(outcome, headers)
-        assert clip is not None and info is not None
-        if self.redirect and call.method == "GET":
-            url = await self.storage.presign(
-                clip, *_range_bounds(outcome.byte_range), ttl=PRESIGN_TTL_SECONDS
+        outcome, clip, opened = await self._decide_view(call, principal)
+        response: Response | None = None
+        try:
+            event = await self._record(call, outcome)  # AuditUnavailable → 503, nothing served
+            headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
+            if outcome.status >= 400:
+                raise _error_for(outcome, headers)
+            assert clip is not None and opened is not None
+            if self.redirect and call.method == "GET":
+                url = await self.storage.presign(
+                    clip, *_range_bounds(outcome.byte_range), ttl=PRESIGN_TTL_SECONDS
+                )
+                await self._complete(call, outcome, clip, bytes_sent=0, completed=True)
+                return redirect_response(url, headers)
+
+            async def on_complete(bytes_sent: int, completed: bool) -> None:
+                await self._complete(call, outcome, clip, bytes_sent, completed)
+
+            response = footage_response(
+                method=call.method,
+                info=opened.info,
+                byte_range=outcome.byte_range,
+                chunks=opened.read,  # the very object whose size and ETag head the response
+                release=opened.close,  # from here on the response owns the clip and closes it
+                content_type=None,
+                clip_id=clip.clip_id,
+                headers=headers,
+                on_complete=on_complete,
             )
-            await self._complete(call, outcome, clip, bytes_sent=0, completed=True)
-            return redirect_response(url, headers)
-
-        async def on_complete(bytes_sent: int, completed: bool) -> None:
-            await self._complete(call, outcome, clip, bytes_sent, completed)
-
-        return footage_response(
-            method=call.method,
-            info=info,
-            byte_range=outcome.byte_range,
-            chunks=lambda start, end: self.storage.read(clip, start, end),
-            content_type=None,
-            clip_id=clip.clip_id,
-            headers=headers,
-            on_complete=on_complete,
-        )
+            return response
+        finally:
+            # Every way out that hands no response the clip (an audit failure, a redirect, an
+            # error, cancellation) closes it here; shielded, so a cancellation cannot skip it.
+            if opened is not None and response is None:
+                with anyio.CancelScope(shield=True):
+                    await opened.close()
 
     async def _decide_view(
         self, call: FootageCall, principal: Principal
-    ) -> tuple[Outcome, ClipRef | None, ObjectInfo | None]:
+    ) -> tuple[Outcome, ClipRef | None, OpenClip | None]:
         outcome = Outcome(principal, Decision.deny("bad_request"), status=400)
         try:
             clip = _resolve_clip(call)
@@ -160,10 +170,17 @@ class FootageFlow:
                 outcome.status = 403
                 return outcome, None, None
             self._check_retention(clip)
-            info = await self.storage.stat(clip)
-            outcome.byte_range = parse_range(call.range_header, info.size)
+            # Storage is touched only once the decision allows it. One open answers for the
+            # headers and the body alike: for files, one worker-thread hop in all (issue 7).
+            opened = await self.storage.open(clip)
+            try:
+                outcome.byte_range = parse_range(call.range_header, opened.info.size)
+            except BaseException:  # a 416: nothing will be served from it
+                with anyio.CancelScope(shield=True):
+                    await opened.close()
+                raise
             outcome.status = 206 if outcome.byte_range else 200
-            return outcome, clip, info
+            return outcome, clip, opened
         except GatewayError as exc:
             outcome.status, outcome.error = exc.status, exc
             if exc.status in (400, 410):

@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import structlog.testing
@@ -57,9 +58,14 @@ class Scenario:
     completions: queue.Queue[tuple[int, bool]] = field(default_factory=queue.Queue)
     closed: threading.Event = field(default_factory=threading.Event)
     body_sizes: list[int] = field(default_factory=list)
+    releases: queue.Queue[None] = field(default_factory=queue.Queue)
 
     async def on_complete(self, bytes_sent: int, completed: bool) -> None:
+        assert self.releases.qsize() == 1, "the source is released before on_complete"
         self.completions.put((bytes_sent, completed))
+
+    async def release(self) -> None:
+        self.releases.put(None)
 
     def completion(self) -> tuple[int, bool]:
         """The one on_complete report of the last response."""
@@ -114,6 +120,7 @@ async def clip_endpoint(request: Request) -> Response:
         clip_id=CLIP_ID,
         headers=EXTRA,
         on_complete=scenario.on_complete,
+        release=scenario.release,
     )
 
 
@@ -423,3 +430,79 @@ def test_redirect_is_307_and_not_cached(served: Served, client: httpx.Client) ->
 )
 def test_content_type_by_extension(clip_id: str, expected: str) -> None:
     assert content_type_for(clip_id) == expected
+
+
+# A body that fits in its first chunk goes out as one message, with no disconnect watcher
+# (issue 7); every response, however it ends, releases its source once and reports once.
+
+
+def test_a_short_body_is_one_message(served: Served, client: httpx.Client) -> None:
+    data = pattern(3 * CHUNK_SIZE)
+    scenario = served.serve(memory_scenario(data))
+    response = client.get("/clip", headers={"Range": "bytes=100-65635"})
+    assert response.status_code == 206 and response.content == data[100:65636]
+    assert scenario.body_sizes == [65536]  # the whole body, sent with more_body=False
+    assert scenario.completion() == (65536, True)
+    assert scenario.releases.qsize() == 1
+    assert scenario.closed.wait(WAIT)
+
+
+def test_every_ending_releases_the_source_once(served: Served, client: httpx.Client) -> None:
+    for method, size, headers in [
+        ("HEAD", 1000, {}),
+        ("GET", 0, {}),
+        ("GET", 1000, {}),
+        ("GET", 2 * CHUNK_SIZE + 1, {}),
+        ("GET", 1000, {"Range": "bytes=5000-"}),  # 416: never reaches the response
+    ]:
+        scenario = served.serve(memory_scenario(pattern(size)))
+        client.request(method, "/clip", headers=headers)
+        expected = 0 if "Range" in headers else 1
+        if expected:
+            scenario.completion()
+        assert scenario.releases.qsize() == expected, (method, size, headers)
+
+
+def test_failures_release_the_source_once(served: Served, client: httpx.Client) -> None:
+    async def missing(start: int, end: int) -> AsyncIterator[bytes]:
+        raise NotFound("No such clip.")
+        yield b""  # pragma: no cover - makes this an async generator
+
+    scenario = served.serve(Scenario(ObjectInfo(100, '"x"', MODIFIED), missing))
+    assert client.get("/clip").status_code == 404
+    assert scenario.completion() == (0, False) and scenario.releases.qsize() == 1
+    scenario = served.serve(zeros_scenario(256 * CHUNK_SIZE))
+    with client.stream("GET", "/clip") as response:
+        next(response.iter_raw())
+    assert scenario.completion()[1] is False and scenario.releases.qsize() == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [1000, 4 * CHUNK_SIZE])
+async def test_a_cancelled_response_still_releases_and_reports_once(size: int) -> None:
+    scenario = zeros_scenario(size)
+    response = footage_response(
+        method="GET",
+        info=scenario.info,
+        byte_range=None,
+        chunks=scenario.chunks,
+        on_complete=scenario.on_complete,
+        release=scenario.release,
+        clip_id=CLIP_ID,
+    )
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    async with anyio.create_task_group() as group:
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                group.cancel_scope.cancel()  # e.g. the server shuts down mid-body
+                await anyio.sleep_forever()
+
+        group.start_soon(response, {"type": "http"}, receive, send)
+    assert scenario.completion() == (0, False)
+    assert scenario.releases.qsize() == 1
+    assert scenario.closed.is_set()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import NotFound, StorageUnavailable
-from gateway.storage import open_storage
+from gateway.storage import fs, open_storage
 from gateway.storage.base import CHUNK_SIZE, ListedClip
 from gateway.storage.fs import FILE_CHUNK_SIZE, FileStorage
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
@@ -31,8 +33,14 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "footage"
 
 
-@pytest.fixture
-def storage(root: Path) -> FileStorage:
+@pytest.fixture(params=["fd-checked", "resolved-first"])
+def storage(
+    root: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> FileStorage:
+    """Both containment checks: of the opened fd (/proc), and of the path resolved beforehand
+    (where /proc is missing)."""
+    if request.param == "resolved-first":
+        monkeypatch.setattr(fs, "_fd_paths_work", lambda _root: False)
     return FileStorage(root)
 
 
@@ -300,7 +308,7 @@ async def test_cached_chunks_are_read_without_a_thread_and_are_the_same_bytes(
     monkeypatch.setattr(os, "pread", lambda fd, n, at: threaded.append(at) or pread(fd, n, at))
     chunks = await read_all(storage, clip_ref(), 5, len(data) - 1)
     assert b"".join(chunks) == data[5:]
-    assert threaded == [5]  # only the first chunk, read with the open, went to a thread
+    assert threaded == []  # the first chunk too: the open was the only thread hop
 
 
 @pytest.mark.parametrize("errno_value", [errno.EAGAIN, errno.EOPNOTSUPP])
@@ -315,7 +323,7 @@ async def test_uncached_or_unsupported_reads_fall_back_to_a_thread(
     chunks = await read_all(storage, clip_ref(), 0, len(data) - 1)
     assert b"".join(chunks) == data
     # EAGAIN (not cached) is asked again for each chunk; EOPNOTSUPP once for the whole stream.
-    assert len(calls) == (3 if errno_value == errno.EAGAIN else 1)
+    assert len(calls) == (4 if errno_value == errno.EAGAIN else 1)
 
 
 @pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="RWF_NOWAIT is Linux-only")
@@ -327,4 +335,97 @@ async def test_a_failing_cached_read_is_storage_unavailable_and_closes_the_fd(
     before = open_paths()
     with pytest.raises(StorageUnavailable):
         await read_all(storage, clip_ref(), 0, 2 * FILE_CHUNK_SIZE - 1)
+    assert open_paths() == before
+
+
+# open(): one worker-thread call for what a response needs before its headers (issue 7); the
+# reads that follow are bound to the very file that was opened.
+
+
+async def test_open_gives_the_info_and_reads_of_that_file(storage: FileStorage, root: Path) -> None:
+    data = os.urandom(2 * FILE_CHUNK_SIZE + 9)
+    await storage.put(clip_ref(), data)
+    path = str(root / "cust1" / "cam1" / CLIP_ID)
+    opened = await storage.open(clip_ref())
+    assert opened.info == await storage.stat(clip_ref())
+    os.replace(path, path + ".old")  # a recorder replaces the clip: the open one is unchanged
+    await storage.put(clip_ref(), b"new")
+    assert b"".join([c async for c in opened.read(0, len(data) - 1)]) == data
+    assert b"".join([c async for c in opened.read(7, 7)]) == data[7:8]
+    await opened.close()
+    await opened.close()  # idempotent
+    assert path + ".old" not in open_paths()
+    with pytest.raises(StorageUnavailable):  # never a pread on an fd number reused since
+        await anext(opened.read(0, 0))
+
+
+async def test_an_opened_clip_dropped_unclosed_still_closes_its_fd(
+    storage: FileStorage, root: Path
+) -> None:
+    await storage.put(clip_ref(), b"abc")
+    opened = await storage.open(clip_ref())
+    path = str(root / "cust1" / "cam1" / CLIP_ID)
+    assert open_paths().count(path) == 1
+    del opened
+    gc.collect()
+    assert path not in open_paths()
+
+
+async def test_open_refuses_what_stat_refuses(
+    storage: FileStorage, root: Path, tmp_path: Path
+) -> None:
+    camera_dir = root / "cust1" / "cam1"
+    camera_dir.mkdir(parents=True)
+    (tmp_path / "secret.mp4").write_bytes(b"not footage")
+    (camera_dir / CLIP_ID).symlink_to(tmp_path / "secret.mp4")
+    (camera_dir / "20261128T101600Z.mp4").mkdir()
+    os.mkfifo(camera_dir / "20261128T101700Z.mp4")  # O_NONBLOCK: opening it never hangs
+    with socket.socket(socket.AF_UNIX) as sock:  # open(2) says ENXIO: not a clip either
+        sock.bind(str(camera_dir / "20261128T101800Z.mp4"))
+        before = open_paths()
+        for clip_id in (CLIP_ID, *(f"20261128T10{m}00Z.mp4" for m in (16, 17, 18, 19))):
+            with pytest.raises(NotFound):
+                await storage.open(clip_ref(clip_id))
+        assert open_paths() == before
+
+
+async def test_symlinks_that_stay_inside_the_root_still_serve(
+    storage: FileStorage, root: Path
+) -> None:
+    await storage.put(clip_ref(camera="real"), b"footage")
+    (root / "cust1" / "cam1").symlink_to(root / "cust1" / "real", target_is_directory=True)
+    opened = await storage.open(clip_ref())
+    try:
+        assert [c async for c in opened.read(0, 6)] == [b"footage"]
+    finally:
+        await opened.close()
+
+
+async def test_a_directory_swapped_for_a_symlink_after_naming_is_still_refused(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race a check of the path made before opening cannot close: the camera directory is
+    # replaced by a symlink out of the tree at the worst moment, just before open(2). The check
+    # of the file actually opened (its /proc/self/fd link) still refuses it.
+    storage = FileStorage(root)
+    assert storage._fd_paths, "this test needs /proc/self/fd"
+    await storage.put(clip_ref(), b"footage")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / CLIP_ID).write_bytes(b"SECRET")
+    camera_dir = root / "cust1" / "cam1"
+    real_open = os.open
+
+    def swap_then_open(path: str, flags: int, *args: int) -> int:
+        if str(path).endswith(CLIP_ID) and not camera_dir.is_symlink():
+            camera_dir.rename(root / "cust1" / "moved")
+            camera_dir.symlink_to(outside, target_is_directory=True)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(fs.os, "open", swap_then_open)
+    before = open_paths()
+    with pytest.raises(NotFound):
+        await storage.open(clip_ref())
+    with pytest.raises(NotFound):
+        await storage.stat(clip_ref())
     assert open_paths() == before

@@ -87,6 +87,25 @@ async def test_read_asks_s3_for_the_range_only(storage: S3Storage) -> None:
     assert b"".join(chunks) == data[1000:2000]
 
 
+async def test_open_heads_the_object_and_reads_that_version(storage: S3Storage) -> None:
+    data = bytes(range(256)) * 64
+    await storage.put(clip_ref(), data)
+    opened = await storage.open(clip_ref())
+    assert opened.info == await storage.stat(clip_ref())
+    assert b"".join([c async for c in opened.read(10, 99)]) == data[10:100]
+    await storage.put(clip_ref(), b"a replacement the headers would not describe")
+    # If-Match the opened ETag: S3 answers 412 rather than the bytes of another object.
+    with pytest.raises(StorageUnavailable, match="changed"):
+        await anext(opened.read(0, 9))
+    await opened.close()
+    await opened.close()  # idempotent
+
+
+async def test_open_of_a_missing_key_is_not_found(storage: S3Storage) -> None:
+    with pytest.raises(NotFound):
+        await storage.open(clip_ref())
+
+
 async def test_reads_come_in_chunks_of_at_most_chunk_size(storage: S3Storage) -> None:
     data = b"\1" * (2 * CHUNK_SIZE + 7)
     await storage.put(clip_ref(), data)

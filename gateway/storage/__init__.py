@@ -6,9 +6,9 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, Storage
+from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, OpenClip, Storage
 
-__all__ = ["CHUNK_SIZE", "ListedClip", "ObjectInfo", "Storage", "open_storage"]
+__all__ = ["CHUNK_SIZE", "ListedClip", "ObjectInfo", "OpenClip", "Storage", "open_storage"]
 
 _KEY = "FOOTGW_STORAGE"
 

@@ -25,6 +25,28 @@ class ObjectInfo:
     last_modified: datetime
 
 
+class OpenClip(Protocol):
+    """One clip opened for a response: what it is, and reads bound to that very object.
+
+    Whatever served `info` serves the bytes too (the same file descriptor, the same S3 object
+    version), so the headers never describe a different clip than the body. Its owner must call
+    close() on every path, once it is done with it; close() is idempotent.
+    """
+
+    @property
+    def info(self) -> ObjectInfo:
+        """Size, ETag and modification time of the opened object."""
+        ...
+
+    def read(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes start..end inclusive as chunks of at most CHUNK_SIZE; stops early if closed."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the clip holds (a file descriptor); safe to call more than once."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ListedClip:
     clip_id: str
@@ -32,14 +54,18 @@ class ListedClip:
 
 
 class Storage(Protocol):
-    """Footage storage: stat, read a byte range as chunks, list, delete."""
+    """Footage storage: open or stat, read a byte range as chunks, list, delete."""
+
+    async def open(self, clip: ClipRef) -> OpenClip:
+        """The clip, opened for one response; NotFound if absent. The caller closes it."""
+        ...
 
     async def stat(self, clip: ClipRef) -> ObjectInfo:
         """Size, ETag and modification time; NotFound if absent."""
         ...
 
     def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes start..end inclusive as chunks of at most CHUNK_SIZE; stops early if closed."""
+        """open(), then the clip's bytes start..end inclusive, closing it when the stream ends."""
         ...
 
     async def list_clips(self, camera: CameraRef) -> list[ListedClip]:

@@ -1,8 +1,15 @@
 """Footage in a local directory tree: ROOT/customer/camera/clip.
 
 Every blocking call runs in a worker thread (anyio.to_thread) so one slow disk never stalls the
-event loop. Every OSError is translated here: ENOENT/ENOTDIR -> NotFound, anything else ->
-StorageUnavailable; nothing else leaves this module.
+event loop; only reads the page cache can answer at once run on the loop (_read_cached). Every
+OSError is translated here: ENOENT/ENOTDIR -> NotFound, anything else -> StorageUnavailable;
+nothing else leaves this module.
+
+Containment: a clip is opened by its path under the root, then the file actually opened must
+lie inside the root (its /proc/self/fd link names it, _opened_inside). Checking the open file
+rather than a path resolved beforehand leaves no window for a directory symlink swapped in
+between, and costs one readlink instead of os.path.realpath's lstat per component (issue 7).
+Without /proc the path is resolved and checked first, as before (_clip_path).
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager, suppress
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
@@ -31,8 +39,9 @@ T = TypeVar("T")
 # thread hop left to amortise, and 512 KiB streamed as fast as 1 MiB while 16 streams held
 # about 20 MiB less (issue 7, docs/benchmarks.md).
 FILE_CHUNK_SIZE = CHUNK_SIZE // 2
-# ELOOP: O_NOFOLLOW met a symlink (or a loop) where the clip's file should be; refused as absent.
-_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+# ELOOP: O_NOFOLLOW met a symlink (or a loop) where the clip's file should be; ENXIO: a socket
+# (or a device without a driver) sits there. Neither is a clip: both are refused as absent.
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO})
 # O_NOFOLLOW: the final component must not be a symlink swapped in after we resolved the path.
 # O_NONBLOCK: opening a FIFO planted in the tree must not hang a worker thread.
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
@@ -71,6 +80,9 @@ class FileStorage:
             self.root = Path(os.path.realpath(root, strict=True))
         except OSError as exc:
             raise StorageUnavailable(f"Cannot use {root} as the footage directory: {exc}.") from exc
+        self._root_text = str(self.root)
+        self._inside = os.path.join(self._root_text, "")  # "ROOT/": what every clip starts with
+        self._fd_paths = _fd_paths_work(self._root_text)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -84,70 +96,84 @@ class FileStorage:
             raise NotFound("No such clip.")
         return resolved
 
-    def _clip_path(self, clip: ClipRef) -> Path:
-        """The resolved on-disk path of a clip (blocking: resolves symlinks)."""
+    def _check_ids(self, clip: ClipRef) -> None:
+        """NotFound unless every part of the clip's name is a valid id (no "..", no "/")."""
         if not (
             is_valid_id(clip.customer_id)
             and is_valid_id(clip.camera_id)
             and clip_recorded_at(clip.clip_id) is not None
         ):
             raise NotFound("No such clip.")
+
+    def _clip_path(self, clip: ClipRef) -> Path:
+        """The resolved on-disk path of a clip (blocking: resolves symlinks)."""
+        self._check_ids(clip)
         return self._contained(self.root / clip.customer_id / clip.camera_id / clip.clip_id)
 
-    def _open(self, clip: ClipRef) -> int:
-        """An fd on the clip's regular file (blocking)."""
-        fd = os.open(self._clip_path(clip), _OPEN_FLAGS)
+    def _path_to_open(self, clip: ClipRef) -> str:
+        """The clip's path as named (its fd is checked once open), else resolved and checked."""
+        if not self._fd_paths:
+            return str(self._clip_path(clip))
+        self._check_ids(clip)
+        return os.path.join(self._root_text, clip.customer_id, clip.camera_id, clip.clip_id)
+
+    def _opened_inside(self, fd: int) -> bool:
+        """Whether the file behind fd lies inside the root, by the path the kernel gives it."""
+        if not self._fd_paths:
+            return True  # _path_to_open resolved and checked the path before opening it
+        # The final component was opened with O_NOFOLLOW; directory symlinks on the way were
+        # followed, and this is where they led. Opening a file outside before refusing it has
+        # no effect worth guarding: only regular files pass, and only clip-id names are opened.
+        return os.readlink(f"/proc/self/fd/{fd}").startswith(self._inside)
+
+    def _open_clip(self, clip: ClipRef) -> tuple[int, ObjectInfo]:
+        """An fd on the clip's regular file inside the root, and what fstat says of it.
+
+        Blocking: everything a response needs from the disk before its headers, in one
+        worker-thread call (issue 7).
+        """
+        fd = os.open(self._path_to_open(clip), _OPEN_FLAGS)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not (stat.S_ISREG(st.st_mode) and self._opened_inside(fd)):
+                # A directory, a FIFO, or a file reached through a symlink out of the tree: say
+                # "not found" rather than reveal anything about what is there.
                 raise NotFound("No such clip.")
         except BaseException:
             os.close(fd)
             raise
-        return fd
-
-    def _open_and_read(self, clip: ClipRef, size: int, offset: int) -> tuple[int, bytes]:
-        """An fd on the clip and its first chunk: one thread hop, all a short range needs."""
-        fd = self._open(clip)
-        try:
-            return fd, os.pread(fd, size, offset)
-        except BaseException:
-            os.close(fd)
-            raise
+        return fd, _info_of(st)
 
     # -- Storage ------------------------------------------------------------------------------
+
+    async def open(self, clip: ClipRef) -> FileClip:
+        """The clip's file, opened and checked in one worker-thread call; NotFound if absent."""
+        # Shielded: cancelled mid-call, the fd would be opened in the thread and never closed.
+        # A cancellation comes at the caller's next await, once FileClip owns the fd.
+        with anyio.CancelScope(shield=True):
+            fd, info = await _in_thread("clip", lambda: self._open_clip(clip))
+        return FileClip(fd, info)
 
     async def stat(self, clip: ClipRef) -> ObjectInfo:
         """Size, ETag and modification time; NotFound if absent."""
         return await _in_thread("clip", lambda: self._stat(clip))
 
     def _stat(self, clip: ClipRef) -> ObjectInfo:
-        st = os.stat(self._clip_path(clip), follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotFound("No such clip.")
-        modified = datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
-        return ObjectInfo(size=st.st_size, etag=etag_for(st), last_modified=modified)
+        # Through open(2), so stat and open agree on what is a clip and what is contained.
+        fd, info = self._open_clip(clip)
+        os.close(fd)
+        return info
 
     async def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes start..end inclusive in chunks of at most FILE_CHUNK_SIZE, one fd per stream."""
-        first = max(0, min(FILE_CHUNK_SIZE, end - start + 1))
-        # Shielded: cancelled mid-open, the fd would be opened in the thread and never closed.
-        with anyio.CancelScope(shield=True):
-            fd, chunk = await _in_thread("clip", lambda: self._open_and_read(clip, first, start))
-        nowait = _NOWAIT is not None
+        opened = await self.open(clip)
         try:
-            position = start
-            while position <= end:
-                if not chunk:
-                    # The file shrank under us: the promised Content-Length can no longer be met.
-                    raise StorageUnavailable("The clip changed while it was being read.")
-                position += len(chunk)
-                yield chunk
-                if position <= end:
-                    size = min(FILE_CHUNK_SIZE, end - position + 1)
-                    chunk, nowait = await _read_at(fd, size, position, nowait)
+            async with aclosing(opened.read(start, end)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             # Runs on exhaustion, on error, and on aclose() when the client went away.
-            os.close(fd)
+            await opened.close()
 
     async def list_clips(self, camera: CameraRef) -> list[ListedClip]:
         """The clips under one camera; names that are not valid clip ids are skipped."""
@@ -215,7 +241,59 @@ class FileStorage:
         raise StorageUnavailable("Presigned URLs need s3:// storage.")
 
     async def close(self) -> None:
-        """Nothing to release: every stream closes its own fd."""
+        """Nothing to release: every opened clip closes its own fd."""
+
+
+class FileClip:
+    """One opened clip file: its ObjectInfo, and preads on that very fd (OpenClip)."""
+
+    __slots__ = ("__weakref__", "_fd", "_release", "info")
+
+    def __init__(self, fd: int, info: ObjectInfo) -> None:
+        self._fd = fd
+        self.info = info
+        # Closes the fd exactly once: on close(), or if the clip is dropped unclosed (say, a
+        # response built and never sent), so no path leaks it and none closes it twice.
+        self._release = weakref.finalize(self, os.close, fd)
+
+    async def read(self, start: int, end: int) -> AsyncGenerator[bytes, None]:
+        """Bytes start..end inclusive in chunks of at most FILE_CHUNK_SIZE."""
+        nowait = _NOWAIT is not None
+        position = start
+        while position <= end:
+            if not self._release.alive:  # the fd number may already belong to another file
+                raise StorageUnavailable("The clip was closed while it was being read.")
+            size = min(FILE_CHUNK_SIZE, end - position + 1)
+            chunk, nowait = await _read_at(self._fd, size, position, nowait)
+            if not chunk:
+                # The file shrank under us: the promised Content-Length can no longer be met.
+                raise StorageUnavailable("The clip changed while it was being read.")
+            position += len(chunk)
+            yield chunk
+
+    async def close(self) -> None:
+        """Close the fd (once; later calls do nothing)."""
+        with suppress(OSError):  # nothing was written through it: a failed close loses nothing
+            self._release()
+
+
+def _info_of(st: os.stat_result) -> ObjectInfo:
+    modified = datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
+    return ObjectInfo(size=st.st_size, etag=etag_for(st), last_modified=modified)
+
+
+def _fd_paths_work(root: str) -> bool:
+    """Whether /proc/self/fd names the file an fd has open (Linux with /proc mounted)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == root
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _pread(fd: int, size: int, offset: int) -> Callable[[], bytes]:
@@ -224,8 +302,9 @@ def _pread(fd: int, size: int, offset: int) -> Callable[[], bytes]:
 
 
 async def _read_at(fd: int, size: int, offset: int, nowait: bool) -> tuple[bytes, bool]:
-    """The next chunk, from the page cache on the spot if it can be, else in a worker thread;
-    and whether to try the page cache first next time."""
+    """A chunk, from the page cache on the spot if it can be, else in a worker thread; and
+    whether to try the page cache first next time. The first chunk too: a hot 64 KiB range
+    then costs no thread hop beyond the open (issue 7)."""
     if nowait:
         try:
             cached = _read_cached(fd, size, offset)

@@ -9,6 +9,8 @@ Errors are translated here (STYLE.md, "translate at the boundary"):
 - NoSuchBucket -> StorageUnavailable: a missing bucket is an operator's mistake, not a fact about
   one clip, and a 404 would hide it. (HeadObject cannot tell a missing bucket from a missing key,
   so stat() says NotFound there; check() uses HeadBucket and catches it for readiness.)
+- PreconditionFailed (an opened clip's If-Match no longer holds) and InvalidRange (it shrank)
+  -> StorageUnavailable: the object changed after open(), so the headers would not describe it.
 - Any other ClientError, every connection/endpoint/timeout/credential error -> StorageUnavailable.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +41,8 @@ T = TypeVar("T")
 
 MAX_PRESIGN_TTL = 60  # contract §2: a presigned URL lives at most 60 s
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# The object is no longer the one open() saw: replaced (If-Match fails) or shorter (the range).
+_CHANGED_CODES = frozenset({"PreconditionFailed", "412", "InvalidRange"})
 # Everything boto3/botocore/urllib3 can raise for a request or a body read; OSError covers sockets.
 _BACKEND_ERRORS = (BotoCoreError, ClientError, URLLib3Error, OSError)
 
@@ -51,7 +56,7 @@ def _translated() -> Iterator[None]:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in _MISSING_CODES:
             raise NotFound("No such clip.") from exc
-        if code == "InvalidRange":  # the object shrank between stat() and read()
+        if code in _CHANGED_CODES:
             raise StorageUnavailable("The clip changed while it was being read.") from exc
         raise StorageUnavailable(f"The footage store refused the request ({code}).") from exc
     except _BACKEND_ERRORS as exc:
@@ -119,6 +124,10 @@ class S3Storage:
         names = [self.prefix, *parts] if self.prefix else list(parts)
         return "/".join(names) + "/" if names else ""
 
+    async def open(self, clip: ClipRef) -> S3Clip:
+        """HeadObject now; the clip's reads fetch that same version (If-Match its ETag)."""
+        return S3Clip(self, self._key(clip), await self.stat(clip))
+
     async def stat(self, clip: ClipRef) -> ObjectInfo:
         """Size, ETag and modification time from HeadObject; NotFound if absent."""
         key = self._key(clip)
@@ -127,17 +136,26 @@ class S3Storage:
             size=head["ContentLength"], etag=head["ETag"], last_modified=head["LastModified"]
         )
 
-    async def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
+    def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes start..end inclusive from one ranged GetObject, in chunks of at most CHUNK_SIZE."""
-        key = self._key(clip)
-        # Ask S3 for the range only: never fetch a whole clip to serve part of it.
-        ranged = f"bytes={start}-{end}"
+        return self.get_range(self._key(clip), start, end)
+
+    async def get_range(
+        self, key: str, start: int, end: int, if_match: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """One ranged GetObject of `key` (of the version whose ETag is `if_match`, if given)."""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            # Ask S3 for the range only: never fetch a whole clip to serve part of it.
+            "Range": f"bytes={start}-{end}",
+        }
+        if if_match is not None:
+            params["IfMatch"] = if_match
         # Shielded: cancelled mid-call, the body would be opened in the thread and never closed
         # (holding a pooled connection); the call itself is bounded by the client's timeouts.
         with anyio.CancelScope(shield=True):
-            response = await _in_thread(
-                lambda: self._client.get_object(Bucket=self.bucket, Key=key, Range=ranged)
-            )
+            response = await _in_thread(lambda: self._client.get_object(**params))
         body: StreamingBody = response["Body"]
         try:
             remaining = end - start + 1
@@ -236,3 +254,20 @@ class S3Storage:
     async def close(self) -> None:
         """Close the client's connection pool."""
         await _in_thread(self._client.close)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Clip:
+    """One object as HeadObject saw it (OpenClip); it holds no connection between reads."""
+
+    storage: S3Storage
+    key: str
+    info: ObjectInfo
+
+    def read(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """A ranged GET that S3 answers only while the object is still the one opened: otherwise
+        412, so the bytes never come from a replacement the headers do not describe."""
+        return self.storage.get_range(self.key, start, end, if_match=self.info.etag)
+
+    async def close(self) -> None:
+        """Nothing to release: each read closes its own response body."""

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from gateway.audit.store import AuditStore
 from gateway.audit.verify import VerifyResult, verify_rows
 from gateway.db import create_db_engine
-from gateway.storage.base import ObjectInfo, Storage
+from gateway.storage.base import ObjectInfo, OpenClip, Storage
 from gateway.types import ClipRef
 
 START_TIMEOUT = 30.0
@@ -309,11 +309,19 @@ def closed_port() -> Iterator[int]:
 
 @dataclass
 class CountingStorage:
-    """Delegates to a real Storage and counts the calls that touch a clip."""
+    """Delegates to a real Storage and counts the calls that touch a clip.
+
+    An open() counts as a stat (it is what tells size and ETag), and every read of the opened
+    clip counts as a read, so both ways of reaching a clip's bytes are counted alike.
+    """
 
     inner: Storage
     stats: list[str] = field(default_factory=list)
     reads: list[tuple[str, int, int]] = field(default_factory=list)
+
+    async def open(self, clip: ClipRef) -> OpenClip:
+        self.stats.append(clip.key)
+        return CountedClip(await self.inner.open(clip), clip.key, self.reads)
 
     async def stat(self, clip: ClipRef) -> ObjectInfo:
         self.stats.append(clip.key)
@@ -330,6 +338,28 @@ class CountingStorage:
     def reset(self) -> None:
         self.stats.clear()
         self.reads.clear()
+
+
+@dataclass
+class CountedClip:
+    """An opened clip whose reads are noted in its CountingStorage's `reads`."""
+
+    inner: OpenClip
+    key: str
+    reads: list[tuple[str, int, int]]
+
+    @property
+    def info(self) -> ObjectInfo:
+        return self.inner.info
+
+    async def read(self, start: int, end: int) -> AsyncIterator[bytes]:
+        self.reads.append((self.key, start, end))
+        async with contextlib.aclosing(self.inner.read(start, end)) as chunks:  # type: ignore[type-var]
+            async for chunk in chunks:
+                yield chunk
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def services_of(live: Any) -> Any:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from gateway.types import now_ts
 
 
 def configure_logging(
@@ -20,7 +24,7 @@ def configure_logging(
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _utc_timestamp,
         structlog.processors.format_exc_info,
     ]
     structlog.configure(
@@ -30,6 +34,12 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     _route_standard_logging(shared, renderer)
+
+
+def _utc_timestamp(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """What TimeStamper(fmt="iso", utc=True) adds, for less than half its cost (issue 7)."""
+    event_dict["timestamp"] = now_ts()
+    return event_dict
 
 
 def _route_standard_logging(
@@ -49,3 +59,68 @@ def _route_standard_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # what the last-resort handler let through before
+
+
+def log_each(event: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """Log one `event` line per record at info, as `log.info(event, **record)` would, in one write.
+
+    The audit writer logs every committed batch this way: a bound logger's call and a write per
+    line cost it more than sealing the events, in the thread the event loop shares its GIL with
+    (issue 7). See render_lines() and write_lines() for the two halves.
+    """
+    lines = render_lines(event, records)
+    if lines is None:
+        for record in records:
+            structlog.get_logger().info(event, **record)
+    else:
+        write_lines(lines)
+
+
+def render_lines(event: str, records: Iterable[Mapping[str, Any]]) -> list[str] | None:
+    """The line `log.info(event, **record)` would write for each record, not yet written.
+
+    Each record goes through the configured processors on its own, so the JSON and console
+    renderers and `capture_logs()` see exactly what `log.info` gives them. A record that cannot
+    be rendered, or that a processor drops, has no line. None when the chain does not end in
+    text (a stdlib or bytes logger): log those records the ordinary way.
+    """
+    if not _info_enabled():
+        return []
+    config = structlog.get_config()
+    out = config["logger_factory"]()
+    lines: list[str] = []
+    for record in records:
+        try:
+            line = _render(config["processors"], out, event, record)
+        except Exception:  # noqa: S112 - one bad record must not cost the batch its lines
+            continue
+        if isinstance(line, str):
+            lines.append(line)
+        elif line is not None:
+            return None
+    return lines
+
+
+def write_lines(lines: Sequence[str]) -> None:
+    """Write rendered lines to the configured log stream together: one write, not one each."""
+    if lines:
+        structlog.get_config()["logger_factory"]().info("\n".join(lines))
+
+
+def _info_enabled() -> bool:
+    """False when the configured level filters out info (what make_filtering_bound_logger does)."""
+    enabled = getattr(structlog.get_logger(), "is_enabled_for", None)
+    return enabled is None or bool(enabled(logging.INFO))
+
+
+def _render(
+    processors: Iterable[Processor], out: Any, event: str, record: Mapping[str, Any]
+) -> Any:
+    """What the processor chain makes of `log.info(event, **record)`; None if it drops it."""
+    event_dict: Any = {**record, "event": event}
+    try:
+        for processor in processors:
+            event_dict = processor(out, "info", event_dict)
+    except structlog.DropEvent:
+        return None
+    return event_dict

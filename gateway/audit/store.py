@@ -4,18 +4,27 @@ A batch is one transaction: read the head, seal each event onto it, insert, comm
 (WAL, synchronous=FULL) BEGIN IMMEDIATE makes the read-then-append atomic. On PostgreSQL an
 advisory lock and the primary key on `seq` do, across replicas, so `seq` stays dense and the
 chain never forks; pg_append.py sends a batch in one round trip.
+
+On SQLite a batch goes straight to the driver on a pooled connection (issue 7): SQLAlchemy's
+execution machinery (events, a compiled INSERT, a dict per row) cost more Python than the
+sealing itself, and every Python instruction in the writer thread competes with the event loop
+for the GIL. Queries and everything else stay on SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal_with_body
 from gateway.db import audit_events, begin_write, lock_audit_chain
@@ -25,6 +34,47 @@ if TYPE_CHECKING:
     from gateway.audit.pg_append import PgAppender
 
 MAX_PAGE = 1000
+
+# The audit_events columns in the order _values() gives them, for the driver-level INSERT.
+COLUMNS = (
+    "seq",
+    "event_id",
+    "ts",
+    "type",
+    "request_id",
+    "principal",
+    "customer_id",
+    "decision",
+    "grant_id",
+    "body",
+    "prev_hash",
+    "hash",
+)
+_INSERT_SQL = (
+    f"INSERT INTO {audit_events.name} ({', '.join(COLUMNS)}) "  # noqa: S608 (names are ours)
+    f"VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+_HEAD_SQL = f"SELECT seq, hash FROM {audit_events.name} ORDER BY seq DESC LIMIT 1"  # noqa: S608
+
+SealedHook = Callable[[list[Event]], None]
+# Set by before_commit() for the append_batch calls made inside it (this context only): a
+# contextvar rather than a parameter, so a wrapped or stubbed append_batch(events) still works.
+_before_commit: ContextVar[SealedHook | None] = ContextVar("audit_before_commit", default=None)
+
+
+@contextmanager
+def before_commit(hook: SealedHook) -> Iterator[None]:
+    """Within this block, append_batch on SQLite calls hook(sealed) just before its COMMIT.
+
+    For work that may overlap the commit's fsync (the writer renders the batch's log lines
+    meanwhile, issue 7). Nothing is durable yet when it runs and the COMMIT may still fail: the
+    hook must not publish anything. It must not raise either: that fails the batch.
+    """
+    token = _before_commit.set(hook)
+    try:
+        yield
+    finally:
+        _before_commit.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +112,8 @@ class AuditStore:
         """Seal and durably commit events in order; all or none. Raises AuditUnavailable."""
         if self.pg is not None:
             return self.pg.append(events)
+        if self.engine.dialect.name == "sqlite":
+            return self._append_sqlite(events)
         try:
             with begin_write(self.engine) as conn:
                 lock_audit_chain(conn)
@@ -72,6 +124,28 @@ class AuditStore:
             return sealed
         except SQLAlchemyError as exc:
             raise AuditUnavailable("The audit log cannot be written.") from exc
+
+    def _append_sqlite(self, events: Sequence[Event]) -> list[Event]:
+        """append_batch on the driver: one pooled connection, one transaction, one executemany.
+
+        Checked out per batch, not held, so the pool's connect and checkout events (the
+        durability pragmas, a test's page cap) apply as on every other connection. On any
+        failure the connection is invalidated: the pool opens a fresh one for the next batch,
+        so the log recovers by itself once the database does (a renamed table, a full disk).
+        """
+        try:
+            pooled = self.engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable("The audit log cannot be written.") from exc
+        try:
+            sealed = _commit_sqlite(_driver(pooled), events)
+        except BaseException as exc:
+            _discard(pooled)
+            if isinstance(exc, sqlite3.Error):
+                raise AuditUnavailable("The audit log cannot be written.") from exc
+            raise
+        pooled.close()
+        return sealed
 
     def close(self) -> None:
         """Release the connection the PostgreSQL writer holds between batches."""
@@ -133,6 +207,40 @@ def _pg_appender(engine: Engine) -> PgAppender:
     return PgAppender(engine, _row)
 
 
+def _commit_sqlite(db: sqlite3.Connection, events: Sequence[Event]) -> list[Event]:
+    """BEGIN IMMEDIATE, read the head, seal, insert, COMMIT (the driver is in autocommit mode).
+
+    BEGIN IMMEDIATE takes the write lock before the head is read, so two processes can never
+    seal onto the same head; COMMIT returns once synchronous=FULL has made the batch durable.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    row = db.execute(_HEAD_SQL).fetchone()
+    head = Head(int(row[0]), str(row[1])) if row else Head(0, GENESIS_HASH)
+    sealed, bodies = _seal_all(events, head)
+    db.executemany(_INSERT_SQL, map(_values, sealed, bodies))
+    hook = _before_commit.get()
+    if hook is not None:
+        hook(sealed)
+    db.execute("COMMIT")
+    return sealed
+
+
+def _discard(pooled: PoolProxiedConnection) -> None:
+    """Roll back whatever the failed batch left open and drop the connection from the pool."""
+    with suppress(Exception):  # the connection may be past saving: dropping it is the point
+        _driver(pooled).execute("ROLLBACK")
+    pooled.invalidate()
+    pooled.close()
+
+
+def _driver(pooled: PoolProxiedConnection) -> sqlite3.Connection:
+    """The pooled connection's sqlite3 connection (pysqlite: SQLAlchemy's SQLite driver)."""
+    db = pooled.driver_connection
+    if not isinstance(db, sqlite3.Connection):
+        raise TypeError(f"expected a sqlite3 connection, got {type(db).__name__}")
+    return db
+
+
 def _seal_all(events: Sequence[Event], head: Head) -> tuple[list[Event], list[str]]:
     """The events sealed onto head, and each one's canonical JSON (hashed once, stored as is)."""
     sealed: list[Event] = []
@@ -162,6 +270,25 @@ def _row(event: Event, body: str | None = None) -> dict[str, Any]:
         "prev_hash": event["prev_hash"],
         "hash": event["hash"],
     }
+
+
+def _values(event: Event, body: str) -> tuple[Any, ...]:
+    """One row for the driver-level INSERT, in COLUMNS order (what _row() gives by name)."""
+    get = event.get
+    return (
+        event["seq"],
+        event["event_id"],
+        event["ts"],
+        event["type"],
+        get("request_id"),
+        get("principal"),
+        get("customer_id"),
+        get("decision"),
+        get("grant_id"),
+        body,
+        event["prev_hash"],
+        event["hash"],
+    )
 
 
 def _event(body: str, hash_: str) -> Event:

@@ -81,6 +81,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         facts=FactsReader.for_engine(engine, principals, cameras, grants),
         retention_days=settings.retention_days,
         redirect=settings.delivery == "redirect",
+        accel_prefix=settings.accel_prefix if settings.delivery == "accel" else None,
         observers=observers,
     )
     services = Services(

@@ -1,4 +1,5 @@
-"""Footage responses: a 200/206 stream with back-pressure, the 416 headers, a presigned redirect.
+"""Footage responses: a 200/206 stream with back-pressure, the 416 headers, a presigned redirect,
+and the empty X-Accel-Redirect answer that lets nginx send the file itself (accel_response).
 
 FootageStream is a pure ASGI response (STYLE.md §1). It reads the clip only as fast as the client
 takes it (one `await send` per chunk of at most CHUNK_SIZE), stops reading the moment the client
@@ -14,6 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
+from urllib.parse import quote
 
 import anyio
 import anyio.lowlevel
@@ -25,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.errors import GatewayError, StorageUnavailable
 from gateway.ranges import ByteRange
 from gateway.storage.base import ObjectInfo
+from gateway.types import ClipRef, clip_recorded_at, is_valid_id
 
 ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
 """Opens a stream of bytes start..end inclusive, e.g. functools.partial(storage.read, clip)."""
@@ -73,6 +76,54 @@ def redirect_response(url: str, headers: Mapping[str, str] | None = None) -> Res
     return Response(
         status_code=307,
         headers={**(headers or {}), "Location": url, "Cache-Control": CACHE_CONTROL},
+    )
+
+
+def accel_path(prefix: str, clip: ClipRef) -> str:
+    """The internal nginx URI of a clip: `prefix` + customer/camera/clip, from validated ids only.
+
+    The flow validated the ids already; checking again here keeps this header, which nginx
+    obeys blindly, from ever carrying anything else ("..", "?", "%", CR/LF) should a future
+    caller forget. Quoting is defence in depth: valid ids have nothing to quote.
+    """
+    if not (
+        is_valid_id(clip.customer_id)
+        and is_valid_id(clip.camera_id)
+        and clip_recorded_at(clip.clip_id) is not None
+    ):
+        raise ValueError(f"refusing an X-Accel-Redirect for an invalid clip ref {clip.key!r}")
+    parts = (clip.customer_id, clip.camera_id, clip.clip_id)
+    return prefix + "/".join(quote(part, safe="") for part in parts)
+
+
+def accel_response(
+    path: str,
+    info: ObjectInfo,
+    byte_range: ByteRange | None,
+    content_type: str,
+    headers: Mapping[str, str],
+) -> Response:
+    """An empty 200 telling nginx to serve `path` itself (FOOTGW_DELIVERY=accel).
+
+    nginx answers the client from its `internal;` location, applying the client's Range there.
+    Of our headers it keeps only Content-Type, Cache-Control and Accept-Ranges on its own; the
+    internal location adds X-Audit-Event-ID, X-Request-ID and ETag back from `$upstream_http_*`
+    (deploy/nginx-accel.conf); Last-Modified is nginx's, from the same file's mtime.
+    Accept-Ranges goes with a range only: nginx adds its own to a 200 (a copy would make two)
+    but none to a 206.
+    """
+    extra = {"Accept-Ranges": "bytes"} if byte_range is not None else {}
+    return Response(
+        status_code=200,
+        headers={
+            **headers,
+            **extra,
+            "X-Accel-Redirect": path,
+            "Content-Type": content_type,
+            "ETag": info.etag,
+            "Last-Modified": format_datetime(info.last_modified.astimezone(UTC), usegmt=True),
+            "Cache-Control": CACHE_CONTROL,
+        },
     )
 
 

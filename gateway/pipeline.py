@@ -21,7 +21,13 @@ from gateway.audit.log import AuditLog
 from gateway.authn import Authenticator
 from gateway.authz import Authorizer
 from gateway.cameras import CameraStore
-from gateway.delivery import footage_response, redirect_response
+from gateway.delivery import (
+    accel_path,
+    accel_response,
+    content_type_for,
+    footage_response,
+    redirect_response,
+)
 from gateway.errors import BadRequest, Forbidden, GatewayError, RetentionExpired, Unauthenticated
 from gateway.facts import FactsReader
 from gateway.grants import GrantStore, PrefetchedGrants
@@ -95,6 +101,7 @@ class FootageFlow:
     facts: FactsReader
     retention_days: int | None
     redirect: bool = False
+    accel_prefix: str | None = None  # FOOTGW_DELIVERY=accel: nginx's internal location
     observers: Sequence[Observer] = ()
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -136,6 +143,9 @@ class FootageFlow:
                 )
                 await self._complete(call, outcome, clip, bytes_sent=0, completed=True)
                 return redirect_response(url, headers)
+            if self.accel_prefix is not None and call.method == "GET":
+                # The finally below closes the clip: nginx opens the file itself.
+                return await self._accel(call, outcome, clip, opened, headers)
 
             async def on_complete(bytes_sent: int, completed: bool) -> None:
                 await self._complete(call, outcome, clip, bytes_sent, completed)
@@ -158,6 +168,25 @@ class FootageFlow:
             if opened is not None and response is None:
                 with anyio.CancelScope(shield=True):
                     await opened.close()
+
+    async def _accel(
+        self,
+        call: FootageCall,
+        outcome: Outcome,
+        clip: ClipRef,
+        opened: OpenClip,
+        headers: dict[str, str],
+    ) -> Response:
+        """Hand an allowed, already audited GET to nginx (FOOTGW_DELIVERY=accel).
+
+        As with a presigned redirect, the gateway never learns how many bytes nginx sent: the
+        access.complete event says bytes_sent=0 and `delivered_by: nginx` right away.
+        """
+        assert self.accel_prefix is not None
+        path = accel_path(self.accel_prefix, clip)  # raises before any complete event if bad
+        await self._complete(call, outcome, clip, 0, True, delivered_by="nginx")
+        content_type = content_type_for(clip.clip_id)
+        return accel_response(path, opened.info, outcome.byte_range, content_type, headers)
 
     async def _decide_view(
         self, call: FootageCall, principal: Principal
@@ -292,7 +321,13 @@ class FootageFlow:
         return committed
 
     async def _complete(
-        self, call: FootageCall, outcome: Outcome, clip: ClipRef, bytes_sent: int, completed: bool
+        self,
+        call: FootageCall,
+        outcome: Outcome,
+        clip: ClipRef,
+        bytes_sent: int,
+        completed: bool,
+        delivered_by: str | None = None,
     ) -> None:
         event = new_event(
             EventType.ACCESS_COMPLETE,
@@ -302,7 +337,11 @@ class FootageFlow:
             status=outcome.status,
             range=_range_text(outcome.byte_range),
             bytes_sent=bytes_sent,
-            detail={"completed": completed, "clip": clip.key},
+            detail={
+                "completed": completed,
+                "clip": clip.key,
+                **({"delivered_by": delivered_by} if delivered_by else {}),
+            },
         )
         try:
             await self.audit.append(event)

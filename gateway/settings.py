@@ -7,6 +7,7 @@ CLI turns that into one line on stderr and a non-zero exit (contract §2).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -23,6 +24,14 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 
 T = TypeVar("T")
+
+Delivery = Literal["proxy", "redirect", "accel"]
+DELIVERIES: tuple[Delivery, ...] = ("proxy", "redirect", "accel")
+DEFAULT_ACCEL_PREFIX = "/_footage_internal/"
+# The prefix is written into every X-Accel-Redirect header and must name nginx's `internal;`
+# location: plain path segments only (no ".", "..", "%", "?", spaces or control characters),
+# and never "/" alone, which would turn the whole site into an internal location.
+_ACCEL_PREFIX = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +51,8 @@ class Settings:
     jwt_audience: str | None
     jwt_leeway_seconds: int
     dev_mode: bool
-    delivery: Literal["proxy", "redirect"]
+    delivery: Delivery
+    accel_prefix: str
     retention_days: int | None
     host: str
     port: int
@@ -167,9 +177,7 @@ def _build(read: _Reader) -> Settings:
         raise ConfigError(f"{PREFIX}JWT_JWKS_URL", "set either it or JWT_PUBLIC_KEY_FILE, not both")
     if key_file and not Path(key_file).is_file():
         raise ConfigError(f"{PREFIX}JWT_PUBLIC_KEY_FILE", f"no such file: {key_file}")
-    delivery = read.choice("DELIVERY", ("proxy", "redirect"), "proxy")
-    if delivery == "redirect" and not storage.startswith("s3://"):
-        raise ConfigError(f"{PREFIX}DELIVERY", "redirect needs s3:// storage")
+    delivery = _delivery(read, storage)
     checkpoint_key = read.text("CHECKPOINT_KEY_FILE")
     return Settings(
         data_dir=data_dir,
@@ -185,7 +193,8 @@ def _build(read: _Reader) -> Settings:
         jwt_audience=read.text("JWT_AUDIENCE"),
         jwt_leeway_seconds=min(read.parse("JWT_LEEWAY", int, 30, "seconds"), 30),
         dev_mode=dev_mode,
-        delivery=cast(Literal["proxy", "redirect"], delivery),
+        delivery=delivery,
+        accel_prefix=_accel_prefix(read),
         retention_days=read.parse("RETENTION_DAYS", _positive_int, cast(int | None, None), "days"),
         host=read.text("HOST", "127.0.0.1") or "127.0.0.1",
         port=read.parse("PORT", _port, 8080, "a port number"),
@@ -203,6 +212,31 @@ def _build(read: _Reader) -> Settings:
             read.choice("LOG_FORMAT", ("json", "console", "auto"), "auto"),
         ),
     )
+
+
+def _delivery(read: _Reader, storage: str) -> Delivery:
+    """FOOTGW_DELIVERY, checked against the storage it needs."""
+    delivery = cast(Delivery, read.choice("DELIVERY", DELIVERIES, "proxy"))
+    if delivery == "redirect" and not storage.startswith("s3://"):
+        raise ConfigError(f"{PREFIX}DELIVERY", "redirect needs s3:// storage")
+    if delivery == "accel" and storage.startswith("s3://"):
+        # nginx serves the clip from its own view of the file tree (an `internal;` alias).
+        raise ConfigError(f"{PREFIX}DELIVERY", "accel needs file:// storage that nginx can read")
+    # accel does not require FOOTGW_TRUSTED_PROXIES: a caller who reaches the gateway directly
+    # is authenticated, authorized and audited as ever and gets only an empty 200 whose
+    # X-Accel-Redirect names ids they sent themselves; no footage leaves without nginx. Client
+    # addresses in the audit log are a separate matter that TRUSTED_PROXIES already covers.
+    return delivery
+
+
+def _accel_prefix(read: _Reader) -> str:
+    key = f"{PREFIX}ACCEL_PREFIX"
+    prefix = read.text("ACCEL_PREFIX", DEFAULT_ACCEL_PREFIX) or DEFAULT_ACCEL_PREFIX
+    if not _ACCEL_PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            key, f"must start and end with / and hold plain path segments, got {prefix!r}"
+        )
+    return prefix
 
 
 def _existing_files(names: tuple[str, ...]) -> tuple[Path, ...]:

@@ -35,6 +35,15 @@ def test_toml_file_is_read_and_environment_wins(tmp_path):
         ({"FOOTGW_DATABASE_URL": "mysql://x"}, "FOOTGW_DATABASE_URL"),
         ({"FOOTGW_DELIVERY": "carrier-pigeon"}, "FOOTGW_DELIVERY"),
         ({"FOOTGW_DELIVERY": "redirect"}, "FOOTGW_DELIVERY"),  # needs s3://
+        ({"FOOTGW_DELIVERY": "accel", "FOOTGW_STORAGE": "s3://bucket"}, "FOOTGW_DELIVERY"),
+        ({"FOOTGW_DELIVERY": "ACCEL"}, "FOOTGW_DELIVERY"),
+        ({"FOOTGW_ACCEL_PREFIX": "_footage_internal/"}, "FOOTGW_ACCEL_PREFIX"),
+        ({"FOOTGW_ACCEL_PREFIX": "/_footage_internal"}, "FOOTGW_ACCEL_PREFIX"),
+        ({"FOOTGW_ACCEL_PREFIX": "/"}, "FOOTGW_ACCEL_PREFIX"),
+        ({"FOOTGW_ACCEL_PREFIX": "/a/../b/"}, "FOOTGW_ACCEL_PREFIX"),
+        ({"FOOTGW_ACCEL_PREFIX": "/a b/"}, "FOOTGW_ACCEL_PREFIX"),
+        ({"FOOTGW_ACCEL_PREFIX": "/a%2f/"}, "FOOTGW_ACCEL_PREFIX"),
+        ({"FOOTGW_ACCEL_PREFIX": "//"}, "FOOTGW_ACCEL_PREFIX"),
         ({"FOOTGW_JWT_ALGORITHMS": "none"}, "FOOTGW_JWT_ALGORITHMS"),
         ({"FOOTGW_JWT_ALGORITHMS": "HS256"}, "FOOTGW_JWT_ALGORITHMS"),
         ({"FOOTGW_RETENTION_DAYS": "-1"}, "FOOTGW_RETENTION_DAYS"),
@@ -51,6 +60,14 @@ def test_bad_values_name_their_key(env, key):
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     assert info.value.key == key and key in str(info.value)
+
+
+def test_accel_delivery_serves_a_file_tree_through_an_internal_prefix():
+    s = load_settings({"FOOTGW_DELIVERY": "accel"})
+    assert (s.delivery, s.accel_prefix) == ("accel", "/_footage_internal/")
+    assert s.trusted_proxies == ()  # not required: see settings._delivery
+    custom = load_settings({"FOOTGW_DELIVERY": "accel", "FOOTGW_ACCEL_PREFIX": "/int/clips/"})
+    assert custom.accel_prefix == "/int/clips/"
 
 
 def test_bad_toml_names_the_config_key(tmp_path):

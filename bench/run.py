@@ -34,6 +34,7 @@ from report import Figure
 
 BENCH = Path(__file__).resolve().parent
 RUNS = 5
+ACCEL_PREFIX = "/_footage_internal/"  # FOOTGW_ACCEL_PREFIX's default
 STREAM_RUNS = 9  # a 256 MiB stream takes a fraction of a second: more pairs, steadier ratios
 RANGED_SECONDS = 4.0
 BUCKET = "footage-bench"
@@ -130,6 +131,28 @@ def stream_figures(
         )
     )
     return figures
+
+
+def accel_figure(
+    world: fixtures.World, front: servers.Server | None, nginx: servers.Server | None
+) -> list[Figure]:
+    """The same clip with FOOTGW_DELIVERY=accel: through nginx, which asks the gateway (token,
+    policy, durable access.decision) and then sends the file itself with sendfile."""
+    if front is None or nginx is None:
+        say("nginx is not installed: no accel figure in this run")
+        return []
+    say("streaming one 256 MiB clip in accel mode (nginx after the gateway's decision) vs nginx")
+
+    def accel() -> float:
+        got = httpclient.get(front.url + "/v1/footage" + clip_path(), world.owner_headers())
+        return mib_per_s(got, CLIP_SIZE)
+
+    def direct() -> float:
+        return mib_per_s(httpclient.get(nginx.url + clip_path()), CLIP_SIZE)
+
+    ours, theirs = paired(accel, direct, STREAM_RUNS)
+    name = "256 MiB clip, file store, accel mode (nginx sends after the decision), vs nginx"
+    return [Figure(name, "MiB/s", ours, "nginx sendfile", theirs, 0.7)]
 
 
 def s3_figure(world: fixtures.World, gateway: servers.Server, moto: servers.Server) -> Figure:
@@ -456,6 +479,17 @@ def main(argv: list[str]) -> int:
                 say("nginx is not installed: its baseline is missing from this run")
             else:
                 started.append(nginx)
+            accel_front = None
+            if nginx is not None and "stream" in groups:
+                accel_dir = fixtures.make_data_dir(world, root / "gateway-accel", grants=False)
+                accel_env = world.env(accel_dir, FOOTGW_DELIVERY="accel")
+                accel_gateway = servers.start_gateway("gateway-accel", accel_env, logs)
+                started.append(accel_gateway)
+                accel_front = servers.start_nginx_accel(
+                    accel_gateway, world.footage, ACCEL_PREFIX, logs
+                )
+                if accel_front is not None:
+                    started.append(accel_front)
             fileresponse = servers.start_baseline(
                 "fileresponse", world.footage, world.clip_path, logs
             )
@@ -466,6 +500,7 @@ def main(argv: list[str]) -> int:
             figures: list[Figure] = []
             if "stream" in groups:
                 figures += stream_figures(world, gateway, nginx, fileresponse)
+                figures += accel_figure(world, accel_front, nginx)
             if "s3" in groups:
                 figures.append(s3_figure(world, gateway_s3, moto))
             gateway_s3.stop()

@@ -171,6 +171,79 @@ def start_nginx(root: Path, logs: Path) -> Server | None:
     return _spawn("nginx", argv, logs, port).wait_ready("/missing")
 
 
+NGINX_ACCEL_CONF = """\
+{user}
+worker_processes 1;
+daemon off;
+master_process on;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
+    types {{ video/mp4 mp4; }}
+    upstream footage_gateway {{
+        server {host}:{gateway_port};
+        keepalive 32;
+    }}
+    server {{
+        listen {host}:{port};
+        location / {{
+            proxy_pass http://footage_gateway;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_buffering off;
+        }}
+        location {prefix_uri} {{
+            internal;
+            alias {root}/;
+            max_ranges 1;
+            if_modified_since off;
+            etag off;
+            add_header ETag $upstream_http_etag always;
+            add_header X-Audit-Event-ID $upstream_http_x_audit_event_id always;
+            add_header X-Request-ID $upstream_http_x_request_id always;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx_accel(gateway: Server, root: Path, prefix_uri: str, logs: Path) -> Server | None:
+    """nginx in front of a FOOTGW_DELIVERY=accel gateway, as deploy/nginx-accel.conf is: the
+    gateway decides and commits, then nginx sends the file from its `internal;` location."""
+    binary = nginx_binary()
+    if binary is None:
+        return None
+    prefix = logs / "nginx-accel"
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(
+        NGINX_ACCEL_CONF.format(
+            user=user,
+            prefix=prefix,
+            host=HOST,
+            port=port,
+            gateway_port=gateway.port,
+            prefix_uri=prefix_uri,
+            root=root,
+        )
+    )
+    argv = [binary, "-p", str(prefix), "-c", str(conf)]
+    return _spawn("nginx-accel", argv, logs, port).wait_ready("/healthz")
+
+
 def start_moto(logs: Path) -> Server:
     """moto's standalone S3 server (werkzeug, threaded) as its own process."""
     port = free_port()

@@ -24,8 +24,8 @@ import fixtures
 
 from gateway.app import Services, build_services
 from gateway.audit.events import new_event
+from gateway.calls import FootageCall
 from gateway.logging_setup import configure_logging
-from gateway.pipeline import FootageCall
 from gateway.settings import load_settings
 from gateway.types import Action, ClipRef, EventType, clip_recorded_at
 

@@ -20,6 +20,7 @@ from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
 from gateway.authn import Authenticator
 from gateway.authz import Authorizer
+from gateway.calls import FootageCall, call_fields, resolve_camera, resolve_clip, staff_headers
 from gateway.cameras import CameraStore
 from gateway.delivery import (
     accel_path,
@@ -28,7 +29,7 @@ from gateway.delivery import (
     footage_response,
     redirect_response,
 )
-from gateway.errors import BadRequest, Forbidden, GatewayError, RetentionExpired, Unauthenticated
+from gateway.errors import Forbidden, GatewayError, RetentionExpired, Unauthenticated
 from gateway.facts import FactsReader
 from gateway.grants import GrantStore, PrefetchedGrants
 from gateway.principals import PrincipalStore
@@ -36,43 +37,19 @@ from gateway.ranges import ByteRange, parse_range
 from gateway.storage.base import OpenClip, Storage
 from gateway.types import (
     AccessRequest,
-    Action,
     CameraRef,
     ClipRef,
     Decision,
     EventType,
     Principal,
-    Purpose,
     Zone,
     clip_recorded_at,
-    is_valid_id,
 )
 
 log = structlog.get_logger("gateway.pipeline")
 
 Observer = Callable[[Event], Awaitable[None]]
-MAX_JUSTIFICATION = 500
-MIN_JUSTIFICATION = 3
 PRESIGN_TTL_SECONDS = 60
-
-
-@dataclass(frozen=True, slots=True)
-class FootageCall:
-    """What the HTTP layer read off one footage request, still untrusted."""
-
-    method: str
-    action: Action
-    customer_id: str
-    camera_id: str
-    clip_id: str | None
-    authorization: str | None
-    purpose: str | None
-    justification: str | None
-    range_header: str | None
-    request_id: str
-    client_ip: str | None
-    user_agent: str | None
-    path_problem: str | None = None  # why the path names no footage (audited as a 400)
 
 
 @dataclass(slots=True)
@@ -193,7 +170,7 @@ class FootageFlow:
     ) -> tuple[Outcome, ClipRef | None, OpenClip | None]:
         outcome = Outcome(principal, Decision.deny("bad_request"), status=400)
         try:
-            clip = _resolve_clip(call)
+            clip = resolve_clip(call)
             outcome.decision, outcome.zone = await self._authorize(call, principal, clip)
             if not outcome.decision:
                 outcome.status = 403
@@ -222,7 +199,7 @@ class FootageFlow:
         outcome = Outcome(principal, Decision.deny("bad_request"), status=400)
         clips: list[dict[str, Any]] = []
         try:
-            camera = _resolve_camera(call)
+            camera = resolve_camera(call)
             outcome.decision, outcome.zone = await self._authorize(call, principal, None, camera)
             outcome.status = 200 if outcome.decision else 403
             if outcome.decision:
@@ -276,7 +253,7 @@ class FootageFlow:
         facts = await self.facts.read(principal, camera, now)
         if facts.suspended:
             return Decision.deny("principal_suspended"), Zone.PRIVATE
-        purpose, justification = _staff_headers(call)
+        purpose, justification = staff_headers(call)
         request = AccessRequest(
             principal=principal,
             action=call.action,
@@ -304,7 +281,7 @@ class FootageFlow:
         decision = outcome.decision
         event = new_event(
             EventType.ACCESS_DECISION,
-            **_call_fields(call, outcome.principal),
+            **call_fields(call, outcome.principal),
             decision="allow" if decision else "deny",
             reason=decision.reason,
             grant_id=decision.grant_id,
@@ -331,7 +308,7 @@ class FootageFlow:
     ) -> None:
         event = new_event(
             EventType.ACCESS_COMPLETE,
-            **_call_fields(call, outcome.principal),
+            **call_fields(call, outcome.principal),
             decision="allow",
             grant_id=outcome.decision.grant_id,
             status=outcome.status,
@@ -352,55 +329,6 @@ class FootageFlow:
                 bytes_sent=bytes_sent,
                 error=exc.message,
             )
-
-
-def _resolve_camera(call: FootageCall) -> CameraRef:
-    if call.path_problem:
-        raise BadRequest(call.path_problem)
-    if not (is_valid_id(call.customer_id) and is_valid_id(call.camera_id)):
-        raise BadRequest("Customer and camera ids must be 1 to 64 letters, digits, _ or -.")
-    return CameraRef(call.customer_id, call.camera_id)
-
-
-def _resolve_clip(call: FootageCall) -> ClipRef:
-    camera = _resolve_camera(call)
-    recorded_at = clip_recorded_at(call.clip_id or "")
-    if recorded_at is None:
-        raise BadRequest("A clip id is its UTC recording time, YYYYMMDDTHHMMSSZ[-suffix][.ext].")
-    assert call.clip_id is not None
-    return ClipRef(camera.customer_id, camera.camera_id, call.clip_id, recorded_at)
-
-
-def _staff_headers(call: FootageCall) -> tuple[Purpose | None, str | None]:
-    """X-Access-Purpose and X-Access-Justification, validated; absent stays None."""
-    purpose = None
-    if call.purpose is not None:
-        if call.purpose not in Purpose._value2member_map_:
-            raise BadRequest("X-Access-Purpose must be one of " + ", ".join(Purpose) + ".")
-        purpose = Purpose(call.purpose)
-    justification = (call.justification or "").strip() or None
-    if justification is not None and not (
-        MIN_JUSTIFICATION <= len(justification) <= MAX_JUSTIFICATION
-    ):
-        raise BadRequest("X-Access-Justification must be 3 to 500 characters.")
-    return purpose, justification
-
-
-def _call_fields(call: FootageCall, principal: Principal | None) -> dict[str, Any]:
-    """The fields every event about this request carries (ids as given, length-capped)."""
-    return {
-        "request_id": call.request_id,
-        "principal": principal.sub if principal else None,
-        "roles": sorted(principal.roles) if principal else None,
-        "purpose": (call.purpose or None) and call.purpose[:64],
-        "justification": call.justification[:MAX_JUSTIFICATION] if call.justification else None,
-        "action": str(call.action),
-        "customer_id": call.customer_id[:64],
-        "camera_id": call.camera_id[:64],
-        "clip_id": call.clip_id[:80] if call.clip_id else None,
-        "client_ip": call.client_ip,
-        "user_agent": call.user_agent[:300] if call.user_agent else None,
-    }
 
 
 def _range_text(byte_range: ByteRange | None) -> str | None:

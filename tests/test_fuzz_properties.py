@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gateway import migrations
+from gateway.calls import FootageCall, resolve_camera, resolve_clip, staff_headers
 from gateway.db import create_db_engine
 from gateway.errors import BadRequest, RangeNotSatisfiable
 from gateway.grants import (
@@ -33,7 +34,6 @@ from gateway.grants import (
     match_grant,
     parse_new_grant,
 )
-from gateway.pipeline import FootageCall, _resolve_camera, _resolve_clip, _staff_headers
 from gateway.ranges import MAX_HEADER_LENGTH, MAX_RANGES, ByteRange, parse_range
 from gateway.storage.fs import FileStorage
 from gateway.storage.s3 import S3Storage
@@ -202,12 +202,12 @@ def test_the_flow_resolves_ids_or_raises_bad_request_only(
     customer: str, camera: str, clip: str
 ) -> None:
     try:
-        resolved = _resolve_clip(_call(customer, camera, clip, None, None))
+        resolved = resolve_clip(_call(customer, camera, clip, None, None))
     except BadRequest:
         return
     assert (resolved.customer_id, resolved.camera_id, resolved.clip_id) == (customer, camera, clip)
     assert is_valid_id(customer) and is_valid_id(camera) and clip_recorded_at(clip)
-    _resolve_camera(_call(customer, camera, None, None, None))
+    resolve_camera(_call(customer, camera, None, None, None))
 
 
 @settings(max_examples=300)
@@ -219,7 +219,7 @@ def test_staff_headers_parse_or_raise_bad_request_only(
     purpose: str | None, why: str | None
 ) -> None:
     try:
-        parsed_purpose, justification = _staff_headers(_call("c1", "cam", None, purpose, why))
+        parsed_purpose, justification = staff_headers(_call("c1", "cam", None, purpose, why))
     except BadRequest:
         return
     assert parsed_purpose is None or parsed_purpose in Purpose

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from gateway.audit.events import Event
+from gateway.calls import FootageCall
 from gateway.errors import AuditUnavailable
-from gateway.pipeline import FootageCall
 from gateway.storage.base import ObjectInfo, OpenClip, Storage
 from gateway.types import Action, ClipRef
 from tests.support.faults import services_of, wait_for_complete

@@ -15,8 +15,8 @@ from gateway.api.common import (
     require_owner,
     services,
 )
+from gateway.calls import FootageCall
 from gateway.errors import BadRequest
-from gateway.pipeline import FootageCall
 from gateway.types import Action, ClipRef, EventType, clip_recorded_at, is_valid_id
 
 NO_STORE = {"Cache-Control": "private, no-store"}

@@ -118,7 +118,7 @@ class FootageFlow:
                 url = await self.storage.presign(
                     clip, *_range_bounds(outcome.byte_range), ttl=PRESIGN_TTL_SECONDS
                 )
-                await self._complete(call, outcome, clip, bytes_sent=0, completed=True)
+                await self._complete(call, outcome, clip, None, True, delivered_by="s3")
                 return redirect_response(url, headers)
             if self.accel_prefix is not None and call.method == "GET":
                 # The finally below closes the clip: nginx opens the file itself.
@@ -157,11 +157,12 @@ class FootageFlow:
         """Hand an allowed, already audited GET to nginx (FOOTGW_DELIVERY=accel).
 
         As with a presigned redirect, the gateway never learns how many bytes nginx sent: the
-        access.complete event says bytes_sent=0 and `delivered_by: nginx` right away.
+        access.complete event says bytes_sent=null (not known) and `delivered_by: nginx` right
+        away.
         """
         assert self.accel_prefix is not None
         path = accel_path(self.accel_prefix, clip)  # raises before any complete event if bad
-        await self._complete(call, outcome, clip, 0, True, delivered_by="nginx")
+        await self._complete(call, outcome, clip, None, True, delivered_by="nginx")
         content_type = content_type_for(clip.clip_id)
         return accel_response(path, opened.info, outcome.byte_range, content_type, headers)
 
@@ -302,10 +303,12 @@ class FootageFlow:
         call: FootageCall,
         outcome: Outcome,
         clip: ClipRef,
-        bytes_sent: int,
+        bytes_sent: int | None,
         completed: bool,
         delivered_by: str | None = None,
     ) -> None:
+        """The access.complete event. bytes_sent None: another server sent the bytes
+        (`delivered_by`: a presigned S3 URL or nginx), so the gateway cannot know how many."""
         event = new_event(
             EventType.ACCESS_COMPLETE,
             **call_fields(call, outcome.principal),

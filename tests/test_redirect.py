@@ -128,6 +128,12 @@ def test_307_comes_after_the_decision_is_committed(redirecting: Redirecting) -> 
     )
     assert decision["event_id"] == response.headers["x-audit-event-id"]
     assert decision["decision"] == "allow"
+    [complete] = services.audit_store.query(
+        EventQuery(types=("access.complete",), request_ids=(response.headers["x-request-id"],))
+    )
+    # S3 sends the bytes: how many is not known here, and the event says so rather than 0.
+    assert complete["bytes_sent"] is None
+    assert complete["detail"]["delivered_by"] == "s3"
     query = parse_qs(urlsplit(url).query)
     assert int(query["X-Amz-Expires"][0]) <= 60
     assert urlsplit(url).path.endswith(f"/cust-a/cam/{CLIP}")

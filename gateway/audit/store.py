@@ -27,7 +27,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal_with_body
-from gateway.db import audit_events, begin_write, lock_audit_chain
+from gateway.audit.verify import INDEXED
+from gateway.db import audit_events
 from gateway.errors import AuditUnavailable
 
 if TYPE_CHECKING:
@@ -35,21 +36,9 @@ if TYPE_CHECKING:
 
 MAX_PAGE = 1000
 
-# The audit_events columns in the order _values() gives them, for the driver-level INSERT.
-COLUMNS = (
-    "seq",
-    "event_id",
-    "ts",
-    "type",
-    "request_id",
-    "principal",
-    "customer_id",
-    "decision",
-    "grant_id",
-    "body",
-    "prev_hash",
-    "hash",
-)
+# The audit_events columns in the order _values() gives them: the chain's place, the columns
+# the queries index (verify checks they agree with the body), then the body and its hashes.
+COLUMNS = ("seq", *INDEXED, "body", "prev_hash", "hash")
 _INSERT_SQL = (
     f"INSERT INTO {audit_events.name} ({', '.join(COLUMNS)}) "  # noqa: S608 (names are ours)
     f"VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -112,18 +101,8 @@ class AuditStore:
         """Seal and durably commit events in order; all or none. Raises AuditUnavailable."""
         if self.pg is not None:
             return self.pg.append(events)
-        if self.engine.dialect.name == "sqlite":
-            return self._append_sqlite(events)
-        try:
-            with begin_write(self.engine) as conn:
-                lock_audit_chain(conn)
-                head = self._head(conn)
-                sealed, bodies = _seal_all(events, head)
-                rows = [_row(e, b) for e, b in zip(sealed, bodies, strict=True)]
-                conn.execute(audit_events.insert(), rows)
-            return sealed
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable("The audit log cannot be written.") from exc
+        # The only other database settings accept is SQLite (FOOTGW_DATABASE_URL).
+        return self._append_sqlite(events)
 
     def _append_sqlite(self, events: Sequence[Event]) -> list[Event]:
         """append_batch on the driver: one pooled connection, one transaction, one executemany.
@@ -256,39 +235,15 @@ def _seal_all(events: Sequence[Event], head: Head) -> tuple[list[Event], list[st
 
 
 def _row(event: Event, body: str | None = None) -> dict[str, Any]:
-    return {
-        "seq": event["seq"],
-        "event_id": event["event_id"],
-        "ts": event["ts"],
-        "type": event["type"],
-        "request_id": event.get("request_id"),
-        "principal": event.get("principal"),
-        "customer_id": event.get("customer_id"),
-        "decision": event.get("decision"),
-        "grant_id": event.get("grant_id"),
-        "body": canonical_json(body_of(event)) if body is None else body,
-        "prev_hash": event["prev_hash"],
-        "hash": event["hash"],
-    }
+    """One row by column name (SQLAlchemy and the PostgreSQL appender)."""
+    return dict(zip(COLUMNS, _values(event, body), strict=True))
 
 
-def _values(event: Event, body: str) -> tuple[Any, ...]:
-    """One row for the driver-level INSERT, in COLUMNS order (what _row() gives by name)."""
-    get = event.get
-    return (
-        event["seq"],
-        event["event_id"],
-        event["ts"],
-        event["type"],
-        get("request_id"),
-        get("principal"),
-        get("customer_id"),
-        get("decision"),
-        get("grant_id"),
-        body,
-        event["prev_hash"],
-        event["hash"],
-    )
+def _values(event: Event, body: str | None = None) -> tuple[Any, ...]:
+    """One row in COLUMNS order (the driver-level INSERT); body is made if not given."""
+    if body is None:
+        body = canonical_json(body_of(event))
+    return (event["seq"], *map(event.get, INDEXED), body, event["prev_hash"], event["hash"])
 
 
 def _event(body: str, hash_: str) -> Event:

@@ -33,9 +33,16 @@ from sqlalchemy.engine import Engine
 
 from gateway.cameras import ZONE_BY_CAMERA, CameraStore, zone_from_row
 from gateway.db import reading
-from gateway.grants import Grant, GrantStore, candidates_statement, grant_from_row, grantee_names
+from gateway.grants import (
+    Grant,
+    GrantStore,
+    candidates_params,
+    candidates_statement,
+    grant_from_row,
+    grantee_names,
+)
 from gateway.principals import STATUS_BY_SUB, PrincipalStore, status_from_row
-from gateway.types import STAFF_ROLES, CameraRef, Principal, Zone, format_ts
+from gateway.types import STAFF_ROLES, CameraRef, Principal, Zone
 
 log = structlog.get_logger("gateway.facts")
 
@@ -132,8 +139,7 @@ class _InlineSqlite:
             zone = zone_from_row(db.execute(self._zone, key).fetchone())
             found: list[Grant] = []
             if grantees:
-                params = {f"g{i}": g for i, g in enumerate(grantees)}
-                params |= {"customer_id": camera.customer_id, "now": format_ts(now)}
+                params = candidates_params(grantees, camera.customer_id, now)
                 rows = db.execute(self._candidates_sql(len(grantees)), params).fetchall()
                 found = [grant_from_row(row) for row in rows]
         finally:

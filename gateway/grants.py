@@ -64,6 +64,12 @@ def candidates_statement(grantees: int) -> sa.Select[Any]:
     )
 
 
+def candidates_params(grantees: Sequence[str], customer_id: str, now: datetime) -> dict[str, str]:
+    """The parameters of candidates_statement(len(grantees))."""
+    params = {f"g{i}": grantee for i, grantee in enumerate(grantees)}
+    return params | {"customer_id": customer_id, "now": format_ts(now)}
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     grant_id: str
@@ -253,8 +259,7 @@ class GrantStore:
         conn: Connection | None = None,
     ) -> list[Grant]:
         """Unrevoked, unexpired grants to any of these grantees on one customer's footage."""
-        params: dict[str, str] = {f"g{i}": g for i, g in enumerate(grantees)}
-        params |= {"customer_id": customer_id, "now": format_ts(now)}
+        params = candidates_params(grantees, customer_id, now)
         statement = candidates_statement(len(grantees))
         with reading(self.engine, conn) as c:
             return [grant_from_row(row._mapping) for row in c.execute(statement, params)]

@@ -16,10 +16,9 @@ from gateway.audit.events import (
     canonical_json,
     chain_hash,
     new_event,
-    now_iso,
     seal_with_body,
 )
-from gateway.types import EventType, parse_ts
+from gateway.types import EventType, now_ts, parse_ts
 
 # An event sealed by the gateway before the canonical encoder was built once (issue 7): its
 # hash must never change, or `audit verify` would fail every log written until then.
@@ -86,9 +85,9 @@ def test_canonical_json_refuses_what_json_refuses(value: object) -> None:
         canonical_json({"detail": value})
 
 
-def test_now_iso_is_the_stored_timestamp_format() -> None:
+def test_event_times_are_the_stored_timestamp_format() -> None:
     before = datetime.now(UTC)
-    stamp = now_iso()
+    stamp = now_ts()
     after = datetime.now(UTC)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
     assert (

@@ -66,17 +66,12 @@ _canonical_chunks = _c_encoder()
 Event = dict[str, Any]
 
 
-def now_iso() -> str:
-    """The current UTC time as the audit log writes it (microseconds, `Z`)."""
-    return now_ts()
-
-
 def new_event(event_type: EventType, **fields: Any) -> Event:
     """A fresh, unchained event: every contract field present, seq and hashes still unset."""
     if not _KNOWN.issuperset(fields):
         raise ValueError(f"unknown audit fields: {sorted(set(fields) - _KNOWN)}")
     event: Event = _BLANK.copy()
-    event.update(event_id=str(random_uuid()), ts=now_iso(), type=str(event_type))
+    event.update(event_id=str(random_uuid()), ts=now_ts(), type=str(event_type))
     event.update(fields)
     if event.get("roles") is not None:
         event["roles"] = sorted(event["roles"])

@@ -142,54 +142,20 @@ http {{
     uwsgi_temp_path {prefix}/tmp;
     scgi_temp_path {prefix}/tmp;
     types {{ video/mp4 mp4; }}
-    server {{
-        listen {host}:{port};
-        root {root};
-    }}
+{body}
 }}
 """
 
+# nginx alone, serving the footage tree with sendfile: the baseline.
+SENDFILE_SERVER = """\
+    server {{
+        listen {host}:{port};
+        root {root};
+    }}"""
 
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-    )
-
-
-def start_nginx(root: Path, logs: Path) -> Server | None:
-    """nginx with sendfile, one worker (the gateway is one process too); None if not installed."""
-    binary = nginx_binary()
-    if binary is None:
-        return None
-    prefix = logs / "nginx"
-    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    conf = prefix / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""  # workers must read the bench's 0700 dirs
-    conf.write_text(NGINX_CONF.format(user=user, prefix=prefix, host=HOST, port=port, root=root))
-    argv = [binary, "-p", str(prefix), "-c", str(conf)]
-    return _spawn("nginx", argv, logs, port).wait_ready("/missing")
-
-
-NGINX_ACCEL_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    client_body_temp_path {prefix}/tmp;
-    proxy_temp_path {prefix}/tmp;
-    fastcgi_temp_path {prefix}/tmp;
-    uwsgi_temp_path {prefix}/tmp;
-    scgi_temp_path {prefix}/tmp;
-    types {{ video/mp4 mp4; }}
+# nginx in front of a FOOTGW_DELIVERY=accel gateway, as deploy/nginx-accel.conf is: the gateway
+# decides and commits, then nginx sends the file from its `internal;` location.
+ACCEL_SERVER = """\
     upstream footage_gateway {{
         server {host}:{gateway_port};
         keepalive 32;
@@ -213,35 +179,49 @@ http {{
             add_header X-Audit-Event-ID $upstream_http_x_audit_event_id always;
             add_header X-Request-ID $upstream_http_x_request_id always;
         }}
-    }}
-}}
-"""
+    }}"""
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
+
+
+def start_nginx(root: Path, logs: Path) -> Server | None:
+    """nginx with sendfile, one worker (the gateway is one process too); None if not installed."""
+    return _start_nginx("nginx", SENDFILE_SERVER, logs, "/missing", root=root)
 
 
 def start_nginx_accel(gateway: Server, root: Path, prefix_uri: str, logs: Path) -> Server | None:
-    """nginx in front of a FOOTGW_DELIVERY=accel gateway, as deploy/nginx-accel.conf is: the
-    gateway decides and commits, then nginx sends the file from its `internal;` location."""
+    """nginx in front of an accel-mode gateway (ACCEL_SERVER); None if not installed."""
+    return _start_nginx(
+        "nginx-accel",
+        ACCEL_SERVER,
+        logs,
+        "/healthz",
+        root=root,
+        gateway_port=gateway.port,
+        prefix_uri=prefix_uri,
+    )
+
+
+def _start_nginx(
+    name: str, server_block: str, logs: Path, ready_path: str, **values: object
+) -> Server | None:
+    """One nginx with one worker: NGINX_CONF around server_block, filled with values."""
     binary = nginx_binary()
     if binary is None:
         return None
-    prefix = logs / "nginx-accel"
+    prefix = logs / name
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
     port = free_port()
+    body = server_block.format(host=HOST, port=port, **values)
+    user = "user root;" if os.geteuid() == 0 else ""  # workers must read the bench's 0700 dirs
     conf = prefix / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(
-        NGINX_ACCEL_CONF.format(
-            user=user,
-            prefix=prefix,
-            host=HOST,
-            port=port,
-            gateway_port=gateway.port,
-            prefix_uri=prefix_uri,
-            root=root,
-        )
-    )
+    conf.write_text(NGINX_CONF.format(user=user, prefix=prefix, body=body))
     argv = [binary, "-p", str(prefix), "-c", str(conf)]
-    return _spawn("nginx-accel", argv, logs, port).wait_ready("/healthz")
+    return _spawn(name, argv, logs, port).wait_ready(ready_path)
 
 
 def start_moto(logs: Path) -> Server:

@@ -27,7 +27,7 @@ from gateway.errors import AuditUnavailable
 from gateway.settings import DEFAULT_ACCEL_PREFIX
 from gateway.types import ClipRef
 from tests.support.faults import services_of, trace
-from tests.support.server import GatewayEnv, Live, make_env, start_live, wait_for
+from tests.support.server import GatewayEnv, Live, free_port, make_env, start_live, wait_for
 from tests.test_pipeline_open_clips import ClosingCount, counted, open_paths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,14 +43,6 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or next(
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def local_conf(gateway_url: str, footage: Path, prefix: Path, port: int) -> str:

@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.db import create_db_engine
+from tests.support.server import free_port
 
 DATABASE_ENV = "FOOTGW_TEST_DATABASE_URL"
 REDIS_ENV = "FOOTGW_TEST_REDIS_URL"
@@ -68,13 +68,6 @@ def fresh_schema(base_url: str) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the gateway binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def copy_policies(target: Path) -> Path:

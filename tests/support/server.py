@@ -184,6 +184,14 @@ def live(gateway_env: GatewayEnv) -> Iterator[Live]:
         yield running
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now, for a server that binds it a moment later
+    (one that cannot be handed a listening socket: a subprocess, nginx)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll `condition()` until it returns something truthy, bounded by `timeout`.
 

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.errors import GatewayError, StorageUnavailable
 from gateway.ranges import ByteRange
 from gateway.storage.base import ObjectInfo
-from gateway.types import ClipRef, clip_recorded_at, is_valid_id
+from gateway.types import ClipRef
 
 ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
 """Opens a stream of bytes start..end inclusive, e.g. functools.partial(storage.read, clip)."""
@@ -86,11 +86,7 @@ def accel_path(prefix: str, clip: ClipRef) -> str:
     obeys blindly, from ever carrying anything else ("..", "?", "%", CR/LF) should a future
     caller forget. Quoting is defence in depth: valid ids have nothing to quote.
     """
-    if not (
-        is_valid_id(clip.customer_id)
-        and is_valid_id(clip.camera_id)
-        and clip_recorded_at(clip.clip_id) is not None
-    ):
+    if not clip.has_valid_ids():
         raise ValueError(f"refusing an X-Accel-Redirect for an invalid clip ref {clip.key!r}")
     parts = (clip.customer_id, clip.camera_id, clip.clip_id)
     return prefix + "/".join(quote(part, safe="") for part in parts)

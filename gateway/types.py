@@ -138,6 +138,15 @@ class ClipRef:
     def key(self) -> str:
         return f"{self.customer_id}/{self.camera_id}/{self.clip_id}"
 
+    def has_valid_ids(self) -> bool:
+        """Every part is a valid id: no "/", no "..", nothing to escape. The pipeline checks
+        this before a ClipRef is made; storage and delivery check again (defence in depth)."""
+        return (
+            is_valid_id(self.customer_id)
+            and is_valid_id(self.camera_id)
+            and clip_recorded_at(self.clip_id) is not None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:

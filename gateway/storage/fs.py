@@ -98,11 +98,7 @@ class FileStorage:
 
     def _check_ids(self, clip: ClipRef) -> None:
         """NotFound unless every part of the clip's name is a valid id (no "..", no "/")."""
-        if not (
-            is_valid_id(clip.customer_id)
-            and is_valid_id(clip.camera_id)
-            and clip_recorded_at(clip.clip_id) is not None
-        ):
+        if not clip.has_valid_ids():
             raise NotFound("No such clip.")
 
     def _clip_path(self, clip: ClipRef) -> Path:

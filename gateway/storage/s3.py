@@ -116,11 +116,7 @@ class S3Storage:
         return self._client
 
     def _key(self, clip: ClipRef) -> str:
-        if not (
-            is_valid_id(clip.customer_id)
-            and is_valid_id(clip.camera_id)
-            and clip_recorded_at(clip.clip_id) is not None
-        ):
+        if not clip.has_valid_ids():
             raise NotFound("No such clip.")  # defence in depth: ids are validated upstream
         return f"{self.prefix}/{clip.key}" if self.prefix else clip.key
 

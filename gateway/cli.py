@@ -101,8 +101,12 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from gateway import migrations
     from gateway.db import create_db_engine
 
-    applied = migrations.migrate(create_db_engine(settings.database_url))
-    print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    try:
+        applied = migrations.migrate(create_db_engine(settings.database_url))
+    except migrations.SchemaError as exc:
+        print(f"footage-gateway: {exc}", file=sys.stderr)
+        return 2
+    print(f"applied migrations: {', '.join(applied)}" if applied else "schema is up to date")
     return 0
 
 

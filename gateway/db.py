@@ -1,7 +1,8 @@
 """The relational schema (SQLAlchemy Core) and engine construction for SQLite and PostgreSQL.
 
-Every table the gateway keeps lives here so that `footage-gateway migrate` has one place to
-look. Modules own their queries; this module owns only the shapes and the connection.
+Every table the gateway keeps is described here, for the queries; the revisions in
+gateway/migrations/versions/ create them, and tests/test_migrations.py checks the two agree.
+Modules own their queries; this module owns only the shapes and the connection.
 """
 
 from __future__ import annotations
@@ -78,7 +79,6 @@ grants = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.Column("revoked_at", sa.String(32)),
     sa.Column("revoked_by", sa.String(256)),
-    sa.Column("use_count", sa.Integer, nullable=False, server_default="0"),
 )
 # The grant check looks up "grants to this grantee on this customer's footage": one index probe.
 sa.Index("ix_grants_lookup", grants.c.grantee, grants.c.customer_id, grants.c.expires_at)
@@ -115,19 +115,12 @@ principals = sa.Table(
 )
 
 # Facts about the deployment as a whole, shared by every replica on this database: the
-# `cluster_id` (made by migration 2) names this deployment's Redis channels (gateway/cluster/).
+# `cluster_id` (made by revision 0002) names this deployment's Redis channels (gateway/cluster/).
 cluster_info = sa.Table(
     "cluster_info",
     metadata,
     sa.Column("name", sa.String(40), primary_key=True),
     sa.Column("value", sa.String(200), nullable=False),
-)
-
-schema_version = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("applied_at", sa.String(32), nullable=False),
 )
 
 

@@ -18,11 +18,11 @@ def serve(settings: Settings, *, migrate: bool = False) -> int:
     require_key_source(settings)
     configure_logging(settings.log_format)
     engine = create_db_engine(settings.database_url)
-    if migrate:
-        migrations.migrate(engine)
     try:
+        if migrate:
+            migrations.migrate(engine)
         migrations.check(engine)
-    except migrations.SchemaOutOfDate as exc:
+    except migrations.SchemaError as exc:
         print(f"footage-gateway: {exc}")
         return 2
     engine.dispose()

@@ -1,6 +1,6 @@
 """Who is who in a deployment: the cluster (every replica on one database) and this node.
 
-The cluster id is made once by migration 2 and read from the database, so every replica that
+The cluster id is made once by migration 0002 and read from the database, so every replica that
 shares the database shares the id without configuration, and two deployments that share one
 Redis never hear each other's broadcasts.
 """

@@ -163,12 +163,21 @@ def test_audit_verify_and_export(tmp_path, live):
 def test_migrate_is_idempotent(tmp_path):
     env = {"FOOTGW_DATA_DIR": str(tmp_path)}
     first = run("migrate", env=env)
-    assert first.returncode == 0 and "applied" in first.stdout
+    assert first.returncode == 0 and "applied migrations: 0001, 0002, 0003" in first.stdout
     again = run("migrate", env=env)
     assert again.returncode == 0 and "up to date" in again.stdout
     engine = create_db_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
     assert sa.inspect(engine).has_table("audit_events")
     engine.dispose()
+
+
+def test_serve_refuses_an_unmigrated_database_in_one_line_naming_migrate(tmp_path):
+    env = make_env(tmp_path).env
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = run("serve", env={**env, "FOOTGW_DATABASE_URL": empty})
+    assert result.returncode == 2
+    [line] = (result.stdout + result.stderr).strip().splitlines()
+    assert "run `footage-gateway migrate`" in line
 
 
 def test_retention_enforce_lists_then_deletes_with_audit_events(tmp_path):

@@ -107,20 +107,18 @@ def _pending(at: str | None) -> list[str]:
 
 def _adopt_legacy(conn: Connection, config: Config) -> None:
     """Stamp a database of the old runner at the revision its version matches, drop its table."""
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(LEGACY_TABLE) or current(conn) is not None:
+    if not sa.inspect(conn).has_table(LEGACY_TABLE) or current(conn) is not None:
         return
-    version = conn.execute(sa.text(f"SELECT max(version) FROM {LEGACY_TABLE}")).scalar()  # noqa: S608
-    if not version:
-        conn.execute(sa.text(f"DROP TABLE {LEGACY_TABLE}"))
-        return
-    revision = LEGACY_REVISIONS.get(int(version))
-    if revision is None:
-        raise UnknownSchema(
-            f"{LEGACY_TABLE} says version {version}, which this gateway does not know: "
-            "it was migrated by a newer gateway"
-        )
-    command.stamp(config, revision)
+    legacy = sa.table(LEGACY_TABLE, sa.column("version", sa.Integer))
+    version = conn.execute(sa.select(sa.func.max(legacy.c.version))).scalar()
+    if version is not None:
+        revision = LEGACY_REVISIONS.get(int(version))
+        if revision is None:
+            raise UnknownSchema(
+                f"{LEGACY_TABLE} says version {version}, which this gateway does not know: "
+                "it was migrated by a newer gateway"
+            )
+        command.stamp(config, revision)
     # Alembic's version table replaces it; keeping both would make two answers to one question.
     conn.execute(sa.text(f"DROP TABLE {LEGACY_TABLE}"))
 

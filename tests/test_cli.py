@@ -171,6 +171,19 @@ def test_migrate_is_idempotent(tmp_path):
     engine.dispose()
 
 
+def test_migrate_refuses_a_schema_from_a_newer_gateway_with_exit_2(tmp_path):
+    env = {"FOOTGW_DATA_DIR": str(tmp_path)}
+    assert run("migrate", env=env).returncode == 0
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    refused = run("migrate", env=env)
+    assert refused.returncode == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert "9999" in line and "newer gateway" in line
+
+
 def test_serve_refuses_an_unmigrated_database_in_one_line_naming_migrate(tmp_path):
     env = make_env(tmp_path).env
     empty = f"sqlite:///{tmp_path / 'empty.db'}"

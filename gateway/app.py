@@ -30,7 +30,7 @@ from gateway.middleware import RequestContextMiddleware, error_handlers
 from gateway.pipeline import FootageFlow, Observer
 from gateway.principals import PrincipalStore
 from gateway.settings import Settings
-from gateway.storage import open_storage
+from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import Storage
 
 log = structlog.get_logger("gateway.app")
@@ -80,7 +80,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         storage=storage,
         facts=FactsReader.for_engine(engine, principals, cameras, grants),
         retention_days=settings.retention_days,
-        redirect=settings.delivery == "redirect",
+        presigner=presigner_of(storage) if settings.delivery == "redirect" else None,
         accel_prefix=settings.accel_prefix if settings.delivery == "accel" else None,
         observers=observers,
     )

@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     enforce = retention.add_parser("enforce", help="list, then with --apply delete")
     enforce.add_argument("--apply", action="store_true")
     enforce.set_defaults(func=_retention_enforce)
+
+    storage = sub.add_parser("storage", help="inspect the footage store").add_subparsers()
+    storage.add_parser(
+        "check", help="name every stored object that is not a clip; exit 0 clean, 1 if any"
+    ).set_defaults(func=_storage_check)
     return parser
 
 
@@ -212,6 +217,12 @@ def _retention_enforce(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.retention import enforce
 
     return asyncio.run(enforce(settings, apply=args.apply, out=sys.stdout))
+
+
+def _storage_check(_args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.storage.check import run
+
+    return asyncio.run(run(settings, sys.stdout, sys.stderr))
 
 
 if __name__ == "__main__":

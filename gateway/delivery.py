@@ -30,7 +30,7 @@ from gateway.storage.base import ObjectInfo
 from gateway.types import ClipRef
 
 ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
-"""Opens a stream of bytes start..end inclusive, e.g. functools.partial(storage.read, clip)."""
+"""Opens a stream of bytes start..end inclusive, e.g. an opened clip's `read` (OpenClip)."""
 OnComplete = Callable[[int, bool], Awaitable[None]]
 """Told once how a response ended: (bytes_sent, completed)."""
 Release = Callable[[], Awaitable[None]]
@@ -181,7 +181,7 @@ class _Progress:
 class FootageStream(Response):
     """A 200 or 206 footage response streamed from storage; see the module docstring.
 
-    Storage errors before the first byte (a clip deleted after stat(), an unreachable store)
+    Storage errors before the first byte (a clip deleted after open(), an unreachable store)
     are raised from __call__ before any header is sent, after on_complete(0, False), so the
     app's GatewayError handler still answers 404/502. Once headers are sent nothing is raised:
     the stream stops, the server closes the connection (the client sees a short body), and

@@ -18,7 +18,7 @@ from gateway.db import create_db_engine
 from gateway.devkeys import mint_dev_token
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-from gateway.storage import open_storage
+from gateway.storage import open_seeder
 from gateway.types import RECORDED_AT_FORMAT, CameraRef, ClipRef, Zone, clip_recorded_at
 
 TOKEN_TTL = 12 * 3600
@@ -70,7 +70,7 @@ async def seed(settings: Settings, now: datetime) -> list[str]:
     engine = create_db_engine(settings.database_url)
     migrations.migrate(engine)
     cameras = CameraStore(engine)
-    storage = open_storage(settings)
+    storage = open_seeder(settings)
     clip_ids = demo_clip_ids(now)
     try:
         for cam in CAMERAS:

@@ -34,7 +34,7 @@ from gateway.facts import FactsReader
 from gateway.grants import GrantStore, PrefetchedGrants
 from gateway.principals import PrincipalStore
 from gateway.ranges import ByteRange, parse_range
-from gateway.storage.base import OpenClip, Storage
+from gateway.storage.base import OpenClip, Presigner, Storage
 from gateway.types import (
     AccessRequest,
     CameraRef,
@@ -77,7 +77,7 @@ class FootageFlow:
     storage: Storage
     facts: FactsReader
     retention_days: int | None
-    redirect: bool = False
+    presigner: Presigner | None = None  # FOOTGW_DELIVERY=redirect: S3 presigned URLs
     accel_prefix: str | None = None  # FOOTGW_DELIVERY=accel: nginx's internal location
     observers: Sequence[Observer] = ()
 
@@ -114,8 +114,8 @@ class FootageFlow:
             if outcome.status >= 400:
                 raise _error_for(outcome, headers)
             assert clip is not None and opened is not None
-            if self.redirect and call.method == "GET":
-                url = await self.storage.presign(
+            if self.presigner is not None and call.method == "GET":
+                url = await self.presigner.presign(
                     clip, *_range_bounds(outcome.byte_range), ttl=PRESIGN_TTL_SECONDS
                 )
                 await self._complete(call, outcome, clip, None, True, delivered_by="s3")

@@ -7,6 +7,7 @@ each deletion an audit event, so what was deleted, and when, stays provable.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
@@ -16,22 +17,25 @@ from gateway.audit.store import AuditStore
 from gateway.db import create_db_engine
 from gateway.errors import ConfigError, NotFound
 from gateway.settings import Settings
-from gateway.storage import open_storage
-from gateway.storage.base import Storage
-from gateway.types import CameraRef, ClipRef, EventType, clip_recorded_at
+from gateway.storage import open_inventory, open_storage
+from gateway.storage.base import Inventory, Storage
+from gateway.storage.paths import clip_at
+from gateway.types import ClipRef, EventType
 
 RETENTION_PRINCIPAL = "system:retention"
 
 
-async def expired_clips(storage: Storage, cutoff: datetime) -> AsyncIterator[ClipRef]:
-    """Every stored clip recorded before the cutoff."""
-    for customer_id in await storage.list_customers():
-        for camera_id in await storage.list_cameras(customer_id):
-            camera = CameraRef(customer_id, camera_id)
-            for item in await storage.list_clips(camera):
-                recorded_at = clip_recorded_at(item.clip_id)
-                if recorded_at is not None and recorded_at < cutoff:
-                    yield ClipRef(customer_id, camera_id, item.clip_id, recorded_at)
+async def expired_clips(inventory: Inventory, cutoff: datetime) -> AsyncIterator[ClipRef]:
+    """Every stored clip recorded before the cutoff.
+
+    Misnamed objects are passed by: they are no clip, and `footage-gateway storage check`
+    names them (gateway.storage.paths reads a path the same way for both).
+    """
+    async with aclosing(inventory.walk()) as objects:  # type: ignore[type-var]
+        async for found in objects:
+            clip = clip_at(found)
+            if clip is not None and clip.recorded_at < cutoff:
+                yield clip
 
 
 async def enforce(
@@ -41,18 +45,20 @@ async def enforce(
     if settings.retention_days is None:
         raise ConfigError("FOOTGW_RETENTION_DAYS", "is not set, so nothing is past retention")
     cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.retention_days)
-    storage = open_storage(settings)
+    inventory = open_inventory(settings)  # what it walks
+    storage = open_storage(settings)  # what it deletes with
     engine = create_db_engine(settings.database_url)
     audit = AuditLog(AuditStore(engine))
     count = 0
     try:
-        async for clip in expired_clips(storage, cutoff):
+        async for clip in expired_clips(inventory, cutoff):
             count += 1
             if apply and not await _purge(storage, audit, clip, settings.retention_days):
                 continue
             print(("deleted " if apply else "expired ") + clip.key, file=out)
     finally:
         await audit.close()
+        await inventory.close()
         await storage.close()
         engine.dispose()
     print(

@@ -29,7 +29,7 @@ from gateway.db import create_db_engine
 from gateway.demo import dev_token
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-from gateway.storage import open_storage
+from gateway.storage import open_seeder
 from gateway.types import RECORDED_AT_FORMAT, CameraRef, ClipRef, Zone
 
 SCENARIOS = ("browsing",)
@@ -80,7 +80,7 @@ async def seed_customers(settings: Settings, now: datetime) -> str:
     """Each customer: one outdoor porch camera with one clip. Idempotent; returns the clip id."""
     engine = create_db_engine(settings.database_url)
     migrations.migrate(engine)
-    storage = open_storage(settings)
+    storage = open_seeder(settings)
     clip_id = clip_id_for(now)
     recorded = datetime.strptime(clip_id[:16], RECORDED_AT_FORMAT).replace(tzinfo=UTC)
     try:

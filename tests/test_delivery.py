@@ -383,7 +383,17 @@ def test_large_stream_stays_in_small_chunks(
         handle.truncate(size)  # sparse: 64 MiB on paper, nothing on disk
     clip = ClipRef("cust1", "cam1", CLIP_ID, clip_recorded_at(CLIP_ID) or MODIFIED)
     info = ObjectInfo(size, '"big"', MODIFIED)
-    scenario = served.serve(Scenario(info, lambda start, end: storage.read(clip, start, end)))
+
+    async def chunks(start: int, end: int) -> AsyncIterator[bytes]:
+        opened = await storage.open(clip)
+        try:
+            async with contextlib.aclosing(opened.read(start, end)) as read:  # type: ignore[type-var]
+                async for chunk in read:
+                    yield chunk
+        finally:
+            await opened.close()
+
+    scenario = served.serve(Scenario(info, chunks))
     received = 0
     with client.stream("GET", "/clip") as response:
         for piece in response.iter_raw():

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import NotFound, StorageUnavailable
-from gateway.storage import fs, open_storage
-from gateway.storage.base import CHUNK_SIZE, ListedClip
+from gateway.storage import fs, open_storage, presigner_of
+from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind, StoredObject
 from gateway.storage.fs import FILE_CHUNK_SIZE, FileStorage
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
 
@@ -44,8 +44,23 @@ def storage(
     return FileStorage(root)
 
 
+async def stat(storage: FileStorage, clip: ClipRef) -> ObjectInfo:
+    """What open() tells of a clip (the request path's one way to ask), its fd closed again."""
+    opened = await storage.open(clip)
+    await opened.close()
+    return opened.info
+
+
 async def read_all(storage: FileStorage, clip: ClipRef, start: int, end: int) -> list[bytes]:
-    return [chunk async for chunk in storage.read(clip, start, end)]
+    opened = await storage.open(clip)
+    try:
+        return [chunk async for chunk in opened.read(start, end)]
+    finally:
+        await opened.close()
+
+
+async def walked(storage: FileStorage) -> list[StoredObject]:
+    return [found async for found in storage.walk()]
 
 
 def open_paths() -> list[str]:
@@ -66,7 +81,7 @@ async def test_put_stat_read(storage: FileStorage, root: Path) -> None:
     data = bytes(range(256)) * 40
     await storage.put(clip_ref(), data)
     assert (root / "cust1" / "cam1" / CLIP_ID).read_bytes() == data
-    info = await storage.stat(clip_ref())
+    info = await stat(storage, clip_ref())
     assert info.size == len(data)
     assert info.etag.startswith('"') and info.etag.endswith('"') and len(info.etag) > 2
     assert info.last_modified.tzinfo is not None
@@ -77,10 +92,10 @@ async def test_put_stat_read(storage: FileStorage, root: Path) -> None:
 
 async def test_put_is_atomic_and_leaves_no_temp_files(storage: FileStorage, root: Path) -> None:
     await storage.put(clip_ref(), b"old")
-    before = (await storage.stat(clip_ref())).etag
+    before = (await stat(storage, clip_ref())).etag
     await storage.put(clip_ref(), b"new bytes")
     assert os.listdir(root / "cust1" / "cam1") == [CLIP_ID]
-    after = await storage.stat(clip_ref())
+    after = await stat(storage, clip_ref())
     assert after.size == 9
     assert after.etag != before  # a replaced file is a new inode
 
@@ -96,7 +111,7 @@ async def test_reads_come_in_chunks_of_at_most_chunk_size(storage: FileStorage) 
 
 async def test_missing_clip_is_not_found(storage: FileStorage) -> None:
     with pytest.raises(NotFound):
-        await storage.stat(clip_ref())
+        await stat(storage, clip_ref())
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 10)
     with pytest.raises(NotFound):
@@ -107,13 +122,13 @@ async def test_delete(storage: FileStorage) -> None:
     await storage.put(clip_ref(), b"x")
     await storage.delete(clip_ref())
     with pytest.raises(NotFound):
-        await storage.stat(clip_ref())
+        await stat(storage, clip_ref())
 
 
 async def test_a_directory_is_not_a_clip(storage: FileStorage, root: Path) -> None:
     (root / "cust1" / "cam1" / CLIP_ID).mkdir(parents=True)
     with pytest.raises(NotFound):
-        await storage.stat(clip_ref())
+        await stat(storage, clip_ref())
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 0)
     # unlink(2) on a directory fails with EISDIR: any errno but "missing" is StorageUnavailable.
@@ -121,31 +136,29 @@ async def test_a_directory_is_not_a_clip(storage: FileStorage, root: Path) -> No
         await storage.delete(clip_ref())
 
 
-async def test_early_close_closes_the_fd(storage: FileStorage, root: Path) -> None:
+async def test_closing_mid_stream_closes_the_fd(storage: FileStorage, root: Path) -> None:
     await storage.put(clip_ref(), b"\0" * (3 * FILE_CHUNK_SIZE))
     path = str(root / "cust1" / "cam1" / CLIP_ID)
-    stream = storage.read(clip_ref(), 0, 3 * FILE_CHUNK_SIZE - 1)
+    opened = await storage.open(clip_ref())
+    stream = opened.read(0, 3 * FILE_CHUNK_SIZE - 1)
     assert len(await anext(stream)) == FILE_CHUNK_SIZE
     assert open_paths().count(path) == 1
     await stream.aclose()  # type: ignore[attr-defined]
+    await opened.close()
     assert path not in open_paths()
-
-
-async def test_exhausted_stream_closes_the_fd(storage: FileStorage, root: Path) -> None:
-    await storage.put(clip_ref(), b"abc")
-    await read_all(storage, clip_ref(), 0, 2)
-    assert str(root / "cust1" / "cam1" / CLIP_ID) not in open_paths()
 
 
 async def test_file_that_shrinks_mid_read_is_storage_unavailable(
     storage: FileStorage, root: Path
 ) -> None:
     await storage.put(clip_ref(), b"\0" * (2 * FILE_CHUNK_SIZE))
-    stream = storage.read(clip_ref(), 0, 2 * FILE_CHUNK_SIZE - 1)
+    opened = await storage.open(clip_ref())
+    stream = opened.read(0, 2 * FILE_CHUNK_SIZE - 1)
     await anext(stream)
     os.truncate(root / "cust1" / "cam1" / CLIP_ID, FILE_CHUNK_SIZE)
     with pytest.raises(StorageUnavailable):
         await anext(stream)
+    await opened.close()
 
 
 async def test_symlink_out_of_the_root_is_refused(
@@ -157,7 +170,7 @@ async def test_symlink_out_of_the_root_is_refused(
     camera_dir.mkdir(parents=True)
     (camera_dir / CLIP_ID).symlink_to(secret)
     with pytest.raises(NotFound):
-        await storage.stat(clip_ref())
+        await stat(storage, clip_ref())
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 3)
     with pytest.raises(NotFound):
@@ -175,7 +188,7 @@ async def test_symlinked_directory_out_of_the_root_is_refused(
     (root / "cust1").mkdir()
     (root / "cust1" / "cam1").symlink_to(outside, target_is_directory=True)
     with pytest.raises(NotFound):
-        await storage.stat(clip_ref())
+        await stat(storage, clip_ref())
     with pytest.raises(NotFound):
         await storage.list_clips(CameraRef("cust1", "cam1"))
     with pytest.raises(NotFound):
@@ -188,7 +201,7 @@ async def test_symlink_loop_is_not_found(storage: FileStorage, root: Path) -> No
     camera_dir.mkdir(parents=True)
     (camera_dir / CLIP_ID).symlink_to(camera_dir / CLIP_ID)
     with pytest.raises(NotFound):
-        await storage.stat(clip_ref())
+        await stat(storage, clip_ref())
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 0)
 
@@ -201,7 +214,7 @@ async def test_invalid_ids_never_touch_the_disk(storage: FileStorage, root: Path
         ClipRef("cust1", "cam1", "../../secret.mp4", datetime(2026, 1, 1, tzinfo=UTC)),
     ):
         with pytest.raises(NotFound):
-            await storage.stat(clip)
+            await stat(storage, clip)
     assert await storage.list_clips(CameraRef("..", "..")) == []
     assert await storage.list_cameras("..") == []
 
@@ -247,9 +260,9 @@ async def test_root_that_cannot_be_created_is_storage_unavailable(tmp_path: Path
         FileStorage(tmp_path / "file" / "footage")
 
 
-async def test_presign_is_not_supported(storage: FileStorage) -> None:
-    with pytest.raises(StorageUnavailable):
-        await storage.presign(clip_ref(), None, None, 30)
+async def test_the_file_store_is_no_presigner(storage: FileStorage) -> None:
+    assert not hasattr(storage, "presign")
+    assert presigner_of(storage) is None
 
 
 async def test_open_storage_picks_the_file_backend(tmp_path: Path) -> None:
@@ -273,16 +286,50 @@ async def test_open_storage_reads_a_relative_file_url(
     assert storage.root == (tmp_path / "var" / "footage").resolve()
 
 
-async def test_list_customers_skips_what_is_not_a_customer(
+async def test_walk_names_every_object_and_follows_no_symlink(
     storage: FileStorage, root: Path, tmp_path: Path
 ) -> None:
     await storage.put(clip_ref(customer="cust1"), b"x")
-    await storage.put(clip_ref(customer="cust_2"), b"x")
-    (root / "bad.name").mkdir()
+    await storage.put(clip_ref(customer="cust_2", camera="cam-9"), b"x")
+    (root / "bad.name" / "cam1").mkdir(parents=True)
+    (root / "bad.name" / "cam1" / CLIP_ID).write_bytes(b"x")
     (root / "loose-file").write_bytes(b"x")
+    (root / "empty-dir").mkdir()  # no object in it: nothing to name
     (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / CLIP_ID).write_bytes(b"not footage")
     (root / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
-    assert await storage.list_customers() == ["cust1", "cust_2"]
+    (root / "cust1" / "cam1" / "deeper").mkdir()
+    (root / "cust1" / "cam1" / "deeper" / CLIP_ID).write_bytes(b"x")
+    (root / "cust1" / "cam1" / "20261128T101600Z.mp4").symlink_to(root / "loose-file")
+    os.mkfifo(root / "cust1" / "cam1" / "20261128T101700Z.mp4")
+    assert await walked(storage) == [
+        StoredObject(f"bad.name/cam1/{CLIP_ID}", ObjectKind.FILE),
+        StoredObject(f"cust1/cam1/{CLIP_ID}", ObjectKind.FILE),
+        StoredObject("cust1/cam1/20261128T101600Z.mp4", ObjectKind.SYMLINK),
+        StoredObject("cust1/cam1/20261128T101700Z.mp4", ObjectKind.OTHER),
+        StoredObject(f"cust1/cam1/deeper/{CLIP_ID}", ObjectKind.FILE),
+        StoredObject(f"cust_2/cam-9/{CLIP_ID}", ObjectKind.FILE),
+        StoredObject("linked", ObjectKind.SYMLINK),
+        StoredObject("loose-file", ObjectKind.FILE),
+    ]
+
+
+async def test_walk_of_an_unreadable_directory_is_storage_unavailable(
+    storage: FileStorage, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EACCES from the OS itself (a chmod 0 directory does not stop root, who runs CI here).
+    await storage.put(clip_ref(), b"x")
+    scandir = os.scandir
+    refused = str(root / "cust1")
+
+    def refusing(path: Path) -> object:
+        if str(path) == refused:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), refused)
+        return scandir(path)
+
+    monkeypatch.setattr(fs.os, "scandir", refusing)
+    with pytest.raises(StorageUnavailable):  # never a walk that quietly skips what it missed
+        await walked(storage)
 
 
 # Chunks after the first come straight from the page cache when it holds them (preadv2 with
@@ -347,7 +394,7 @@ async def test_open_gives_the_info_and_reads_of_that_file(storage: FileStorage, 
     await storage.put(clip_ref(), data)
     path = str(root / "cust1" / "cam1" / CLIP_ID)
     opened = await storage.open(clip_ref())
-    assert opened.info == await storage.stat(clip_ref())
+    assert opened.info == await stat(storage, clip_ref())
     os.replace(path, path + ".old")  # a recorder replaces the clip: the open one is unchanged
     await storage.put(clip_ref(), b"new")
     assert b"".join([c async for c in opened.read(0, len(data) - 1)]) == data
@@ -427,5 +474,5 @@ async def test_a_directory_swapped_for_a_symlink_after_naming_is_still_refused(
     with pytest.raises(NotFound):
         await storage.open(clip_ref())
     with pytest.raises(NotFound):
-        await storage.stat(clip_ref())
+        await stat(storage, clip_ref())
     assert open_paths() == before

@@ -1,19 +1,70 @@
-"""Footage storage: one small interface (base.Storage) and its two backends, chosen by URL."""
+"""Footage storage: the interfaces of base (one per kind of caller) and two backends, by URL.
+
+Each opener returns the same backend typed as the one interface its caller needs
+(gateway.storage.base says which caller uses which, and why).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, OpenClip, Storage
+from gateway.storage.base import (
+    CHUNK_SIZE,
+    Inventory,
+    ListedClip,
+    ObjectInfo,
+    OpenClip,
+    Presigner,
+    Seeder,
+    Storage,
+)
 
-__all__ = ["CHUNK_SIZE", "ListedClip", "ObjectInfo", "OpenClip", "Storage", "open_storage"]
+if TYPE_CHECKING:
+    from gateway.storage.fs import FileStorage
+    from gateway.storage.s3 import S3Storage
+
+__all__ = [
+    "CHUNK_SIZE",
+    "Inventory",
+    "ListedClip",
+    "ObjectInfo",
+    "OpenClip",
+    "Presigner",
+    "Seeder",
+    "Storage",
+    "open_inventory",
+    "open_seeder",
+    "open_storage",
+    "presigner_of",
+]
 
 _KEY = "FOOTGW_STORAGE"
 
 
 def open_storage(settings: Settings) -> Storage:
+    """The request path's view of the backend named by `settings.storage`."""
+    return _open_backend(settings)
+
+
+def open_seeder(settings: Settings) -> Seeder:
+    """The backend, to put clips in place (demo seeding and tests)."""
+    return _open_backend(settings)
+
+
+def open_inventory(settings: Settings) -> Inventory:
+    """The backend, to walk every stored object (retention, `storage check`)."""
+    return _open_backend(settings)
+
+
+def presigner_of(storage: Storage) -> Presigner | None:
+    """The storage as a Presigner if its backend can presign (S3), else None."""
+    return storage if isinstance(storage, Presigner) else None
+
+
+def _open_backend(settings: Settings) -> FileStorage | S3Storage:
     """The backend named by `settings.storage`: `file://DIR` or `s3://BUCKET[/PREFIX]`."""
     url = settings.storage
     if url.startswith("file://"):
@@ -23,7 +74,7 @@ def open_storage(settings: Settings) -> Storage:
     raise ConfigError(_KEY, f"must be file://DIR or s3://BUCKET[/PREFIX], got {url!r}")
 
 
-def _file_storage(directory: str) -> Storage:
+def _file_storage(directory: str) -> FileStorage:
     # Not urlparse: the default `file://var/footage` is a relative path, not host "var".
     if not directory:
         raise ConfigError(_KEY, "file:// needs a directory")
@@ -32,7 +83,7 @@ def _file_storage(directory: str) -> Storage:
     return FileStorage(Path(directory))
 
 
-def _s3_storage(location: str, endpoint_url: str | None) -> Storage:
+def _s3_storage(location: str, endpoint_url: str | None) -> S3Storage:
     bucket, _, prefix = location.partition("/")
     if not bucket:
         raise ConfigError(_KEY, "s3:// needs a bucket name")

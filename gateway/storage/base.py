@@ -1,4 +1,17 @@
-"""The one small storage interface every backend implements (file tree, S3).
+"""The storage interfaces, one per kind of caller, so each receives only what it uses.
+
+- `Storage`: what the request path asks of footage (open a clip for one response, list one
+  camera's clips, list one customer's cameras, delete a clip, readiness, close).
+- `Presigner`: a URL the client fetches from the store itself (`FOOTGW_DELIVERY=redirect`).
+  S3 only: a directory has no URL to hand out, so the file store does not implement it, and
+  settings refuse `redirect` without `s3://` storage.
+- `Seeder`: writes a clip. Footage arrives from cameras, never through the gateway; only the
+  demo and the tests put clips in place.
+- `Inventory`: every stored object, misnamed ones included. The retention sweep and
+  `footage-gateway storage check` walk the whole store; the request path never does, so the
+  walk lives apart from `Storage`: a request handler cannot enumerate other customers' footage
+  by mistake, and the walk can report what the request path must silently refuse (a symlink, a
+  stray file) without those ever becoming reachable by a request.
 
 Callers pass validated ClipRefs only; backends never see raw request text. Backends translate
 their own failures into NotFound / StorageUnavailable: no botocore or OSError leaves them.
@@ -9,7 +22,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 from gateway.types import CameraRef, ClipRef
 
@@ -18,7 +32,7 @@ CHUNK_SIZE = 1024 * 1024  # 1 MiB: large enough to amortise a thread hop, small 
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """What stat() knows about one stored clip."""
+    """What an opened clip is: size, ETag, modification time."""
 
     size: int
     etag: str  # already quoted, e.g. '"abc"'
@@ -54,46 +68,79 @@ class ListedClip:
 
 
 class Storage(Protocol):
-    """Footage storage: open or stat, read a byte range as chunks, list, delete."""
+    """Footage as the request path sees it: open, list, delete, readiness."""
 
     async def open(self, clip: ClipRef) -> OpenClip:
         """The clip, opened for one response; NotFound if absent. The caller closes it."""
         ...
 
-    async def stat(self, clip: ClipRef) -> ObjectInfo:
-        """Size, ETag and modification time; NotFound if absent."""
-        ...
-
-    def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
-        """open(), then the clip's bytes start..end inclusive, closing it when the stream ends."""
-        ...
-
     async def list_clips(self, camera: CameraRef) -> list[ListedClip]:
-        """The clips stored under one camera (any order)."""
-        ...
-
-    async def list_customers(self) -> list[str]:
-        """The customer ids that have footage (retention sweeps)."""
+        """The clips stored under one camera (sorted by clip id); other names are skipped."""
         ...
 
     async def list_cameras(self, customer_id: str) -> list[str]:
-        """The camera ids that have footage for one customer."""
+        """The camera ids that have footage for one customer (sorted)."""
         ...
 
     async def delete(self, clip: ClipRef) -> None:
         """Remove the clip for good; NotFound if absent."""
         ...
 
-    async def put(self, clip: ClipRef, data: bytes) -> None:
-        """Store a clip (demo seeding and tests; footage normally arrives from cameras)."""
-        ...
-
     async def check(self) -> None:
         """Raise StorageUnavailable unless the store answers (readiness)."""
         ...
 
+    async def close(self) -> None:
+        """Release clients and threads."""
+        ...
+
+
+@runtime_checkable
+class Presigner(Protocol):
+    """Hands out a URL that serves one clip straight from the store (S3 only)."""
+
     async def presign(self, clip: ClipRef, start: int | None, end: int | None, ttl: int) -> str:
-        """A URL valid for ttl seconds that serves this object (and range); S3 only."""
+        """A URL valid for ttl seconds that serves this object (and range)."""
+        ...
+
+
+class Seeder(Protocol):
+    """Puts clips in place: the demo and the tests (footage normally arrives from cameras)."""
+
+    async def put(self, clip: ClipRef, data: bytes) -> None:
+        """Store a clip atomically: readers see the old bytes or the new, never a mix."""
+        ...
+
+    async def close(self) -> None:
+        """Release clients and threads."""
+        ...
+
+
+class ObjectKind(StrEnum):
+    """What a walked object is; only a regular file can be a clip."""
+
+    FILE = "file"
+    SYMLINK = "symlink"
+    OTHER = "other"  # a FIFO, a socket, a device: not a regular file
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object found by a walk, by its path under the store's root ("/"-separated)."""
+
+    path: str
+    kind: ObjectKind
+
+
+class Inventory(Protocol):
+    """Every object in the store, whatever its name (retention, `storage check`)."""
+
+    def walk(self) -> AsyncIterator[StoredObject]:
+        """Every object under the root, misnamed or not; directories are descended, not listed.
+
+        Symlinks are reported, never followed. StorageUnavailable if part of the store cannot
+        be read: a walk never skips what it could not see.
+        """
         ...
 
     async def close(self) -> None:

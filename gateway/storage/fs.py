@@ -21,7 +21,7 @@ import stat
 import tempfile
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from contextlib import aclosing, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
@@ -30,7 +30,7 @@ import anyio
 import anyio.to_thread
 
 from gateway.errors import NotFound, StorageUnavailable
-from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo
+from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind, StoredObject
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 T = TypeVar("T")
@@ -72,7 +72,7 @@ def etag_for(st: os.stat_result) -> str:
 
 
 class FileStorage:
-    """The Storage protocol over a directory; see gateway.storage.base for each method."""
+    """Storage, Seeder and Inventory over a directory (gateway.storage.base); no Presigner."""
 
     def __init__(self, root: Path) -> None:
         try:
@@ -150,27 +150,6 @@ class FileStorage:
             fd, info = await _in_thread("clip", lambda: self._open_clip(clip))
         return FileClip(fd, info)
 
-    async def stat(self, clip: ClipRef) -> ObjectInfo:
-        """Size, ETag and modification time; NotFound if absent."""
-        return await _in_thread("clip", lambda: self._stat(clip))
-
-    def _stat(self, clip: ClipRef) -> ObjectInfo:
-        # Through open(2), so stat and open agree on what is a clip and what is contained.
-        fd, info = self._open_clip(clip)
-        os.close(fd)
-        return info
-
-    async def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes start..end inclusive in chunks of at most FILE_CHUNK_SIZE, one fd per stream."""
-        opened = await self.open(clip)
-        try:
-            async with aclosing(opened.read(start, end)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-        finally:
-            # Runs on exhaustion, on error, and on aclose() when the client went away.
-            await opened.close()
-
     async def list_clips(self, camera: CameraRef) -> list[ListedClip]:
         """The clips under one camera; names that are not valid clip ids are skipped."""
         return await _in_thread("camera", lambda: self._list_clips(camera))
@@ -185,10 +164,6 @@ class FileStorage:
             if clip_recorded_at(entry.name) is not None and entry.is_file(follow_symlinks=False):
                 clips.append(ListedClip(entry.name, entry.stat(follow_symlinks=False).st_size))
         return sorted(clips, key=lambda c: c.clip_id)
-
-    async def list_customers(self) -> list[str]:
-        """Customer ids with a directory under the root; other names are skipped."""
-        return await _in_thread("storage root", lambda: _subdirectories(self.root))
 
     async def list_cameras(self, customer_id: str) -> list[str]:
         """Camera ids with a directory under the customer; other names are skipped."""
@@ -232,9 +207,20 @@ class FileStorage:
     def _root_ok(self) -> bool:
         return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
 
-    async def presign(self, clip: ClipRef, start: int | None, end: int | None, ttl: int) -> str:
-        """Not possible for files: settings refuse `redirect` delivery without s3:// storage."""
-        raise StorageUnavailable("Presigned URLs need s3:// storage.")
+    async def walk(self) -> AsyncIterator[StoredObject]:
+        """Every file, symlink and special file under the root, in sorted path order."""
+        async for found in self._walk(""):
+            yield found
+
+    async def _walk(self, relative: str) -> AsyncIterator[StoredObject]:
+        directory = self.root / relative if relative else self.root
+        for name, kind in await _in_thread("directory", lambda: _classified(directory)):
+            path = f"{relative}/{name}" if relative else name
+            if kind is None:
+                async for found in self._walk(path):
+                    yield found
+            else:
+                yield StoredObject(path, kind)
 
     async def close(self) -> None:
         """Nothing to release: every opened clip closes its own fd."""
@@ -355,6 +341,21 @@ def _subdirectories(directory: Path) -> list[str]:
         for entry in _scan(directory)
         if is_valid_id(entry.name) and entry.is_dir(follow_symlinks=False)
     )
+
+
+def _classified(directory: Path) -> list[tuple[str, ObjectKind | None]]:
+    """A directory's entries by name, each with its kind, or None for a real subdirectory."""
+    found: list[tuple[str, ObjectKind | None]] = []
+    for entry in _scan(directory):
+        if entry.is_symlink():
+            found.append((entry.name, ObjectKind.SYMLINK))  # reported, never followed
+        elif entry.is_dir(follow_symlinks=False):
+            found.append((entry.name, None))
+        elif entry.is_file(follow_symlinks=False):
+            found.append((entry.name, ObjectKind.FILE))
+        else:
+            found.append((entry.name, ObjectKind.OTHER))
+    return sorted(found, key=lambda item: item[0])
 
 
 def _scan(directory: Path) -> list[os.DirEntry[str]]:

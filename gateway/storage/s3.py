@@ -8,7 +8,7 @@ Errors are translated here (STYLE.md, "translate at the boundary"):
 - NoSuchKey, and HeadObject's bare 404 -> NotFound.
 - NoSuchBucket -> StorageUnavailable: a missing bucket is an operator's mistake, not a fact about
   one clip, and a 404 would hide it. (HeadObject cannot tell a missing bucket from a missing key,
-  so stat() says NotFound there; check() uses HeadBucket and catches it for readiness.)
+  so open() says NotFound there; check() uses HeadBucket and catches it for readiness.)
 - PreconditionFailed (an opened clip's If-Match no longer holds) and InvalidRange (it shrank)
   -> StorageUnavailable: the object changed after open(), so the headers would not describe it.
 - Any other ClientError, every connection/endpoint/timeout/credential error -> StorageUnavailable.
@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as URLLib3Error
 
 from gateway.errors import NotFound, StorageUnavailable
-from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo
+from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind, StoredObject
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _client_config(connect_timeout: float, read_timeout: float, max_attempts: in
 
 
 class S3Storage:
-    """The Storage protocol over one bucket and an optional key prefix."""
+    """Storage, Presigner, Seeder and Inventory over one bucket and an optional key prefix."""
 
     def __init__(
         self,
@@ -127,19 +127,15 @@ class S3Storage:
 
     async def open(self, clip: ClipRef) -> S3Clip:
         """HeadObject now; the clip's reads fetch that same version (If-Match its ETag)."""
-        return S3Clip(self, self._key(clip), await self.stat(clip))
+        return S3Clip(self, self._key(clip), await self._head(clip))
 
-    async def stat(self, clip: ClipRef) -> ObjectInfo:
+    async def _head(self, clip: ClipRef) -> ObjectInfo:
         """Size, ETag and modification time from HeadObject; NotFound if absent."""
         key = self._key(clip)
         head = await _in_thread(lambda: self._client.head_object(Bucket=self.bucket, Key=key))
         return ObjectInfo(
             size=head["ContentLength"], etag=head["ETag"], last_modified=head["LastModified"]
         )
-
-    def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes start..end inclusive from one ranged GetObject, in chunks of at most CHUNK_SIZE."""
-        return self.get_range(self._key(clip), start, end)
 
     async def get_range(
         self, key: str, start: int, end: int, if_match: str | None = None
@@ -181,10 +177,6 @@ class S3Storage:
                     clips.append(ListedClip(name, item["Size"]))
         return sorted(clips, key=lambda c: c.clip_id)
 
-    async def list_customers(self) -> list[str]:
-        """The customer "directories" under the prefix; names that are not ids are skipped."""
-        return await self._subdirectories(self._dir())
-
     async def list_cameras(self, customer_id: str) -> list[str]:
         """The camera "directories" under a customer; names that are not ids are skipped."""
         return await self._subdirectories(self._dir(customer_id))
@@ -206,7 +198,7 @@ class S3Storage:
 
     async def delete(self, clip: ClipRef) -> None:
         """Delete the object; NotFound if absent (S3 itself deletes missing keys silently)."""
-        await self.stat(clip)
+        await self._head(clip)
         key = self._key(clip)
         await _in_thread(lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
 
@@ -234,7 +226,7 @@ class S3Storage:
         - The URL is a bearer capability for its lifetime: anyone holding it can fetch the bytes,
           which is why the lifetime is capped at 60 s and every presign is audited upstream.
         - The response carries `Cache-Control: private, no-store` through S3's response override.
-        The object's existence is not checked here (callers stat() first to resolve the range).
+        The object's existence is not checked here (callers open() first to resolve the range).
         """
         key = self._key(clip)
         params: dict[str, Any] = {
@@ -250,6 +242,16 @@ class S3Storage:
                 "get_object", Params=params, ExpiresIn=expires
             )
         )
+
+    async def walk(self) -> AsyncIterator[StoredObject]:
+        """Every key under the prefix, in S3's (lexicographic) key order, one page at a time."""
+        prefix = self._dir()
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix))
+        while (page := await _in_thread(lambda: next(pages, None))) is not None:
+            for item in page.get("Contents", []):
+                # S3 has no symlinks or special files: every key is an object.
+                yield StoredObject(item["Key"][len(prefix) :], ObjectKind.FILE)
 
     async def close(self) -> None:
         """Close the client's connection pool and the read-ahead threads."""

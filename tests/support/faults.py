@@ -312,7 +312,7 @@ class CountingStorage:
     """Delegates to a real Storage and counts the calls that touch a clip.
 
     An open() counts as a stat (it is what tells size and ETag), and every read of the opened
-    clip counts as a read, so both ways of reaching a clip's bytes are counted alike.
+    clip counts as a read: open() is the request path's only way to a clip's bytes.
     """
 
     inner: Storage
@@ -322,15 +322,6 @@ class CountingStorage:
     async def open(self, clip: ClipRef) -> OpenClip:
         self.stats.append(clip.key)
         return CountedClip(await self.inner.open(clip), clip.key, self.reads)
-
-    async def stat(self, clip: ClipRef) -> ObjectInfo:
-        self.stats.append(clip.key)
-        return await self.inner.stat(clip)
-
-    async def read(self, clip: ClipRef, start: int, end: int) -> AsyncIterator[bytes]:
-        self.reads.append((clip.key, start, end))
-        async for chunk in self.inner.read(clip, start, end):
-            yield chunk
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

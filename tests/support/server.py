@@ -31,7 +31,7 @@ from gateway.app import create_app
 from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
 from gateway.settings import Settings, load_settings
-from gateway.storage import open_storage
+from gateway.storage import open_seeder
 from gateway.types import CameraRef, ClipRef, Zone, clip_recorded_at
 
 STARTUP_TIMEOUT = 15.0
@@ -105,7 +105,7 @@ class GatewayEnv:
         clip = ClipRef(customer_id, camera_id, clip_id, recorded_at)
 
         async def put() -> None:
-            storage = open_storage(self.settings)
+            storage = open_seeder(self.settings)
             try:
                 await storage.put(clip, data)
             finally:

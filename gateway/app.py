@@ -32,6 +32,7 @@ from gateway.principals import PrincipalStore
 from gateway.settings import Settings
 from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import Storage
+from gateway.types import DeliveryMode
 
 log = structlog.get_logger("gateway.app")
 
@@ -80,8 +81,8 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         storage=storage,
         facts=FactsReader.for_engine(engine, principals, cameras, grants),
         retention_days=settings.retention_days,
-        presigner=presigner_of(storage) if settings.delivery == "redirect" else None,
-        accel_prefix=settings.accel_prefix if settings.delivery == "accel" else None,
+        presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
+        accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
         observers=observers,
     )
     services = Services(

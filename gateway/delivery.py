@@ -1,4 +1,4 @@
-"""Footage responses: a 200/206 stream with back-pressure, the 416 headers, a presigned redirect,
+"""Footage responses: a 200/206 stream with back-pressure, a presigned redirect,
 and the empty X-Accel-Redirect answer that lets nginx send the file itself (accel_response).
 
 FootageStream is a pure ASGI response (STYLE.md §1). It reads the clip only as fast as the client
@@ -60,15 +60,6 @@ def content_type_for(clip_id: str) -> str:
     return (
         CONTENT_TYPES.get(extension.lower(), DEFAULT_CONTENT_TYPE) if dot else DEFAULT_CONTENT_TYPE
     )
-
-
-def range_not_satisfiable_headers(size: int) -> dict[str, str]:
-    """Headers for a 416: `Content-Range: bytes */size` tells the client the clip's length."""
-    return {
-        "Content-Range": f"bytes */{size}",
-        "Accept-Ranges": "bytes",
-        "Cache-Control": CACHE_CONTROL,
-    }
 
 
 def redirect_response(url: str, headers: Mapping[str, str] | None = None) -> Response:

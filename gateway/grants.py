@@ -14,7 +14,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -27,6 +27,7 @@ from gateway.types import (
     AccessRequest,
     Decision,
     EventType,
+    GrantState,
     Principal,
     Purpose,
     Role,
@@ -87,11 +88,11 @@ class Grant:
     revoked_at: datetime | None = None
     revoked_by: str | None = None
 
-    def state(self, now: datetime) -> str:
+    def state(self, now: datetime) -> GrantState:
         """`revoked`, `expired` or `active`, as the contract names them."""
         if self.revoked_at is not None:
-            return "revoked"
-        return "active" if now < self.expires_at else "expired"
+            return GrantState.REVOKED
+        return GrantState.ACTIVE if now < self.expires_at else GrantState.EXPIRED
 
     def covers_camera(self, camera_id: str) -> bool:
         return ALL_CAMERAS in self.cameras or camera_id in self.cameras
@@ -378,7 +379,7 @@ def match_grant(candidates: Sequence[Grant], request: AccessRequest) -> Decision
 def _covers(grant: Grant, request: AccessRequest) -> bool:
     """Every condition but the zone: active now, purpose, camera, time, ticket."""
     return (
-        grant.state(request.now) == "active"
+        grant.state(request.now) is GrantState.ACTIVE
         and grant.purpose == request.purpose
         and grant.customer_id == request.camera.customer_id
         and grant.covers_camera(request.camera.camera_id)
@@ -386,7 +387,3 @@ def _covers(grant: Grant, request: AccessRequest) -> bool:
         and request.justification is not None
         and grant.ticket_in(request.justification)
     )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -102,11 +102,6 @@ class StaticKeys:
         self._by_kid = dict(by_kid or {})
         self._any_kid = any_kid
 
-    @classmethod
-    def from_pem(cls, pem: bytes) -> StaticKeys:
-        """One key from a PEM file; the token's kid is not consulted (the file names none)."""
-        return cls(any_kid=load_public_key_pem(pem))
-
     async def key_for(self, kid: str | None) -> VerificationKey | None:
         """The key registered under `kid`, else the any-kid key, else None."""
         found = self._by_kid.get(kid) if kid is not None else None

@@ -42,6 +42,7 @@ from gateway.types import (
     Decision,
     EventType,
     Principal,
+    Verdict,
     Zone,
     clip_recorded_at,
 )
@@ -283,7 +284,7 @@ class FootageFlow:
         event = new_event(
             EventType.ACCESS_DECISION,
             **call_fields(call, outcome.principal),
-            decision="allow" if decision else "deny",
+            decision=Verdict.ALLOW if decision else Verdict.DENY,
             reason=decision.reason,
             grant_id=decision.grant_id,
             status=outcome.status,
@@ -312,7 +313,7 @@ class FootageFlow:
         event = new_event(
             EventType.ACCESS_COMPLETE,
             **call_fields(call, outcome.principal),
-            decision="allow",
+            decision=Verdict.ALLOW,
             grant_id=outcome.decision.grant_id,
             status=outcome.status,
             range=_range_text(outcome.byte_range),

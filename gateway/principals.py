@@ -14,9 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.db import begin_write, principals, reading
-from gateway.types import format_ts
+from gateway.types import PrincipalState, format_ts
 
-ACTIVE, SUSPENDED = "active", "suspended"
 # Built once: on every request, building and keying the statement cost more than running it.
 STATUS_BY_SUB = principals.select().where(principals.c.sub == sa.bindparam("sub"))
 
@@ -24,14 +23,14 @@ STATUS_BY_SUB = principals.select().where(principals.c.sub == sa.bindparam("sub"
 @dataclass(frozen=True, slots=True)
 class PrincipalStatus:
     sub: str
-    status: str = ACTIVE
+    status: PrincipalState = PrincipalState.ACTIVE
     reason: str = ""
     changed_at: str | None = None
     changed_by: str | None = None
 
     @property
     def suspended(self) -> bool:
-        return self.status == SUSPENDED
+        return self.status == PrincipalState.SUSPENDED
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -47,7 +46,8 @@ def status_from_row(sub: str, row: Any) -> PrincipalStatus:
     """A STATUS_BY_SUB row (any mapping by column name), or None: never suspended, so active."""
     if row is None:
         return PrincipalStatus(sub)
-    return PrincipalStatus(sub, row["status"], row["reason"], row["changed_at"], row["changed_by"])
+    status = PrincipalState(row["status"])
+    return PrincipalStatus(sub, status, row["reason"], row["changed_at"], row["changed_by"])
 
 
 class PrincipalStore:
@@ -60,7 +60,9 @@ class PrincipalStore:
         with reading(self.engine, conn) as c:
             return status_from_row(sub, c.execute(STATUS_BY_SUB, {"sub": sub}).mappings().first())
 
-    def set_status(self, sub: str, status: str, reason: str, by: str, now: datetime) -> bool:
+    def set_status(
+        self, sub: str, status: PrincipalState, reason: str, by: str, now: datetime
+    ) -> bool:
         """Set the status; True when it changed (suspending twice is one suspension)."""
         values = {
             "status": status,
@@ -75,7 +77,7 @@ class PrincipalStore:
             current = conn.execute(
                 sa.select(principals.c.status).where(principals.c.sub == sub)
             ).scalar()
-            if current == status or (current is None and status == ACTIVE):
+            if current == status or (current is None and status == PrincipalState.ACTIVE):
                 return False
             if current is None:
                 conn.execute(principals.insert().values(sub=sub, **values))
@@ -86,11 +88,10 @@ class PrincipalStore:
     def suspended(self) -> list[PrincipalStatus]:
         with self.engine.connect() as conn:
             rows = (
-                conn.execute(principals.select().where(principals.c.status == SUSPENDED))
+                conn.execute(
+                    principals.select().where(principals.c.status == PrincipalState.SUSPENDED)
+                )
                 .mappings()
                 .all()
             )
-        return [
-            PrincipalStatus(r["sub"], r["status"], r["reason"], r["changed_at"], r["changed_by"])
-            for r in rows
-        ]
+        return [status_from_row(r["sub"], r) for r in rows]

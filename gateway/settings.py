@@ -10,11 +10,12 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 from gateway.errors import ConfigError
+from gateway.types import DeliveryMode
 
 PREFIX = "FOOTGW_"
 REPO_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -25,8 +26,6 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 
 T = TypeVar("T")
 
-Delivery = Literal["proxy", "redirect", "accel"]
-DELIVERIES: tuple[Delivery, ...] = ("proxy", "redirect", "accel")
 DEFAULT_ACCEL_PREFIX = "/_footage_internal/"
 # The prefix is written into every X-Accel-Redirect header and must name nginx's `internal;`
 # location: plain path segments only (no ".", "..", "%", "?", spaces or control characters),
@@ -51,7 +50,7 @@ class Settings:
     jwt_audience: str | None
     jwt_leeway_seconds: int
     dev_mode: bool
-    delivery: Delivery
+    delivery: DeliveryMode
     accel_prefix: str
     retention_days: int | None
     host: str
@@ -214,12 +213,12 @@ def _build(read: _Reader) -> Settings:
     )
 
 
-def _delivery(read: _Reader, storage: str) -> Delivery:
+def _delivery(read: _Reader, storage: str) -> DeliveryMode:
     """FOOTGW_DELIVERY, checked against the storage it needs."""
-    delivery = cast(Delivery, read.choice("DELIVERY", DELIVERIES, "proxy"))
-    if delivery == "redirect" and not storage.startswith("s3://"):
+    delivery = DeliveryMode(read.choice("DELIVERY", tuple(DeliveryMode), DeliveryMode.PROXY))
+    if delivery is DeliveryMode.REDIRECT and not storage.startswith("s3://"):
         raise ConfigError(f"{PREFIX}DELIVERY", "redirect needs s3:// storage")
-    if delivery == "accel" and storage.startswith("s3://"):
+    if delivery is DeliveryMode.ACCEL and storage.startswith("s3://"):
         # nginx serves the clip from its own view of the file tree (an `internal;` alias).
         raise ConfigError(f"{PREFIX}DELIVERY", "accel needs file:// storage that nginx can read")
     # accel does not require FOOTGW_TRUSTED_PROXIES: a caller who reaches the gateway directly
@@ -264,8 +263,3 @@ def require_key_source(settings: Settings) -> None:
             f"{PREFIX}JWT_PUBLIC_KEY_FILE",
             "set it or FOOTGW_JWT_JWKS_URL (FOOTGW_DEV_MODE=1 for a local dev key)",
         )
-
-
-def describe(settings: Settings) -> dict[str, Any]:
-    """A loggable view of the settings (nothing secret lives in them, only paths and URLs)."""
-    return {f.name: str(getattr(settings, f.name)) for f in fields(Settings)}

@@ -56,6 +56,47 @@ class EventType(StrEnum):
     RETENTION_PURGED = "retention.purged"
 
 
+class Verdict(StrEnum):
+    """The `decision` field of access events (contract §7)."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class GrantState(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class Severity(StrEnum):
+    """How urgent a detection flag is; a `high` flag also sends an alert."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class FlagStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class PrincipalState(StrEnum):
+    """A principal's standing; a suspended one gets 403 on everything."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class DeliveryMode(StrEnum):
+    """FOOTGW_DELIVERY: stream through the gateway, redirect to S3, or hand off to nginx."""
+
+    PROXY = "proxy"
+    REDIRECT = "redirect"
+    ACCEL = "accel"
+
+
 STAFF_ROLES = frozenset(Role) - {Role.CUSTOMER}
 
 # §4 of the contract: ids are short and boring so they can never name anything but one object.
@@ -104,11 +145,6 @@ class Principal:
     def known_roles(self) -> frozenset[Role]:
         """The roles we know; an unknown role string grants nothing."""
         return frozenset(Role(r) for r in self.roles if r in Role._value2member_map_)
-
-    @property
-    def is_staff(self) -> bool:
-        """True when any known role is a staff role (anything but customer)."""
-        return bool(self.known_roles & STAFF_ROLES)
 
 
 @dataclass(frozen=True, slots=True)

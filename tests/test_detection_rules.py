@@ -24,8 +24,8 @@ from gateway.detection.config import DetectionConfig, parse_detection_config
 from gateway.detection.counters import CounterStore, MemoryCounters
 from gateway.detection.detector import ACTOR, Detector
 from gateway.detection.flags import Flag, FlagStore
-from gateway.principals import ACTIVE, PrincipalStore
-from gateway.types import EventType, format_ts
+from gateway.principals import PrincipalStore
+from gateway.types import EventType, PrincipalState, format_ts
 
 # A Wednesday, 10:00 UTC: inside the default working hours.
 START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -450,7 +450,7 @@ def test_a_suspended_principal_stays_suspended_once(harness_factory):
     for i in range(6):
         h.access(customer=f"c{i}")
     assert len(h.events(EventType.PRINCIPAL_SUSPENDED)) == 1
-    h.principals.set_status("sam", ACTIVE, "", "ana", START)
+    h.principals.set_status("sam", PrincipalState.ACTIVE, "", "ana", START)
     assert not h.suspended()
 
 

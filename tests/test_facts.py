@@ -17,8 +17,8 @@ from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
 from gateway.facts import Facts, FactsReader
 from gateway.grants import Grant, GrantStore
-from gateway.principals import SUSPENDED, PrincipalStore
-from gateway.types import CameraRef, Principal, Zone
+from gateway.principals import PrincipalStore
+from gateway.types import CameraRef, Principal, PrincipalState, Zone
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CAMERA = CameraRef("c1", "front")
@@ -118,7 +118,7 @@ def test_every_change_counts_from_the_next_read(world: World) -> None:
     assert world.read().grants == []
     world.cameras.set(CAMERA, Zone.OUTDOOR, "", "alice", NOW)
     assert world.read().zone == Zone.OUTDOOR
-    world.principals.set_status("sam", SUSPENDED, "sweep", "analyst", NOW)
+    world.principals.set_status("sam", PrincipalState.SUSPENDED, "sweep", "analyst", NOW)
     assert world.read() == Facts(True, Zone.PRIVATE, [])
 
 

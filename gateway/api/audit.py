@@ -11,14 +11,14 @@ from gateway.api.common import int_param, require, services
 from gateway.audit.store import EventQuery
 from gateway.audit.verify import verify_rows
 from gateway.errors import BadRequest
-from gateway.types import format_ts, parse_ts
+from gateway.types import Verdict, format_ts, parse_ts
 
 
 async def search_events(request: Request) -> Response:
     await require(request, "audit.read")
     q = request.query_params
     decision = q.get("decision")
-    if decision not in (None, "allow", "deny"):
+    if decision not in (None, *Verdict):
         raise BadRequest("decision must be allow or deny.")
     limit = int_param(request, "limit", 100, 1, 1000) or 100
     query = EventQuery(

@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.common import int_param, json_body, record, require, services
-from gateway.detection.flags import OPEN, RESOLVED, FlagStore
+from gateway.detection.flags import FlagStore
 from gateway.errors import BadRequest
-from gateway.types import EventType
+from gateway.types import EventType, FlagStatus
 
 MAX_RESOLUTION = 2000
 MAX_FLAG_ID = 64
@@ -27,9 +27,10 @@ def _store(request: Request) -> FlagStore:
 async def list_flags(request: Request) -> Response:
     """`?status=open|resolved`, `?principal=`, `?limit=`; newest first."""
     await require(request, "flags.manage")
-    status = request.query_params.get("status") or None
-    if status not in (None, OPEN, RESOLVED):
+    wanted = request.query_params.get("status") or None
+    if wanted not in (None, *FlagStatus):
         raise BadRequest("status must be open or resolved.")
+    status = FlagStatus(wanted) if wanted else None
     principal = request.query_params.get("principal") or None
     limit = int_param(request, "limit", 100, 1, 1000) or 100
     store = _store(request)

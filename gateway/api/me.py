@@ -13,7 +13,7 @@ from gateway.api.common import caller, int_param, services
 from gateway.audit.events import Event
 from gateway.audit.store import EventQuery
 from gateway.errors import Forbidden
-from gateway.types import EventType, Role
+from gateway.types import EventType, Role, Verdict
 
 ENTRY_FIELDS = (
     "seq",
@@ -58,7 +58,7 @@ async def access_log(request: Request) -> Response:
 
 
 async def _completions(query: Any, customer_id: str, decisions: list[Event]) -> dict[str, Event]:
-    request_ids = tuple(e["request_id"] for e in decisions if e["decision"] == "allow")
+    request_ids = tuple(e["request_id"] for e in decisions if e["decision"] == Verdict.ALLOW)
     if not request_ids:
         return {}
     found = await anyio.to_thread.run_sync(

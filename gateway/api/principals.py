@@ -12,21 +12,20 @@ from starlette.routing import Route
 
 from gateway.api.common import json_body, record, require, services
 from gateway.errors import BadRequest
-from gateway.principals import ACTIVE, SUSPENDED
-from gateway.types import EventType
+from gateway.types import EventType, PrincipalState
 
 MAX_SUB = 256
 
 
 async def suspend(request: Request) -> Response:
-    return await _set_status(request, SUSPENDED, EventType.PRINCIPAL_SUSPENDED)
+    return await _set_status(request, PrincipalState.SUSPENDED, EventType.PRINCIPAL_SUSPENDED)
 
 
 async def reinstate(request: Request) -> Response:
-    return await _set_status(request, ACTIVE, EventType.PRINCIPAL_REINSTATED)
+    return await _set_status(request, PrincipalState.ACTIVE, EventType.PRINCIPAL_REINSTATED)
 
 
-async def _set_status(request: Request, status: str, event_type: EventType) -> Response:
+async def _set_status(request: Request, status: PrincipalState, event_type: EventType) -> Response:
     actor = await require(request, "principals.manage")
     sub = _sub(request)
     reason = _reason(await _optional_body(request))
@@ -43,7 +42,7 @@ async def _set_status(request: Request, status: str, event_type: EventType) -> R
             status=None,
             detail={"subject": sub, "reason": reason, "by": "manual"},
         )
-    if changed and status == ACTIVE and svc.detector is not None:
+    if changed and status is PrincipalState.ACTIVE and svc.detector is not None:
         await svc.detector.forget(sub)  # else the old counts would suspend them again at once
     current = await anyio.to_thread.run_sync(svc.principals.status, sub)
     return JSONResponse(current.as_json())

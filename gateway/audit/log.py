@@ -57,10 +57,6 @@ class AuditLog:
         """Commit one event durably and return it sealed; AuditUnavailable if that fails."""
         return await self._queue([event])[0]  # one future: no gather per request
 
-    async def append_many(self, events: Sequence[Event]) -> list[Event]:
-        """Commit events together, in order, in one transaction."""
-        return list(await asyncio.gather(*self._queue(events)))
-
     def _queue(self, events: Sequence[Event]) -> list[asyncio.Future[Event]]:
         loop = asyncio.get_running_loop()
         self._ensure_writer(loop)

@@ -10,13 +10,12 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, tzinfo
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.errors import ConfigError
+from gateway.types import Severity
 
-Severity = Literal["low", "medium", "high"]
-SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high")
 FILE_NAME = "detection.toml"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -63,13 +62,13 @@ class AlertConfig:
 
 
 DEFAULT_RULES: dict[str, RuleConfig] = {
-    "customer_browsing": RuleConfig("high", 60, flag_at=5, suspend_at=10),
-    "bulk_viewing": RuleConfig("medium", 10, flag_at=31, suspend_at=101),
-    "repeated_denials": RuleConfig("medium", 10, flag_at=5, suspend_at=20),
-    "private_zone_access": RuleConfig("medium", 60),
-    "break_glass": RuleConfig("high", 60),
-    "legal_request": RuleConfig("medium", 60),
-    "off_hours": RuleConfig("low", 60),
+    "customer_browsing": RuleConfig(Severity.HIGH, 60, flag_at=5, suspend_at=10),
+    "bulk_viewing": RuleConfig(Severity.MEDIUM, 10, flag_at=31, suspend_at=101),
+    "repeated_denials": RuleConfig(Severity.MEDIUM, 10, flag_at=5, suspend_at=20),
+    "private_zone_access": RuleConfig(Severity.MEDIUM, 60),
+    "break_glass": RuleConfig(Severity.HIGH, 60),
+    "legal_request": RuleConfig(Severity.MEDIUM, 60),
+    "off_hours": RuleConfig(Severity.LOW, 60),
 }
 WINDOW_RULES = frozenset({"customer_browsing", "bulk_viewing", "repeated_denials"})
 
@@ -119,11 +118,11 @@ def parse_detection_config(raw: dict[str, Any], source: str = FILE_NAME) -> Dete
 
 def _rule(reader: _Reader, key: str, table: dict[str, Any], base: RuleConfig) -> RuleConfig:
     severity = table.get("severity", base.severity)
-    if severity not in SEVERITIES:
+    if not isinstance(severity, str) or severity not in Severity._value2member_map_:
         raise ConfigError(f"{reader.source}: {key}.severity", "must be low, medium or high")
     rule = replace(
         base,
-        severity=cast(Severity, severity),
+        severity=Severity(severity),
         window_minutes=reader.positive(table, key, "window_minutes", base.window_minutes),
         enabled=bool(table.get("enabled", base.enabled)),
     )

@@ -28,7 +28,7 @@ from gateway.detection.activity import recent_activity, staff_accesses
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig
 from gateway.detection.counters import CounterStore
-from gateway.detection.flags import OPEN, Flag, FlagStore, NewFlag
+from gateway.detection.flags import Flag, FlagStore, NewFlag
 from gateway.detection.rules import (
     WINDOW_RULES,
     Access,
@@ -41,8 +41,8 @@ from gateway.detection.rules import (
     window_findings,
 )
 from gateway.errors import GatewayError
-from gateway.principals import SUSPENDED, PrincipalStore
-from gateway.types import EventType
+from gateway.principals import PrincipalStore
+from gateway.types import EventType, FlagStatus, PrincipalState, Severity
 
 log = structlog.get_logger("gateway.detection")
 
@@ -155,7 +155,7 @@ class Detector:
                 },
             )
         )
-        if flag.severity == "high":
+        if flag.severity is Severity.HIGH:
             self.alerts.send("flag.raised", {"flag": flag.as_json()})
 
     async def _suspend(
@@ -163,7 +163,12 @@ class Detector:
     ) -> None:
         reason = f"{finding.rule}: {finding.count} within {finding.window_seconds / 60:g} min"
         changed = await anyio.to_thread.run_sync(
-            self.principals.set_status, access.principal, SUSPENDED, reason, ACTOR, self.clock()
+            self.principals.set_status,
+            access.principal,
+            PrincipalState.SUSPENDED,
+            reason,
+            ACTOR,
+            self.clock(),
         )
         if not changed:
             return  # already suspended: one suspension, one event
@@ -196,7 +201,7 @@ class Detector:
         """Open flags and the last hour's activity of one principal (GET /v1/principals/{sub})."""
         now = self.clock()
         open_flags = await anyio.to_thread.run_sync(
-            lambda: self.flags.search(status=OPEN, principal=sub)
+            lambda: self.flags.search(status=FlagStatus.OPEN, principal=sub)
         )
         activity = await anyio.to_thread.run_sync(recent_activity, self.audit_store, sub, now)
         return {"open_flags": [f.as_json() for f in open_flags], "activity": activity}

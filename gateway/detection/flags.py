@@ -22,9 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from gateway.db import begin_write, flags
 from gateway.errors import BadRequest, NotFound
 from gateway.ids import random_hex
-from gateway.types import format_ts
+from gateway.types import FlagStatus, Severity, format_ts
 
-OPEN, RESOLVED = "open", "resolved"
 MAX_EVIDENCE = 200  # event ids kept on one flag; `detail.events` keeps counting past it
 MAX_KEY_TRIES = 50  # resolved flags in one window before we give up (an error is logged)
 
@@ -35,13 +34,13 @@ class Flag:
 
     flag_id: str
     rule: str
-    severity: str
+    severity: Severity
     principal: str
     created_at: str
     window_key: str
     event_ids: list[str]
     detail: dict[str, Any]
-    status: str
+    status: FlagStatus
     resolution: str | None = None
     resolved_by: str | None = None
     resolved_at: str | None = None
@@ -69,7 +68,7 @@ class NewFlag:
     """What a rule found, before it is stored."""
 
     rule: str
-    severity: str
+    severity: Severity
     principal: str
     window_key: str
     window: timedelta
@@ -111,7 +110,7 @@ class FlagStore:
                     flags.c.rule == new.rule,
                     flags.c.window_key == key,
                 )
-                if holder is not None and holder.status == OPEN:
+                if holder is not None and holder.status == FlagStatus.OPEN:
                     return _extend(conn, holder, new), False
             if holder is None:
                 try:
@@ -131,7 +130,7 @@ class FlagStore:
             window_key=key,
             event_ids=ids,
             detail={**new.detail, "events": len(ids)},
-            status=OPEN,
+            status=FlagStatus.OPEN,
         )
         with begin_write(self.engine) as conn:
             conn.execute(flags.insert().values(**_row(flag)))
@@ -145,7 +144,7 @@ class FlagStore:
         return found
 
     def search(
-        self, status: str | None = None, principal: str | None = None, limit: int = 100
+        self, status: FlagStatus | None = None, principal: str | None = None, limit: int = 100
     ) -> list[Flag]:
         """Flags, newest first, filtered by status and principal when given."""
         conds = []
@@ -162,9 +161,9 @@ class FlagStore:
         with begin_write(self.engine) as conn:
             result = conn.execute(
                 flags.update()
-                .where(flags.c.flag_id == flag_id, flags.c.status == OPEN)
+                .where(flags.c.flag_id == flag_id, flags.c.status == FlagStatus.OPEN)
                 .values(
-                    status=RESOLVED,
+                    status=FlagStatus.RESOLVED,
                     resolution=resolution,
                     resolved_by=by,
                     resolved_at=format_ts(now),
@@ -184,7 +183,7 @@ def _recent_open(conn: Connection, principal: str, rule: str, since: str) -> Fla
         .where(
             flags.c.principal == principal,
             flags.c.rule == rule,
-            flags.c.status == OPEN,
+            flags.c.status == FlagStatus.OPEN,
             flags.c.created_at >= since,
         )
         .order_by(flags.c.created_at.desc())
@@ -231,4 +230,6 @@ def _flag(row: Any) -> Flag:
     values = dict(row)
     values["event_ids"] = json.loads(values["event_ids"])
     values["detail"] = json.loads(values["detail"] or "{}")
+    values["severity"] = Severity(values["severity"])
+    values["status"] = FlagStatus(values["status"])
     return Flag(**values)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.detection.config import DetectionConfig, Severity
+from gateway.detection.config import DetectionConfig
 from gateway.detection.counters import Tally
-from gateway.types import STAFF_ROLES, EventType, format_ts, parse_ts
+from gateway.types import STAFF_ROLES, EventType, Severity, Verdict, format_ts, parse_ts
 
 STAFF_ROLE_NAMES = frozenset(str(r) for r in STAFF_ROLES)
 VIEW_STATUSES = (200, 206)
@@ -77,7 +77,7 @@ def access_of(event: dict[str, Any]) -> Access | None:
         principal=str(event["principal"]),
         at=parse_ts(str(event["ts"])),
         kind=kind,
-        allowed=event.get("decision") == "allow",
+        allowed=event.get("decision") == Verdict.ALLOW,
         status=event.get("status"),
         reason=str(event.get("reason") or ""),
         customer_id=event.get("customer_id"),

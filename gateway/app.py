@@ -81,6 +81,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         storage=storage,
         facts=FactsReader.for_engine(engine, principals, cameras, grants),
         retention_days=settings.retention_days,
+        metrics=metrics,
         presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
         observers=observers,

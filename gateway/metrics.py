@@ -1,4 +1,9 @@
-"""Prometheus metrics, on a registry per app (no global registry: tests build many apps)."""
+"""Prometheus metrics, on a registry per app (no global registry: tests build many apps).
+
+Labels are small closed sets (route prefix, status, decision, reason, rule, severity), never a
+principal, customer, camera or clip: one series per person would grow without bound and would
+copy the audit log into a system that was never meant to hold it (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 
 class Metrics:
-    """The gateway's counters and histograms."""
+    """The gateway's counters and histograms, and the one place each is counted from."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -25,19 +30,33 @@ class Metrics:
         )
         self.decisions = Counter(
             "footgw_access_decisions",
-            "Footage access decisions",
+            "Footage access decisions committed to the audit log",
             ["decision", "reason"],
             registry=self.registry,
         )
         self.bytes_sent = Counter(
-            "footgw_footage_bytes_sent", "Footage bytes streamed", registry=self.registry
+            "footgw_footage_bytes_sent",
+            "Footage bytes the gateway streamed itself (not redirects or nginx hand-offs)",
+            registry=self.registry,
         )
         self.flags = Counter(
             "footgw_flags_raised",
-            "Detection flags raised",
+            "Detection flags raised (a flag extended with more evidence counts once)",
             ["rule", "severity"],
             registry=self.registry,
         )
+
+    def decision_committed(self, decision: str, reason: str) -> None:
+        """One access.decision event is durable: `allow` or `deny`, and why."""
+        self.decisions.labels(decision, reason).inc()
+
+    def footage_sent(self, size: int) -> None:
+        """A streamed response ended, complete or not, after sending `size` bytes of footage."""
+        self.bytes_sent.inc(size)
+
+    def flag_raised(self, rule: str, severity: str) -> None:
+        """A new flag was stored."""
+        self.flags.labels(rule, severity).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -32,6 +32,7 @@ from gateway.delivery import (
 from gateway.errors import Forbidden, GatewayError, RetentionExpired, Unauthenticated
 from gateway.facts import FactsReader
 from gateway.grants import GrantStore, PrefetchedGrants
+from gateway.metrics import Metrics
 from gateway.principals import PrincipalStore
 from gateway.ranges import ByteRange, parse_range
 from gateway.storage.base import OpenClip, Presigner, Storage
@@ -78,6 +79,7 @@ class FootageFlow:
     storage: Storage
     facts: FactsReader
     retention_days: int | None
+    metrics: Metrics
     presigner: Presigner | None = None  # FOOTGW_DELIVERY=redirect: S3 presigned URLs
     accel_prefix: str | None = None  # FOOTGW_DELIVERY=accel: nginx's internal location
     observers: Sequence[Observer] = ()
@@ -292,6 +294,7 @@ class FootageFlow:
             detail={"rule": decision.rule, "zone": str(outcome.zone), "method": call.method},
         )
         committed = await self.audit.append(event)  # AuditUnavailable → 503, nothing served
+        self.metrics.decision_committed(committed["decision"], decision.reason)
         for observer in self.observers:
             try:
                 await observer(committed)
@@ -310,6 +313,8 @@ class FootageFlow:
     ) -> None:
         """The access.complete event. bytes_sent None: another server sent the bytes
         (`delivered_by`: a presigned S3 URL or nginx), so the gateway cannot know how many."""
+        if bytes_sent is not None:  # counted even if the event below cannot be: they are gone
+            self.metrics.footage_sent(bytes_sent)
         event = new_event(
             EventType.ACCESS_COMPLETE,
             **call_fields(call, outcome.principal),

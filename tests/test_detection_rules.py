@@ -24,6 +24,7 @@ from gateway.detection.config import DetectionConfig, parse_detection_config
 from gateway.detection.counters import CounterStore, MemoryCounters
 from gateway.detection.detector import ACTOR, Detector
 from gateway.detection.flags import Flag, FlagStore
+from gateway.metrics import Metrics
 from gateway.principals import PrincipalStore
 from gateway.types import EventType, PrincipalState, format_ts
 
@@ -56,6 +57,7 @@ class Harness:
             audit=self.audit,
             audit_store=self.store,
             alerts=AlertSender(None, self.config.alerts),
+            metrics=Metrics(),
             clock=lambda: self.now,
         )
         self.runner = asyncio.Runner()

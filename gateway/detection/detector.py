@@ -41,6 +41,7 @@ from gateway.detection.rules import (
     window_findings,
 )
 from gateway.errors import GatewayError
+from gateway.metrics import Metrics
 from gateway.principals import PrincipalStore
 from gateway.types import EventType, FlagStatus, PrincipalState, Severity
 
@@ -61,6 +62,7 @@ class Detector:
     audit: AuditLog
     audit_store: AuditStore
     alerts: AlertSender
+    metrics: Metrics
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
@@ -140,6 +142,7 @@ class Detector:
         ]
 
     async def _flag_raised(self, flag: Flag, cause: Event) -> None:
+        self.metrics.flag_raised(flag.rule, flag.severity)
         log_fields = {"flag_id": flag.flag_id, "rule": flag.rule, "severity": flag.severity}
         await self._append(
             new_event(

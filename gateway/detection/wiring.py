@@ -37,6 +37,7 @@ def build_detector(services: Services) -> Detector:
         audit=services.audit,
         audit_store=services.audit_store,
         alerts=AlertSender(settings.alert_webhook, config.alerts),
+        metrics=services.metrics,
     )
 
 

@@ -33,14 +33,6 @@ def load_or_create_dev_key(path: Path) -> Ed25519PrivateKey:
     return _load(path)
 
 
-def dev_public_key_pem(path: Path) -> bytes:
-    """The public half of the dev key as a SubjectPublicKeyInfo PEM."""
-    public = load_or_create_dev_key(path).public_key()
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def mint_dev_token(
     path: Path,
     *,

@@ -84,14 +84,3 @@ class PrincipalStore:
             else:
                 conn.execute(principals.update().where(principals.c.sub == sub).values(**values))
         return True
-
-    def suspended(self) -> list[PrincipalStatus]:
-        with self.engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    principals.select().where(principals.c.status == PrincipalState.SUSPENDED)
-                )
-                .mappings()
-                .all()
-            )
-        return [status_from_row(r["sub"], r) for r in rows]

@@ -9,7 +9,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.devkeys import dev_public_key_pem, load_or_create_dev_key, mint_dev_token
+from gateway.devkeys import load_or_create_dev_key, mint_dev_token
 from gateway.errors import ConfigError
 
 
@@ -53,7 +53,11 @@ def test_minted_token_claims_and_header(tmp_path: Path) -> None:
     )
     assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": "dev", "typ": "JWT"}
     claims = jwt.decode(
-        token, dev_public_key_pem(path), algorithms=["EdDSA"], audience="gw", issuer="https://idp/"
+        token,
+        load_or_create_dev_key(path).public_key(),
+        algorithms=["EdDSA"],
+        audience="gw",
+        issuer="https://idp/",
     )
     assert claims == {
         "sub": "alice",
@@ -69,7 +73,7 @@ def test_minted_token_claims_and_header(tmp_path: Path) -> None:
 def test_minted_token_leaves_out_unset_claims(tmp_path: Path) -> None:
     path = tmp_path / "dev-jwt-key.pem"
     token = mint_dev_token(path, sub="bob", roles=["support_agent"])
-    claims = jwt.decode(token, dev_public_key_pem(path), algorithms=["EdDSA"])
+    claims = jwt.decode(token, load_or_create_dev_key(path).public_key(), algorithms=["EdDSA"])
     assert set(claims) == {"sub", "roles", "iat", "exp"}
     assert claims["exp"] - claims["iat"] == 3600
 

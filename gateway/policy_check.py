@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.authz import Cond, PolicyEngine, RuleResult
+from gateway.types import Zone
 
 CONDITION_TEXT = {
     Cond.OWNER: "only on the caller's own footage",
@@ -42,6 +43,6 @@ def _condition(
         return True, f"allow: {where}"
     if not grant:
         return False, f"deny (no_grant): {where}; pass --grant to assume one"
-    if zone == "private" and not include_private:
+    if zone == Zone.PRIVATE and not include_private:
         return False, f"deny (zone_restricted): {where}; private needs include_private"
     return True, f"allow: {where}"

@@ -24,7 +24,17 @@ from typing import Any
 
 from gateway.detection.config import DetectionConfig
 from gateway.detection.counters import Tally
-from gateway.types import STAFF_ROLES, EventType, Severity, Verdict, format_ts, parse_ts
+from gateway.types import (
+    STAFF_ROLES,
+    Action,
+    EventType,
+    Purpose,
+    Severity,
+    Verdict,
+    Zone,
+    format_ts,
+    parse_ts,
+)
 
 STAFF_ROLE_NAMES = frozenset(str(r) for r in STAFF_ROLES)
 VIEW_STATUSES = (200, 206)
@@ -49,12 +59,12 @@ class Access:
     @property
     def is_view(self) -> bool:
         """Footage of one clip left the gateway."""
-        return self.allowed and self.kind == "view" and self.status in VIEW_STATUSES
+        return self.allowed and self.kind == Action.VIEW and self.status in VIEW_STATUSES
 
     @property
     def shows_customer(self) -> bool:
         """A view, or a listing that showed what a customer has."""
-        return self.is_view or (self.allowed and self.kind == "list" and self.status == 200)
+        return self.is_view or (self.allowed and self.kind == Action.LIST and self.status == 200)
 
     @property
     def is_denial(self) -> bool:
@@ -104,15 +114,15 @@ WINDOW_RULES = (
 
 
 def _break_glass(access: Access, _config: DetectionConfig) -> bool:
-    return access.allowed and access.purpose == "emergency"
+    return access.allowed and access.purpose == Purpose.EMERGENCY
 
 
 def _legal(access: Access, _config: DetectionConfig) -> bool:
-    return access.allowed and access.purpose == "legal_request"
+    return access.allowed and access.purpose == Purpose.LEGAL_REQUEST
 
 
 def _private(access: Access, _config: DetectionConfig) -> bool:
-    return access.is_view and access.zone == "private"
+    return access.is_view and access.zone == Zone.PRIVATE
 
 
 def _off_hours(access: Access, config: DetectionConfig) -> bool:

@@ -7,11 +7,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,27 +31,100 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="footage-gateway", description=__doc__)
-    parser.add_argument("--config", help="a TOML file of FOOTGW_ settings (env wins)")
-    sub = parser.add_subparsers(metavar="command")
+CONFIG_HELP = "a TOML file of FOOTGW_ settings, before or after the command (the environment wins)"
 
-    serve = sub.add_parser("serve", help="serve the gateway")
+
+def _parser() -> argparse.ArgumentParser:
+    # --config is accepted before the command and after it: each parser below inherits it from
+    # `config`, whose default is SUPPRESS so an absent later --config keeps an earlier one.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    parser = argparse.ArgumentParser(
+        prog="footage-gateway", description=__doc__, epilog=_vocabulary()
+    )
+    parser.add_argument("--config", default=None, help=CONFIG_HELP)
+    sub = parser.add_subparsers(metavar="command")
+    _add_serve_and_demo(sub, config)
+    _add_token(sub, config)
+    _add_audit(sub, config)
+    _add_policy(sub, config)
+    _add_maintenance(sub, config)
+    return parser
+
+
+def _add_maintenance(sub: Subparsers, config: argparse.ArgumentParser) -> None:
+    retention = sub.add_parser("retention", help="footage past retention").add_subparsers(
+        metavar="command"
+    )
+    enforce = retention.add_parser(
+        "enforce", parents=[config], help="list footage past FOOTGW_RETENTION_DAYS"
+    )
+    enforce.add_argument("--apply", action="store_true", help="delete it too (audited)")
+    enforce.set_defaults(func=_retention_enforce)
+
+    storage = sub.add_parser("storage", help="inspect the footage store").add_subparsers(
+        metavar="command"
+    )
+    storage.add_parser(
+        "check",
+        parents=[config],
+        help="name every stored object that is not a clip; exit 0 clean, 1 if any",
+    ).set_defaults(func=_storage_check)
+
+
+def _vocabulary() -> str:
+    """The closed sets a token and a policy check speak, from gateway.types (never retyped)."""
+    from gateway.types import Action, Purpose, Role, Zone
+
+    return (
+        f"roles: {', '.join(Role)}; purposes: {', '.join(Purpose)}; "
+        f"zones: {', '.join(Zone)}; actions: {', '.join(Action)}"
+    )
+
+
+def _add_serve_and_demo(sub: Subparsers, config: argparse.ArgumentParser) -> None:
+    from gateway.demo import SCENARIOS
+
+    serve = sub.add_parser("serve", parents=[config], help="serve the gateway")
     serve.add_argument("--migrate", action="store_true", help="apply schema migrations first")
     serve.set_defaults(func=_serve)
 
-    demo = sub.add_parser("demo", help="seed demo footage into the data dir and serve (dev mode)")
-    demo.add_argument("--scenario", choices=["basic", "browsing"], default="basic")
+    demo = sub.add_parser(
+        "demo",
+        parents=[config],
+        help="seed demo footage into the data dir, print curl lines, and serve "
+        "(needs FOOTGW_DEV_MODE=1)",
+    )
+    demo.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="basic",
+        help="basic: the walk-through alone; browsing: also replay a support agent "
+        "sweeping 12 customers until detection suspends them",
+    )
     demo.add_argument("--no-serve", action="store_true", help="seed and print, do not serve")
     demo.set_defaults(func=_demo)
 
-    sub.add_parser("migrate", help="apply database schema migrations").set_defaults(func=_migrate)
+    migrate = sub.add_parser("migrate", parents=[config], help="apply database schema migrations")
+    migrate.set_defaults(func=_migrate)
 
-    token = sub.add_parser("token", help="mint a token (dev mode, or with --private-key)")
-    token.add_argument("--sub", required=True)
-    token.add_argument("--role", action="append", required=True, dest="roles")
-    token.add_argument("--customer-id")
-    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+
+def _add_token(sub: Subparsers, config: argparse.ArgumentParser) -> None:
+    from gateway.types import Role
+
+    token = sub.add_parser(
+        "token", parents=[config], help="mint a token (dev mode, or with --private-key)"
+    )
+    token.add_argument("--sub", required=True, help="the principal: a user or staff id")
+    token.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        dest="roles",
+        help=f"a role, repeatable; one of: {', '.join(Role)}",
+    )
+    token.add_argument("--customer-id", help="the customer_id claim (for the customer role)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
     token.add_argument(
         "--private-key",
         help="sign with this PEM private key (Ed25519, P-256 or RSA) instead of the dev key, "
@@ -58,36 +133,38 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--kid", help="the kid header to send with --private-key")
     token.set_defaults(func=_token)
 
-    audit = sub.add_parser("audit", help="verify or export the audit log").add_subparsers()
-    audit.add_parser("verify", help="exit 0 if the chain is intact, 1 if not").set_defaults(
-        func=_audit_verify
-    )
-    audit.add_parser("export", help="the log as JSON lines on stdout").set_defaults(
-        func=_audit_export
-    )
 
-    policy = sub.add_parser("policy", help="ask the policy").add_subparsers()
-    check = policy.add_parser("check", help="print allow or deny, and why")
-    check.add_argument("--role", required=True)
-    check.add_argument("--purpose", required=True)
-    check.add_argument("--zone", required=True)
-    check.add_argument("--action", default="view")
+def _add_audit(sub: Subparsers, config: argparse.ArgumentParser) -> None:
+    audit = sub.add_parser("audit", help="verify or export the audit log").add_subparsers(
+        metavar="command"
+    )
+    audit.add_parser(
+        "verify", parents=[config], help="exit 0 if the chain is intact, 1 if not"
+    ).set_defaults(func=_audit_verify)
+    audit.add_parser(
+        "export", parents=[config], help="the log as JSON lines on stdout"
+    ).set_defaults(func=_audit_export)
+
+
+def _add_policy(sub: Subparsers, config: argparse.ArgumentParser) -> None:
+    from gateway.types import Action, Purpose, Role, Zone
+
+    policy = sub.add_parser("policy", help="ask the policy").add_subparsers(metavar="command")
+    check = policy.add_parser(
+        "check", parents=[config], help="print allow or deny, and the rule that decided"
+    )
+    # No `choices`: an unknown role or purpose is a question the policy answers (deny), too.
+    check.add_argument("--role", required=True, help=f"one of: {', '.join(Role)}")
+    check.add_argument("--purpose", required=True, help=f"one of: {', '.join(Purpose)}")
+    check.add_argument("--zone", required=True, help=f"one of: {', '.join(Zone)}")
+    check.add_argument(
+        "--action", default=Action.VIEW, help=f"one of: {', '.join(Action)} ({Action.VIEW})"
+    )
     check.add_argument("--grant", action="store_true", help="assume a covering grant exists")
     check.add_argument(
         "--include-private", action="store_true", help="assume the grant has include_private"
     )
     check.set_defaults(func=_policy_check)
-
-    retention = sub.add_parser("retention", help="footage past retention").add_subparsers()
-    enforce = retention.add_parser("enforce", help="list, then with --apply delete")
-    enforce.add_argument("--apply", action="store_true")
-    enforce.set_defaults(func=_retention_enforce)
-
-    storage = sub.add_parser("storage", help="inspect the footage store").add_subparsers()
-    storage.add_parser(
-        "check", help="name every stored object that is not a clip; exit 0 clean, 1 if any"
-    ).set_defaults(func=_storage_check)
-    return parser
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,7 +174,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.demo import run_demo
+    from gateway.demo.run import run_demo
 
     return run_demo(settings, scenario=args.scenario, serve_after=not args.no_serve)
 

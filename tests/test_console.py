@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.console.routes import CONTENT_SECURITY_POLICY, STATIC_DIR
-from gateway.demo import walkthrough
+from gateway.demo.walkthrough import walkthrough
 
 SOURCES = sorted(STATIC_DIR.rglob("*.js"))
 # Sinks that parse a string as HTML or code. The console builds the page with createElement

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from gateway.demo.browsing import AGENT, report, run_browsing
 from gateway.devkeys import mint_dev_token
-from gateway.scenarios import AGENT, report, run_browsing
 from gateway.settings import load_settings
 from tests.test_cli import run
 

@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.audit.events import Event
 from gateway.audit.store import AuditStore
 from gateway.audit.verify import Checkpoint
+from gateway.background import spawn
 from gateway.db import audit_checkpoints
 from gateway.settings import Settings
 from gateway.types import format_ts
@@ -184,7 +185,7 @@ class Checkpointer:
 
     def _fire(self) -> None:
         self._timer = None
-        task = asyncio.get_running_loop().create_task(self.checkpoint_head())
+        task = spawn(self.checkpoint_head(), name="audit-checkpoint")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -17,6 +17,7 @@ import structlog
 
 from gateway.audit.events import Event
 from gateway.audit.store import AuditStore, before_commit
+from gateway.background import spawn
 from gateway.errors import AuditUnavailable, GatewayError
 from gateway.logging_setup import log_each, render_lines, write_lines
 
@@ -100,7 +101,7 @@ class AuditLog:
 
     def _ensure_writer(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_loop())
+            self._writer = spawn(self._write_loop(), name="audit-writer")
 
     async def _write_loop(self) -> None:
         while not (self._closing and not self._pending):

@@ -21,6 +21,8 @@ import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway.background import spawn
+
 log = structlog.get_logger("gateway.cluster")
 
 Message = dict[str, Any]
@@ -75,7 +77,7 @@ class RedisBus:
 
     def start(self) -> None:
         """Listen in a background task of the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="cluster-bus")
+        self._task = spawn(self.run(), name="cluster-bus")
 
     async def run(self) -> None:
         """Subscribe and dispatch until close(); reconnect with backoff on any Redis error."""

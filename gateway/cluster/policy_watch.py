@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.audit.events import Event, new_event
 from gateway.authz import PolicyEngine
+from gateway.background import spawn
 from gateway.types import EventType
 
 log = structlog.get_logger("gateway.cluster")
@@ -135,7 +136,7 @@ class PolicyWatcher:
 
     def start(self) -> None:
         """Poll in a background task of the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._poll(), name="policy-watch")
+        self._task = spawn(self._poll(), name="policy-watch")
 
     async def close(self) -> None:
         if self._task is not None:

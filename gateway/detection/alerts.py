@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import structlog
 
+from gateway.background import spawn
 from gateway.detection.config import AlertConfig
 
 log = structlog.get_logger("gateway.detection.alerts")
@@ -40,7 +41,7 @@ class AlertSender:
         log.warning("detection_alert", alert=kind, **payload)
         if not self.webhook:
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(kind, payload))
+        task = spawn(self._deliver(kind, payload), name="alert-delivery")
         self._tasks.add(task)  # hold a reference, or the task may be collected mid-flight
         task.add_done_callback(self._tasks.discard)
 

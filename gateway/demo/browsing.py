@@ -17,22 +17,17 @@ import asyncio
 import json
 import shlex
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from gateway import migrations
 from gateway.app import create_app
-from gateway.cameras import CameraStore
-from gateway.db import create_db_engine
-from gateway.demo import dev_token
-from gateway.errors import ConfigError
+from gateway.demo.seeding import DemoCamera, seed
+from gateway.demo.tokens import dev_token
 from gateway.settings import Settings
-from gateway.storage import open_seeder
-from gateway.types import RECORDED_AT_FORMAT, CameraRef, ClipRef, Zone
+from gateway.types import RECORDED_AT_FORMAT, Role, Zone
 
-SCENARIOS = ("browsing",)
 CUSTOMERS = 12
 AGENT = "eve@support"
 CAMERA = "porch"
@@ -56,11 +51,9 @@ class BrowsingResult:
     principal: dict[str, Any]
 
 
-def run_scenario(scenario: str, settings: Settings, minted: dict[str, str], now: datetime) -> None:
-    """Run a named scenario and print what happened and how an analyst can see it."""
-    if scenario not in SCENARIOS:
-        raise ConfigError("--scenario", f"no scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-    agent_token = dev_token(settings, AGENT, ["support_agent"])
+def run_scenario(settings: Settings, minted: dict[str, str], now: datetime) -> None:
+    """Run the sweep and print what happened and how an analyst can see it."""
+    agent_token = dev_token(settings, AGENT, [Role.SUPPORT_AGENT])
     result = asyncio.run(run_browsing(settings, agent_token, minted["ANA"], now))
     base = f"http://{settings.host}:{settings.port}"
     print(report(result, base, agent_token), flush=True)
@@ -78,19 +71,9 @@ def clip_id_for(now: datetime) -> str:
 
 async def seed_customers(settings: Settings, now: datetime) -> str:
     """Each customer: one outdoor porch camera with one clip. Idempotent; returns the clip id."""
-    engine = create_db_engine(settings.database_url)
-    migrations.migrate(engine)
-    storage = open_seeder(settings)
     clip_id = clip_id_for(now)
-    recorded = datetime.strptime(clip_id[:16], RECORDED_AT_FORMAT).replace(tzinfo=UTC)
-    try:
-        for customer in customer_ids():
-            CameraStore(engine).set(CameraRef(customer, CAMERA), Zone.OUTDOOR, "Porch", "demo", now)
-            clip = ClipRef(customer, CAMERA, clip_id, recorded)
-            await storage.put(clip, f"{customer} porch footage ".encode() * (CLIP_BYTES // 32))
-    finally:
-        await storage.close()
-        engine.dispose()
+    porches = [DemoCamera(customer, CAMERA, Zone.OUTDOOR, "Porch") for customer in customer_ids()]
+    await seed(settings, porches, [clip_id], CLIP_BYTES, now)
     return clip_id
 
 
@@ -139,7 +122,7 @@ async def _grant(
 ) -> str:
     """The customer grants the support role their porch camera for one ticket, 4 hours."""
     ticket = f"CASE-{customer.removeprefix('cust-')}01"
-    owner = dev_token(settings, f"owner@{customer}", ["customer"], customer)
+    owner = dev_token(settings, f"owner@{customer}", [Role.CUSTOMER], customer)
     day = now - timedelta(days=1)
     body = {
         "grantee": "role:support_agent",

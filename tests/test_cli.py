@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
 import pytest
 import sqlalchemy as sa
 
+from gateway import cli
 from gateway.db import audit_events, create_db_engine
-from tests.support.server import make_env
+from gateway.types import Purpose, Role, Zone
+from tests.support.server import free_port, make_env
 
 
 def run(
@@ -218,3 +222,86 @@ def test_retention_enforce_lists_then_deletes_with_audit_events(tmp_path):
 def test_retention_without_a_setting_names_it(tmp_path):
     result = run("retention", "enforce", env={"FOOTGW_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2 and "FOOTGW_RETENTION_DAYS" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_is_read_before_or_after_the_command(tmp_path, where):
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    flag = ["--config", str(config)]
+    args = [*flag, "migrate"] if where == "before" else ["migrate", *flag]
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "gateway.db").exists()
+    assert not (tmp_path / "var").exists()  # the default data dir was never used
+
+
+def test_config_after_a_nested_command_too(tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text("retention_days = 30\ndev_mode = true\n")
+    result = run(
+        "retention", "enforce", "--config", str(config), env={"FOOTGW_DATA_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    missing = run("retention", "enforce", env={"FOOTGW_DATA_DIR": str(tmp_path)})
+    assert missing.returncode == 2 and "FOOTGW_RETENTION_DAYS" in missing.stderr
+
+
+def _every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _every_parser(child)
+
+
+def test_help_describes_every_option_and_every_command():
+    for parser in _every_parser(cli._parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    assert choice.help, f"{parser.prog} {choice.dest}"
+            else:
+                assert action.help, f"{parser.prog}: {action.option_strings}"
+
+
+def test_help_lists_the_roles_purposes_and_zones():
+    result = run("policy", "check", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for value in [*Role, *Purpose, *Zone]:
+        assert value in text, value
+    token = " ".join(run("token", "--help").stdout.split())
+    assert all(role in token for role in Role)
+
+
+def test_serve_logs_where_it_listens_and_warns_in_dev_mode(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTGW_")}
+    env.update(
+        FOOTGW_DATA_DIR=str(tmp_path),
+        FOOTGW_DEV_MODE="1",
+        FOOTGW_PORT=str(port),
+        FOOTGW_LOG_FORMAT="json",
+    )
+    records = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--migrate"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as proc:
+        assert proc.stderr is not None
+        try:
+            for line in proc.stderr:  # bounded by pytest's timeout if it never listens
+                records.append(json.loads(line))
+                if records[-1]["event"] == "listening":
+                    break
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
+    by_event = {r["event"]: r for r in records}
+    assert by_event["dev_mode_enabled"]["level"] == "warning"
+    assert "FOOTGW_DEV_MODE=1" in by_event["dev_mode_enabled"]["message"]
+    assert by_event["listening"]["url"] == f"http://127.0.0.1:{port}"

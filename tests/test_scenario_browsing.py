@@ -49,3 +49,5 @@ def test_the_demo_command_runs_the_scenario(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "11. cust-11: HTTP 403 principal_suspended" in result.stdout
     assert f"{AGENT} is now suspended" in result.stdout
+    # The sweep's log lines go to stderr, never between the lines a newcomer pastes.
+    assert "audit_event" not in result.stdout and "audit_event" in result.stderr

@@ -9,6 +9,7 @@ from gateway.demo import SCENARIOS
 from gateway.demo.tokens import tokens
 from gateway.demo.walkthrough import seed_walkthrough, walkthrough
 from gateway.errors import ConfigError
+from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 
 
@@ -18,6 +19,9 @@ def run_demo(settings: Settings, *, scenario: str = "basic", serve_after: bool =
         raise ConfigError("FOOTGW_DEV_MODE", "the demo mints dev tokens: set it to 1")
     if scenario not in SCENARIOS:
         raise ConfigError("--scenario", f"no scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    # Logs to stderr from the start: the in-process scenario's audit lines would otherwise land
+    # on stdout, between the curl lines a newcomer is meant to paste.
+    configure_logging(settings.log_format)
     now = datetime.now(UTC)
     clip_ids = asyncio.run(seed_walkthrough(settings, now))
     base = f"http://{settings.host}:{settings.port}"

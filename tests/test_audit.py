@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import migrations
-from gateway.audit.events import GENESIS_HASH, chain_hash, new_event
+from gateway.audit.chain import GENESIS_HASH
+from gateway.audit.events import chain_hash, new_event
 from gateway.audit.log import AuditLog
 from gateway.audit.store import AuditStore, EventQuery
 from gateway.audit.verify import INDEXED, Checkpoint, verify_rows

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.audit.chain import GENESIS_HASH
 from gateway.audit.events import (
-    GENESIS_HASH,
     canonical_json,
     chain_hash,
     new_event,

@@ -39,8 +39,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from gateway.audit.chain import Head, read_head
 from gateway.audit.events import Event
-from gateway.audit.store import AuditStore
 from gateway.audit.verify import Checkpoint
 from gateway.background import spawn
 from gateway.db import audit_checkpoints
@@ -194,13 +194,17 @@ class Checkpointer:
         if self._uncovered == 0:
             return None
         try:
-            head = await anyio.to_thread.run_sync(AuditStore(self.engine).head)
+            head = await anyio.to_thread.run_sync(self._head)
             if head.seq == 0:
                 return None
             return await anyio.to_thread.run_sync(self.write, head.seq, head.hash)
         except Exception as exc:  # a missed checkpoint is logged; the chain itself is intact
             log.error("checkpoint_failed", error=str(exc))
             return None
+
+    def _head(self) -> Head:
+        with self.engine.connect() as conn:
+            return read_head(conn)
 
     def write(self, seq: int, head_hash: str) -> SignedCheckpoint:
         """Sign and store a checkpoint (sync); another replica's one for this seq is kept."""

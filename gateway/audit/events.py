@@ -10,8 +10,6 @@ from typing import Any
 from gateway.ids import random_uuid
 from gateway.types import EventType, now_ts
 
-GENESIS_HASH = "0" * 64
-
 # The contract's fields, in the order a reader expects them. Every event carries all of them
 # (null where they do not apply) so the canonical JSON, and so the hash, has one shape.
 FIELDS = (
@@ -99,13 +97,9 @@ def _hash(prev_hash: str, body_json: str) -> str:
     return hashlib.sha256((prev_hash + body_json).encode("ascii")).hexdigest()
 
 
-def seal(event: Event, seq: int, prev_hash: str) -> Event:
-    """Give an event its place in the chain: seq, prev_hash and hash."""
-    return seal_with_body(event, seq, prev_hash)[0]
-
-
 def seal_with_body(event: Event, seq: int, prev_hash: str) -> tuple[Event, str]:
-    """seal(), and the canonical JSON its hash covers: what the store keeps, made once."""
+    """The event given its place in the chain (seq, prev_hash, hash), and the canonical JSON its
+    hash covers: what the store keeps, made once (batches: gateway/audit/chain.py)."""
     sealed = dict(event, seq=seq, prev_hash=prev_hash)
     sealed.pop("hash", None)
     body_json = canonical_json(sealed)

@@ -23,17 +23,15 @@ import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.engine import Engine
 
-from gateway.audit.events import Event, seal
+from gateway.audit.chain import HEAD_SQL, Head, head_from_row, head_of, seal_batch
+from gateway.audit.events import Event
 from gateway.db import AUDIT_LOCK_KEY, audit_events
 from gateway.errors import AuditUnavailable
 
-Head = tuple[int, str]  # (seq, hash) of the last committed event
-RowOf = Callable[[Event], dict[str, Any]]
+RowOf = Callable[[Event, str], dict[str, Any]]  # a sealed event and its canonical JSON
 
 CONTENDED_SECONDS = 1.0  # after a collision, lock first for this long
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
-_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-GENESIS: Head = (0, "0" * 64)
 
 
 class PgAppender:
@@ -74,21 +72,23 @@ class PgAppender:
     def _append(self, events: Sequence[Event]) -> list[Event]:
         pg = self._connection()
         if self._head is not None and time.monotonic() >= self._contended_until:
-            sealed = self._seal(events, self._head)
-            if self._commit_on_known_head(pg, sealed):
+            sealed, bodies = seal_batch(events, self._head)
+            if self._commit_on_known_head(pg, sealed, bodies):
                 self.fast_commits += 1
                 return sealed
-        sealed = self._seal(events, self._locked_head(pg))
-        self._insert_and_commit(pg, sealed)
+        sealed, bodies = seal_batch(events, self._locked_head(pg))
+        self._insert_and_commit(pg, sealed, bodies)
         self.locked_commits += 1
         return sealed
 
-    def _commit_on_known_head(self, pg: psycopg.Connection[Any], sealed: list[Event]) -> bool:
+    def _commit_on_known_head(
+        self, pg: psycopg.Connection[Any], sealed: list[Event], bodies: list[str]
+    ) -> bool:
         """One round trip: BEGIN, lock, INSERTs, COMMIT. False if another writer got there first."""
         try:
             with pg.pipeline():
                 pg.execute(_LOCK_SQL, (AUDIT_LOCK_KEY,))
-                self._insert(pg, sealed)
+                self._insert(pg, sealed, bodies)
                 pg.commit()
         except pg_errors.UniqueViolation as exc:
             pg.rollback()
@@ -98,7 +98,7 @@ class PgAppender:
             self._head = None
             self._contended_until = time.monotonic() + CONTENDED_SECONDS
             return False
-        self._head = (sealed[-1]["seq"], sealed[-1]["hash"])
+        self._head = head_of(sealed)
         return True
 
     def _locked_head(self, pg: psycopg.Connection[Any]) -> Head:
@@ -106,35 +106,25 @@ class PgAppender:
         with pg.pipeline():
             pg.execute(_LOCK_SQL, (AUDIT_LOCK_KEY,))
             # A statement of its own, after the lock: its snapshot sees every earlier append.
-            cursor = pg.execute(_HEAD_SQL)
-        row = cursor.fetchone()
-        return (int(row[0]), str(row[1])) if row else GENESIS
+            cursor = pg.execute(HEAD_SQL)
+        return head_from_row(cursor.fetchone())
 
-    def _insert_and_commit(self, pg: psycopg.Connection[Any], sealed: list[Event]) -> None:
+    def _insert_and_commit(
+        self, pg: psycopg.Connection[Any], sealed: list[Event], bodies: list[str]
+    ) -> None:
         try:
             with pg.pipeline():
-                self._insert(pg, sealed)
+                self._insert(pg, sealed, bodies)
                 pg.commit()
         except psycopg.Error:
             pg.rollback()
             raise
-        self._head = (sealed[-1]["seq"], sealed[-1]["hash"])
+        self._head = head_of(sealed)
 
-    def _insert(self, pg: psycopg.Connection[Any], sealed: list[Event]) -> None:
-        rows = [self.row_of(event) for event in sealed]
+    def _insert(self, pg: psycopg.Connection[Any], sealed: list[Event], bodies: list[str]) -> None:
+        rows = [self.row_of(event, body) for event, body in zip(sealed, bodies, strict=True)]
         with pg.cursor() as cursor:
             cursor.executemany(self._insert_sql, [[r[c] for c in self._columns] for r in rows])
-
-    @staticmethod
-    def _seal(events: Sequence[Event], head: Head) -> list[Event]:
-        seq, prev = head
-        sealed: list[Event] = []
-        for event in events:
-            seq += 1
-            done = seal(event, seq, prev)
-            sealed.append(done)
-            prev = done["hash"]
-        return sealed
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._raw is None:

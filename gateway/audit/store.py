@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from gateway.audit.events import GENESIS_HASH, Event, body_of, canonical_json, seal_with_body
+from gateway.audit.chain import HEAD_SQL, Head, head_from_row, read_head, seal_batch
+from gateway.audit.events import Event, body_of, canonical_json
 from gateway.audit.verify import INDEXED
 from gateway.db import audit_events
 from gateway.errors import AuditUnavailable
@@ -43,7 +44,6 @@ _INSERT_SQL = (
     f"INSERT INTO {audit_events.name} ({', '.join(COLUMNS)}) "  # noqa: S608 (names are ours)
     f"VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-_HEAD_SQL = f"SELECT seq, hash FROM {audit_events.name} ORDER BY seq DESC LIMIT 1"  # noqa: S608
 
 SealedHook = Callable[[list[Event]], None]
 # Set by before_commit() for the append_batch calls made inside it (this context only): a
@@ -81,12 +81,6 @@ class EventQuery:
     before_seq: int | None = None
     limit: int = 100
     newest_first: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    seq: int
-    hash: str
 
 
 class AuditStore:
@@ -134,16 +128,7 @@ class AuditStore:
     def head(self) -> Head:
         """The last event's seq and hash (0 and the genesis hash for an empty log)."""
         with self.engine.connect() as conn:
-            return self._head(conn)
-
-    @staticmethod
-    def _head(conn: Connection) -> Head:
-        row = conn.execute(
-            sa.select(audit_events.c.seq, audit_events.c.hash)
-            .order_by(audit_events.c.seq.desc())
-            .limit(1)
-        ).first()
-        return Head(int(row.seq), str(row.hash)) if row else Head(0, GENESIS_HASH)
+            return read_head(conn)
 
     def query(self, q: EventQuery) -> list[Event]:
         """Events matching every given filter, by seq (ascending unless newest_first)."""
@@ -193,9 +178,8 @@ def _commit_sqlite(db: sqlite3.Connection, events: Sequence[Event]) -> list[Even
     seal onto the same head; COMMIT returns once synchronous=FULL has made the batch durable.
     """
     db.execute("BEGIN IMMEDIATE")
-    row = db.execute(_HEAD_SQL).fetchone()
-    head = Head(int(row[0]), str(row[1])) if row else Head(0, GENESIS_HASH)
-    sealed, bodies = _seal_all(events, head)
+    head = head_from_row(db.execute(HEAD_SQL).fetchone())
+    sealed, bodies = seal_batch(events, head)
     db.executemany(_INSERT_SQL, map(_values, sealed, bodies))
     hook = _before_commit.get()
     if hook is not None:
@@ -218,20 +202,6 @@ def _driver(pooled: PoolProxiedConnection) -> sqlite3.Connection:
     if not isinstance(db, sqlite3.Connection):
         raise TypeError(f"expected a sqlite3 connection, got {type(db).__name__}")
     return db
-
-
-def _seal_all(events: Sequence[Event], head: Head) -> tuple[list[Event], list[str]]:
-    """The events sealed onto head, and each one's canonical JSON (hashed once, stored as is)."""
-    sealed: list[Event] = []
-    bodies: list[str] = []
-    seq, prev = head.seq, head.hash
-    for event in events:
-        seq += 1
-        done, body = seal_with_body(event, seq, prev)
-        sealed.append(done)
-        bodies.append(body)
-        prev = done["hash"]
-    return sealed, bodies
 
 
 def _row(event: Event, body: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.audit.events import GENESIS_HASH, chain_hash
+from gateway.audit.chain import GENESIS_HASH
+from gateway.audit.events import chain_hash
 
 # Columns kept beside the body for indexed queries; they must agree with the body they copy.
 INDEXED = (

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import fixtures
 
-from gateway.app import Services, build_services
 from gateway.audit.events import new_event
 from gateway.calls import FootageCall
 from gateway.logging_setup import configure_logging
+from gateway.services import Services, build_services
 from gateway.settings import load_settings
 from gateway.types import Action, ClipRef, EventType, clip_recorded_at
 
@@ -132,8 +132,7 @@ async def main(world: fixtures.World, data_dir: Path, out: Path) -> None:
             results["auth_cold_s"].append(await auth_run(services, world, cold=True))
             results["audit_eps"].append(await audit_run(services))
     finally:
-        await services.audit.close()
-        services.engine.dispose()
+        await services.close()
     out.write_text(json.dumps(results))
 
 

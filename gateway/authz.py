@@ -2,7 +2,8 @@
 
 Casbin answers the small, static question "may this role, for this purpose, do this action in
 this zone, and on what condition?". The per-customer question "did the owner grant it?" is
-answered by a `GrantCheck` the caller supplies, backed by indexed rows, never Casbin rows.
+answered by a `GrantCheck` (gateway.grants.covering_grant in production) over the candidate
+grants the request's facts brought along: indexed rows, never Casbin rows.
 
 Deny by default: no matching rule is a denial, an explicit deny row beats any allow from any
 of the caller's roles, and any exception raised while deciding is a denial (STYLE §3).
@@ -10,10 +11,11 @@ of the caller's roles, and any exception raised while deciding is a denial (STYL
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import casbin
 import structlog
@@ -28,6 +30,9 @@ from gateway.types import (
     Role,
     Zone,
 )
+
+if TYPE_CHECKING:
+    from gateway.grants import Grant
 
 log = structlog.get_logger("gateway.authz")
 
@@ -59,9 +64,10 @@ class RuleResult:
 
 _Key = tuple[str, str, str, str]
 
-# The grant check: (request, role that the policy allowed) -> Decision (allow with grant_id,
-# or deny with no_grant / zone_restricted). Supplied by the caller; see grants.py.
-GrantCheck = Callable[[AccessRequest, Role], Awaitable[Decision]]
+# The grant check: (the request's candidate grants, the request, a role the policy allowed) ->
+# Decision (allow with grant_id, or deny with no_grant / zone_restricted). One function answers
+# it for every request and every test: gateway.grants.covering_grant.
+GrantCheck = Callable[[Sequence["Grant"], AccessRequest, Role], Decision]
 
 
 class PolicyEngine:
@@ -120,19 +126,19 @@ class Authorizer:
         self.policy = policy
         self.grant_check = grant_check
 
-    def with_grant_check(self, grant_check: GrantCheck) -> Authorizer:
-        """The same policy with another grant check (one request's grants, already read)."""
-        return Authorizer(self.policy, grant_check)
+    def decide(self, request: AccessRequest, grants: Sequence[Grant]) -> Decision:
+        """The decision for one footage request, with its reason; exceptions deny.
 
-    async def decide(self, request: AccessRequest) -> Decision:
-        """The decision for one footage request, with its reason; exceptions deny."""
+        `grants` are the request's candidate grants, read with its other facts (facts.py);
+        nothing outlives the request, so a revocation counts from the next request on.
+        """
         try:
-            return await self._decide(request)
+            return self._decide(request, grants)
         except Exception as exc:
             log.error("authorization_failed", error=str(exc))
             return Decision.deny("forbidden", "error")
 
-    async def _decide(self, request: AccessRequest) -> Decision:
+    def _decide(self, request: AccessRequest, grants: Sequence[Grant]) -> Decision:
         roles = request.principal.known_roles
         if not roles:
             return Decision.deny("forbidden")
@@ -147,13 +153,15 @@ class Authorizer:
             return Decision.deny("purpose_required")
         if not request.justification:
             return Decision.deny("justification_required")
-        return await self._decide_staff(request, staff)
+        return self._decide_staff(request, staff, grants)
 
     @staticmethod
     def _owns(request: AccessRequest) -> bool:
         return request.principal.customer_id == request.camera.customer_id
 
-    async def _decide_staff(self, request: AccessRequest, staff: list[Role]) -> Decision:
+    def _decide_staff(
+        self, request: AccessRequest, staff: list[Role], grants: Sequence[Grant]
+    ) -> Decision:
         assert request.purpose is not None
         results = {
             role: self.policy.rule_for(role, request.purpose, request.action, request.zone)
@@ -166,7 +174,7 @@ class Authorizer:
         for role, result in results.items():
             if not result.allowed:
                 continue
-            decision = await self._apply_condition(request, role, result)
+            decision = self._apply_condition(request, role, result, grants)
             if decision:
                 return decision
             misses.append(decision)
@@ -174,11 +182,11 @@ class Authorizer:
             return _most_specific(misses)
         return Decision.deny(self._why_no_rule(request, staff))
 
-    async def _apply_condition(
-        self, request: AccessRequest, role: Role, result: RuleResult
+    def _apply_condition(
+        self, request: AccessRequest, role: Role, result: RuleResult, grants: Sequence[Grant]
     ) -> Decision:
         if result.cond == Cond.GRANT:
-            decision = await self.grant_check(request, role)
+            decision = self.grant_check(grants, request, role)
             rule = result.rule
             if decision:
                 return Decision.allow("grant", rule, decision.grant_id)

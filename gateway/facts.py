@@ -1,5 +1,9 @@
-"""What the database says about one footage request, read fresh every time: is the caller
-suspended, what zone is the camera in, which grants could cover the request.
+"""What the database says about one request, read fresh every time: is the caller suspended,
+what zone is the camera in, which grants could cover the request.
+
+This is the one place that asks "is this principal suspended?" for a request: footage requests
+ask it with their other facts (`read`), administrative routes ask it alone (`status`), both by
+the same statement and the same mapping from its row, on the same path described below.
 
 Nothing here is cached: a suspension, a zone change or a revocation counts from the very next
 request. The three reads are one read transaction.
@@ -41,7 +45,7 @@ from gateway.grants import (
     grant_from_row,
     grantee_names,
 )
-from gateway.principals import STATUS_BY_SUB, PrincipalStore, status_from_row
+from gateway.principals import STATUS_BY_SUB, PrincipalStatus, PrincipalStore, status_from_row
 from gateway.types import STAFF_ROLES, CameraRef, Principal, Zone
 
 log = structlog.get_logger("gateway.facts")
@@ -70,6 +74,15 @@ class FactsReader:
         cls, engine: Engine, principals: PrincipalStore, cameras: CameraStore, grants: GrantStore
     ) -> FactsReader:
         return cls(principals, cameras, grants, _InlineSqlite.open(engine))
+
+    async def status(self, sub: str) -> PrincipalStatus:
+        """The principal's status (suspended or not), by the same path as read()."""
+        if self._inline is not None:
+            try:
+                return self._inline.status(sub)
+            except sqlite3.Error as exc:  # busy, or worse: the threaded path reports it
+                log.warning("inline_read_failed", error=str(exc))
+        return await anyio.to_thread.run_sync(self.principals.status, sub)
 
     async def read(self, principal: Principal, camera: CameraRef, now: datetime) -> Facts:
         """The request's Facts, on the loop when SQLite can answer at once, else in a thread."""
@@ -128,12 +141,15 @@ class _InlineSqlite:
             return None
         return cls(engine.raw_connection())
 
+    def status(self, sub: str) -> PrincipalStatus:
+        """One read: in or out of read()'s transaction, the statement sees committed rows."""
+        return status_from_row(sub, self._db.execute(self._status, {"sub": sub}).fetchone())
+
     def read(self, sub: str, camera: CameraRef, grantees: Sequence[str], now: datetime) -> Facts:
         db = self._db
         db.execute("BEGIN")  # one snapshot for the three reads
         try:
-            status = status_from_row(sub, db.execute(self._status, {"sub": sub}).fetchone())
-            if status.suspended:
+            if self.status(sub).suspended:
                 return Facts(True, Zone.PRIVATE, [])
             key = {"customer_id": camera.customer_id, "camera_id": camera.camera_id}
             zone = zone_from_row(db.execute(self._zone, key).fetchone())

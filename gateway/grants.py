@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -332,35 +331,11 @@ def grantee_names(sub: str, roles: Iterable[str]) -> list[str]:
     return names + [f"{ROLE_PREFIX}{role}" for role in roles]
 
 
-class GrantChecker:
-    """The authorizer's GrantCheck: is there an active grant that covers this request?"""
-
-    def __init__(self, store: GrantStore) -> None:
-        self.store = store
-
-    async def __call__(self, request: AccessRequest, role: Role) -> Decision:
-        grantees = grantee_names(request.principal.sub, [role])
-        found = await anyio.to_thread.run_sync(
-            self.store.candidates, grantees, request.camera.customer_id, request.now
-        )
-        return match_grant(found, request)
-
-
-class PrefetchedGrants:
-    """A GrantCheck over candidates already read with the request's other facts.
-
-    The pipeline reads the principal's status, the camera's zone and the grants to the
-    principal's sub and staff roles in one worker-thread call on one connection (issue 7); this
-    answers each role's question from those rows exactly as GrantChecker would from the database.
-    Nothing outlives the request, so a revocation still counts from the next request on.
-    """
-
-    def __init__(self, candidates: Sequence[Grant]) -> None:
-        self.candidates = tuple(candidates)
-
-    async def __call__(self, request: AccessRequest, role: Role) -> Decision:
-        names = set(grantee_names(request.principal.sub, [role]))
-        return match_grant([g for g in self.candidates if g.grantee in names], request)
+def covering_grant(candidates: Sequence[Grant], request: AccessRequest, role: Role) -> Decision:
+    """The grant check (authz.GrantCheck): does a candidate to this principal or this role cover
+    the request? The candidates are the request's own, read with its other facts (facts.py)."""
+    names = set(grantee_names(request.principal.sub, [role]))
+    return match_grant([g for g in candidates if g.grantee in names], request)
 
 
 def match_grant(candidates: Sequence[Grant], request: AccessRequest) -> Decision:

@@ -76,7 +76,7 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 
 def _observe(scope: Scope, route: str, status: int, seconds: float) -> None:
-    services = getattr(scope["app"].state, "services", None) if "app" in scope else None
+    services = scope.get("state", {}).get("services")  # the lifespan's state (gateway/app.py)
     if services is not None:
         services.metrics.requests.labels(route, str(status)).inc()
         services.metrics.latency.labels(route).observe(seconds)

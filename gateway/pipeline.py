@@ -31,9 +31,8 @@ from gateway.delivery import (
 )
 from gateway.errors import Forbidden, GatewayError, RetentionExpired, Unauthenticated
 from gateway.facts import FactsReader
-from gateway.grants import GrantStore, PrefetchedGrants
+from gateway.grants import GrantStore
 from gateway.metrics import Metrics
-from gateway.principals import PrincipalStore
 from gateway.ranges import ByteRange, parse_range
 from gateway.storage.base import OpenClip, Presigner, Storage
 from gateway.types import (
@@ -71,7 +70,6 @@ class FootageFlow:
     """Runs footage and listing requests through every step, with the services they need."""
 
     authn: Authenticator
-    principals: PrincipalStore
     cameras: CameraStore
     authorizer: Authorizer
     grants: GrantStore
@@ -85,10 +83,13 @@ class FootageFlow:
     observers: Sequence[Observer] = ()
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        """A verified, not suspended principal (suspension is 403 on everything)."""
+        """A verified, not suspended principal (suspension is 403 on everything).
+
+        For the routes other than footage; a footage request asks the same question of the same
+        FactsReader along with its other facts, and is refused as an audited decision.
+        """
         principal = await self.authn.authenticate(authorization)
-        status = await anyio.to_thread.run_sync(self.principals.status, principal.sub)
-        if status.suspended:
+        if (await self.facts.status(principal.sub)).suspended:
             raise Forbidden("This principal is suspended.", code="principal_suspended")
         return principal
 
@@ -268,8 +269,7 @@ class FootageFlow:
             recorded_at=clip.recorded_at if clip else None,
             now=now,
         )
-        authorizer = self.authorizer.with_grant_check(PrefetchedGrants(facts.grants))
-        return await authorizer.decide(request), facts.zone
+        return self.authorizer.decide(request, facts.grants), facts.zone
 
     def _expired(self, recorded_at: datetime) -> bool:
         if self.retention_days is None:

@@ -357,12 +357,7 @@ def test_a_request_value_of_star_or_code_is_never_a_wildcard(value: str) -> None
 def test_the_authorizer_denies_unknown_roles_and_never_raises(
     roles: frozenset[str], customer_id: str | None, purpose: Purpose | None, zone: Zone
 ) -> None:
-    import asyncio
-
-    async def no_grants(_request: AccessRequest, _role: Role) -> Any:
-        from gateway.types import Decision
-
-        return Decision.deny("no_grant")
+    from gateway.grants import covering_grant
 
     principal = Principal(
         "mallory", roles, customer_id, expires_at=datetime.now(UTC).timestamp() + 300
@@ -375,7 +370,7 @@ def test_the_authorizer_denies_unknown_roles_and_never_raises(
         purpose=purpose,
         justification="CASE-1 because",
     )
-    decision = asyncio.run(Authorizer(ENGINE, no_grants).decide(request))
+    decision = Authorizer(ENGINE, covering_grant).decide(request, ())  # no grants at all
     known = principal.known_roles
     if decision:
         # Without grants, only ownership, a legal request or break-glass can allow.

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gateway.authz import Authorizer, PolicyEngine
+from gateway.grants import Grant
 from gateway.settings import REPO_POLICY_DIR
 from gateway.types import AccessRequest, Action, CameraRef, Decision, Principal, Purpose, Role, Zone
 
@@ -19,7 +20,7 @@ NO_GRANT = Decision.deny("no_grant")
 
 
 def grant_check(result: Decision):
-    async def check(_request: AccessRequest, _role: Role) -> Decision:
+    def check(_grants: Sequence[Grant], _request: AccessRequest, _role: Role) -> Decision:
         return result
 
     return check
@@ -53,7 +54,7 @@ def decide(
         recorded_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
     authorizer = Authorizer(PolicyEngine(policy_dir or REPO_POLICY_DIR), grant_check(grant))
-    return asyncio.run(authorizer.decide(request))
+    return authorizer.decide(request, ())
 
 
 # role, purpose, zone, has a covering grant, expected reason (allow reasons: owner/grant/…)
@@ -127,7 +128,7 @@ def test_break_glass_needs_a_short_lived_token():
 
 
 def test_a_failing_grant_check_denies():
-    async def broken(_r: AccessRequest, _role: Role) -> Decision:
+    def broken(_g: Sequence[Grant], _r: AccessRequest, _role: Role) -> Decision:
         raise RuntimeError("database gone")
 
     principal = Principal("x", frozenset({"support_agent"}), expires_at=time.time() + 60)
@@ -139,7 +140,7 @@ def test_a_failing_grant_check_denies():
         Purpose.CUSTOMER_SUPPORT,
         "TICKET-1",
     )
-    decision = asyncio.run(Authorizer(PolicyEngine(REPO_POLICY_DIR), broken).decide(request))
+    decision = Authorizer(PolicyEngine(REPO_POLICY_DIR), broken).decide(request, ())
     assert not decision and decision.reason == "forbidden"
 
 

@@ -41,7 +41,7 @@ class Pair:
 
 
 def node(live: Live) -> ClusterNode:
-    return live.server.config.app.state.services.cluster  # type: ignore[no-any-return]
+    return live.services.cluster
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_the_subscription_comes_back_after_redis_drops_it(pair: Pair) -> None:
 
 
 def broadcast_reloads(live: Live) -> float:
-    registry = live.server.config.app.state.services.metrics.registry
+    registry = live.services.metrics.registry
     labels = {"result": "ok", "trigger": "broadcast"}
     return registry.get_sample_value("footgw_policy_reloads_total", labels) or 0.0
 

@@ -221,7 +221,7 @@ def test_a_gateway_whose_redis_is_down_still_serves_and_polls(tmp_path: Path) ->
     try:
         assert live.client.get("/healthz").status_code == 200
         assert "cluster_bus_not_connected" in [line["event"] for line in logs]
-        cluster = live.server.config.app.state.services.cluster
+        cluster = live.services.cluster
         assert cluster.bus is not None and not cluster.bus.connected.is_set()
         text = (policy_dir / "policy.csv").read_text()
         write_atomically(policy_dir / "policy.csv", text.replace(LEGAL_VIEW, ""))

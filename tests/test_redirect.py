@@ -37,7 +37,7 @@ class Redirecting:
 
     @property
     def services(self) -> Any:
-        return self.live.server.config.app.state.services
+        return self.live.services
 
     def owner(self, **headers: str) -> dict[str, str]:
         return self.env.auth("alice", "customer", customer_id="cust-a", **headers)

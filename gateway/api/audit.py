@@ -7,15 +7,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import int_param, require, services
+from gateway.api.access import requires
+from gateway.api.common import int_param, services
 from gateway.audit.store import EventQuery
 from gateway.audit.verify import verify_rows
 from gateway.errors import BadRequest
-from gateway.types import Verdict, format_ts, parse_ts
+from gateway.types import Principal, Verdict, format_ts, parse_ts
 
 
-async def search_events(request: Request) -> Response:
-    await require(request, "audit.read")
+@requires("audit.read")
+async def search_events(request: Request, _analyst: Principal) -> Response:
     q = request.query_params
     decision = q.get("decision")
     if decision not in (None, *Verdict):
@@ -46,12 +47,12 @@ def _time(request: Request, name: str) -> str | None:
         raise BadRequest(f"{name} must be an RFC 3339 time with a zone.") from exc
 
 
-async def verify_chain(request: Request) -> Response:
-    await require(request, "audit.read")
+@requires("audit.read")
+async def verify_chain(request: Request, _analyst: Principal) -> Response:
     svc = services(request)
 
     def run() -> dict[str, object]:
-        checkpoint = svc.checkpoints.latest_verified() if svc.checkpoints else None
+        checkpoint = svc.checkpoints.latest_verified()
         result = verify_rows(svc.audit_store.iter_rows(), checkpoint)
         body = result.as_json()
         body["checkpoint"] = checkpoint.as_json() if checkpoint else None

@@ -9,16 +9,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import caller, json_body, record, require_owner, services
+from gateway.api.access import requires
+from gateway.api.common import json_body, record, services
 from gateway.cameras import parse_camera_update
-from gateway.errors import BadRequest, Forbidden
-from gateway.types import CameraRef, EventType, is_valid_id
+from gateway.errors import BadRequest
+from gateway.types import CameraRef, EventType, Principal, is_valid_id
 
 
-async def put_camera(request: Request) -> Response:
-    principal = await caller(request)
+def _camera_owner(request: Request) -> str:
+    return _camera(request).customer_id
+
+
+def _customer(request: Request) -> str:
+    customer_id = request.path_params["customer_id"]
+    if not is_valid_id(customer_id):
+        raise BadRequest("Malformed customer id.")
+    return str(customer_id)
+
+
+@requires(owner=_camera_owner, message="Only the owner may do this.", code="not_owner")
+async def put_camera(request: Request, principal: Principal) -> Response:
     camera = _camera(request)
-    require_owner(principal, camera.customer_id)
     zone, label = parse_camera_update(await json_body(request))
     svc = services(request)
     previous = await anyio.to_thread.run_sync(svc.cameras.zone_of, camera)
@@ -37,15 +48,15 @@ async def put_camera(request: Request) -> Response:
     return JSONResponse(saved.as_json())
 
 
-async def list_cameras(request: Request) -> Response:
-    principal = await caller(request)
-    customer_id = request.path_params["customer_id"]
-    if not is_valid_id(customer_id):
-        raise BadRequest("Malformed customer id.")
+@requires(
+    "cameras.read_any",
+    owner=_customer,
+    message="Only the owner or security may list these cameras.",
+    code="not_owner",
+)
+async def list_cameras(request: Request, _caller: Principal) -> Response:
+    customer_id = _customer(request)
     svc = services(request)
-    owner = "customer" in principal.roles and principal.customer_id == customer_id
-    if not owner and not svc.policy.may(principal, "cameras.read_any"):
-        raise Forbidden("Only the owner or security may list these cameras.", code="not_owner")
     stored = await svc.storage.list_cameras(customer_id)
     found = await anyio.to_thread.run_sync(svc.cameras.for_customer, customer_id, stored)
     return JSONResponse({"customer_id": customer_id, "cameras": [c.as_json() for c in found]})

@@ -1,24 +1,25 @@
-"""Helpers every thin handler uses: the services, the caller, a JSON body, an admin event."""
+"""Helpers every thin handler uses: the services, a JSON body, an admin event (who may call a
+route: gateway/api/access.py)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 
 from gateway.audit.events import Event, new_event
-from gateway.errors import BadRequest, Forbidden
+from gateway.errors import BadRequest
+from gateway.services import Services
 from gateway.types import EventType, Principal
-
-if TYPE_CHECKING:
-    from gateway.app import Services
 
 MAX_BODY = 64 * 1024
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    """What the lifespan built, from its state (gateway/app.py)."""
+    built: Services = request.state.services
+    return built
 
 
 def request_id(request: Request) -> str:
@@ -32,25 +33,6 @@ def client_ip(request: Request) -> str | None:
 def authorization(request: Request) -> str | None:
     """The Authorization header; several are joined, which authentication refuses as ambiguous."""
     return ", ".join(request.headers.getlist("authorization")) or None
-
-
-async def caller(request: Request) -> Principal:
-    """The authenticated, not suspended principal (401 / 403 principal_suspended otherwise)."""
-    return await services(request).flow.authenticate(authorization(request))
-
-
-async def require(request: Request, action: str) -> Principal:
-    """The caller, if the policy gives any of their roles this administrative action."""
-    principal = await caller(request)
-    if not services(request).policy.may(principal, action):
-        raise Forbidden("Your role may not do this.")
-    return principal
-
-
-def require_owner(principal: Principal, customer_id: str) -> None:
-    """Only the customer who owns the footage (their token's customer_id) may do this."""
-    if "customer" not in principal.roles or principal.customer_id != customer_id:
-        raise Forbidden("Only the owner may do this.", code="not_owner")
 
 
 async def json_body(request: Request) -> Any:

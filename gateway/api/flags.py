@@ -10,23 +10,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import int_param, json_body, record, require, services
+from gateway.api.access import requires
+from gateway.api.common import int_param, json_body, record, services
 from gateway.detection.flags import FlagStore
 from gateway.errors import BadRequest
-from gateway.types import EventType, FlagStatus
+from gateway.types import EventType, FlagStatus, Principal
 
 MAX_RESOLUTION = 2000
 MAX_FLAG_ID = 64
 
 
 def _store(request: Request) -> FlagStore:
-    detector = services(request).detector
-    return detector.flags if detector is not None else FlagStore(services(request).engine)
+    return services(request).detector.flags
 
 
-async def list_flags(request: Request) -> Response:
+@requires("flags.manage")
+async def list_flags(request: Request, _analyst: Principal) -> Response:
     """`?status=open|resolved`, `?principal=`, `?limit=`; newest first."""
-    await require(request, "flags.manage")
     wanted = request.query_params.get("status") or None
     if wanted not in (None, *FlagStatus):
         raise BadRequest("status must be open or resolved.")
@@ -38,9 +38,9 @@ async def list_flags(request: Request) -> Response:
     return JSONResponse({"flags": [f.as_json() for f in found]})
 
 
-async def resolve_flag(request: Request) -> Response:
+@requires("flags.manage")
+async def resolve_flag(request: Request, analyst: Principal) -> Response:
     """Close an open flag with the analyst's resolution; audited as `flag.resolved`."""
-    analyst = await require(request, "flags.manage")
     flag_id = request.path_params["flag_id"]
     if not 1 <= len(flag_id) <= MAX_FLAG_ID:
         raise BadRequest("Malformed flag id.")

@@ -6,18 +6,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import (
-    authorization,
-    caller,
-    client_ip,
-    record,
-    request_id,
-    require_owner,
-    services,
-)
+from gateway.api.access import requires
+from gateway.api.common import authorization, client_ip, record, request_id, services
 from gateway.calls import FootageCall
 from gateway.errors import BadRequest
-from gateway.types import Action, ClipRef, EventType, clip_recorded_at, is_valid_id
+from gateway.types import Action, ClipRef, EventType, Principal, clip_recorded_at, is_valid_id
 
 NO_STORE = {"Cache-Control": "private, no-store"}
 
@@ -68,10 +61,17 @@ async def list_clips(request: Request) -> Response:
 
 async def delete_clip(request: Request) -> Response:
     """The owner deletes a clip for good; the audit log keeps a footage.deleted event."""
-    _refuse_encoded(request)
-    principal = await caller(request)
+    _refuse_encoded(request)  # before authentication: an escaped path names nothing at all
+    return await _delete_owned_clip(request)
+
+
+def _clip_owner(request: Request) -> str:
+    return _clip_ref(request).customer_id
+
+
+@requires(owner=_clip_owner, message="Only the owner may do this.", code="not_owner")
+async def _delete_owned_clip(request: Request, principal: Principal) -> Response:
     clip = _clip_ref(request)
-    require_owner(principal, clip.customer_id)
     await services(request).storage.delete(clip)  # NotFound → 404 for the owner
     event = await record(
         request,

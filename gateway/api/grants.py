@@ -9,16 +9,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import caller, json_body, record, services
+from gateway.api.access import is_customer, permits, requires
+from gateway.api.common import json_body, record, services
 from gateway.errors import Forbidden, NotFound
 from gateway.grants import Grant, grantee_names, parse_new_grant
-from gateway.types import EventType, Principal, Role
+from gateway.types import EventType, Principal
+
+REVOKE_ANY = "grants.revoke_any"  # security's policy action: revoke any customer's grant
 
 
-async def create_grant(request: Request) -> Response:
-    principal = await caller(request)
-    if Role.CUSTOMER not in principal.known_roles or principal.customer_id is None:
-        raise Forbidden("Only a customer can grant access to their footage.", code="not_owner")
+@requires(
+    customer=True, message="Only a customer can grant access to their footage.", code="not_owner"
+)
+async def create_grant(request: Request, principal: Principal) -> Response:
     svc = services(request)
     now = datetime.now(UTC)
     grant = parse_new_grant(
@@ -38,11 +41,11 @@ async def create_grant(request: Request) -> Response:
     return JSONResponse(grant.as_json(now), 201, headers={"X-Audit-Event-ID": event["event_id"]})
 
 
-async def list_grants(request: Request) -> Response:
+@requires()
+async def list_grants(request: Request, principal: Principal) -> Response:
     """Customers: the grants they issued. Staff: the grants addressed to them or their roles."""
-    principal = await caller(request)
     svc = services(request)
-    if Role.CUSTOMER in principal.known_roles and principal.customer_id:
+    if is_customer(principal) and principal.customer_id:
         found = await anyio.to_thread.run_sync(svc.grants.for_customer, principal.customer_id)
     else:
         grantees = grantee_names(principal.sub, sorted(principal.known_roles))
@@ -52,9 +55,9 @@ async def list_grants(request: Request) -> Response:
     return JSONResponse({"grants": [g.as_json(now, counts.get(g.grant_id, 0)) for g in found]})
 
 
-async def revoke_grant(request: Request) -> Response:
+@requires()  # who may revoke depends on the grant: see _grant_for_revoker
+async def revoke_grant(request: Request, principal: Principal) -> Response:
     """Revoke at once: the next request under this grant is denied."""
-    principal = await caller(request)
     svc = services(request)
     grant_id = request.path_params["grant_id"]
     grant = await _grant_for_revoker(request, principal, grant_id)
@@ -74,15 +77,14 @@ async def revoke_grant(request: Request) -> Response:
 async def _grant_for_revoker(request: Request, principal: Principal, grant_id: str) -> Grant:
     """The grant, if this caller may revoke it; authorization is decided before existence."""
     svc = services(request)
-    may_revoke_any = bool(svc.policy.may(principal, "grants.revoke_any"))
+    may_revoke_any = permits(svc.policy, principal, REVOKE_ANY)
     try:
         grant = await anyio.to_thread.run_sync(svc.grants.get, grant_id[:64])
     except NotFound:
         if may_revoke_any:
             raise
         raise Forbidden("Only the owner or security may revoke this grant.") from None
-    owner = Role.CUSTOMER in principal.known_roles and principal.customer_id == grant.customer_id
-    if not (owner or may_revoke_any):
+    if not permits(svc.policy, principal, REVOKE_ANY, owner_of=grant.customer_id):
         raise Forbidden("Only the owner or security may revoke this grant.", code="not_owner")
     return grant
 

@@ -9,11 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import caller, int_param, services
+from gateway.api.access import requires
+from gateway.api.common import int_param, services
 from gateway.audit.events import Event
 from gateway.audit.store import EventQuery
-from gateway.errors import Forbidden
-from gateway.types import EventType, Role, Verdict
+from gateway.types import EventType, Principal, Verdict
 
 ENTRY_FIELDS = (
     "seq",
@@ -34,10 +34,9 @@ ENTRY_FIELDS = (
 )
 
 
-async def access_log(request: Request) -> Response:
-    principal = await caller(request)
-    if Role.CUSTOMER not in principal.known_roles or not principal.customer_id:
-        raise Forbidden("Only a customer has an access log.", code="not_owner")
+@requires(customer=True, message="Only a customer has an access log.", code="not_owner")
+async def access_log(request: Request, principal: Principal) -> Response:
+    assert principal.customer_id is not None  # requires(customer=True) saw to that
     limit = int_param(request, "limit", 50, 1, 500) or 50
     before = int_param(request, "before_seq", None, 1, 2**62)
     store = services(request).audit_store

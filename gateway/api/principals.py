@@ -10,23 +10,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.common import json_body, record, require, services
+from gateway.api.access import requires
+from gateway.api.common import json_body, record, services
 from gateway.errors import BadRequest
-from gateway.types import EventType, PrincipalState
+from gateway.types import EventType, Principal, PrincipalState
 
 MAX_SUB = 256
 
 
-async def suspend(request: Request) -> Response:
-    return await _set_status(request, PrincipalState.SUSPENDED, EventType.PRINCIPAL_SUSPENDED)
+@requires("principals.manage")
+async def suspend(request: Request, actor: Principal) -> Response:
+    return await _set_status(
+        request, actor, PrincipalState.SUSPENDED, EventType.PRINCIPAL_SUSPENDED
+    )
 
 
-async def reinstate(request: Request) -> Response:
-    return await _set_status(request, PrincipalState.ACTIVE, EventType.PRINCIPAL_REINSTATED)
+@requires("principals.manage")
+async def reinstate(request: Request, actor: Principal) -> Response:
+    return await _set_status(request, actor, PrincipalState.ACTIVE, EventType.PRINCIPAL_REINSTATED)
 
 
-async def _set_status(request: Request, status: PrincipalState, event_type: EventType) -> Response:
-    actor = await require(request, "principals.manage")
+async def _set_status(
+    request: Request, actor: Principal, status: PrincipalState, event_type: EventType
+) -> Response:
     sub = _sub(request)
     reason = _reason(await _optional_body(request))
     svc = services(request)
@@ -42,20 +48,19 @@ async def _set_status(request: Request, status: PrincipalState, event_type: Even
             status=None,
             detail={"subject": sub, "reason": reason, "by": "manual"},
         )
-    if changed and status is PrincipalState.ACTIVE and svc.detector is not None:
+    if changed and status is PrincipalState.ACTIVE:
         await svc.detector.forget(sub)  # else the old counts would suspend them again at once
     current = await anyio.to_thread.run_sync(svc.principals.status, sub)
     return JSONResponse(current.as_json())
 
 
-async def get_principal(request: Request) -> Response:
-    await require(request, "principals.manage")
+@requires("principals.manage")
+async def get_principal(request: Request, _analyst: Principal) -> Response:
     sub = _sub(request)
     svc = services(request)
     current = await anyio.to_thread.run_sync(svc.principals.status, sub)
     body: dict[str, Any] = current.as_json()
-    if svc.detector is not None:
-        body.update(await svc.detector.summary(sub))
+    body.update(await svc.detector.summary(sub))
     return JSONResponse(body)
 
 

@@ -14,27 +14,26 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import anyio.to_thread
 import structlog
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
 
+from gateway.authz import PolicyEngine
 from gateway.cluster.bus import RedisBus
 from gateway.cluster.identity import channel_for, new_node_id, read_cluster_id
 from gateway.cluster.policy_watch import TOPIC as POLICY_TOPIC
-from gateway.cluster.policy_watch import PolicyWatcher
+from gateway.cluster.policy_watch import PolicyWatcher, Record
+from gateway.settings import Settings
 
-if TYPE_CHECKING:
-    from gateway.app import Services
-
-__all__ = ["Cluster", "PolicyWatcher", "RedisBus", "start_cluster"]
+__all__ = ["Cluster", "PolicyWatcher", "RedisBus"]
 
 log = structlog.get_logger("gateway.cluster")
 
 SUBSCRIBE_WAIT_SECONDS = 2.0
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """This replica's part in the cluster: its name, its policy watcher, its bus (if any)."""
 
@@ -42,35 +41,44 @@ class Cluster:
     watcher: PolicyWatcher
     bus: RedisBus | None = None
 
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        engine: Engine,
+        policy: PolicyEngine,
+        *,
+        record: Record,
+        registry: CollectorRegistry | None,
+    ) -> Cluster:
+        """The watcher over settings.policy_dir, and a Redis bus when FOOTGW_REDIS_URL is set."""
+        node = new_node_id()
+        bus: RedisBus | None = None
+        if settings.redis_url:
+            bus = RedisBus(settings.redis_url, channel_for(read_cluster_id(engine)), node)
+        watcher = PolicyWatcher(
+            policy,
+            settings.policy_dir,
+            node=node,
+            record=record,
+            publish=bus.publish if bus else None,
+            registry=registry,
+        )
+        return cls(node, watcher, bus)
+
+    async def start(self) -> None:
+        """Subscribe to the bus (waiting a moment for it), then start polling the files."""
+        if self.bus is not None:
+            self.bus.on(POLICY_TOPIC, self.watcher.on_announcement)
+            self.bus.on_reconnect(self.watcher.on_reconnect)
+            self.bus.start()
+            await _wait_subscribed(self.bus)
+        self.watcher.start()
+
     async def close(self) -> None:
         await self.watcher.close()
         if self.bus is not None:
             await self.bus.close()
-
-
-async def start_cluster(services: Services) -> Cluster:
-    """Start the policy watcher, and the Redis bus when FOOTGW_REDIS_URL is set."""
-    settings = services.settings
-    node = new_node_id()
-    bus: RedisBus | None = None
-    if settings.redis_url:
-        cluster_id = await anyio.to_thread.run_sync(read_cluster_id, services.engine)
-        bus = RedisBus(settings.redis_url, channel_for(cluster_id), node)
-    watcher = PolicyWatcher(
-        services.policy,
-        settings.policy_dir,
-        node=node,
-        record=services.audit.append,
-        publish=bus.publish if bus else None,
-        registry=services.metrics.registry,
-    )
-    if bus is not None:
-        bus.on(POLICY_TOPIC, watcher.on_announcement)
-        bus.on_reconnect(watcher.on_reconnect)
-        bus.start()
-        await _wait_subscribed(bus)
-    watcher.start()
-    return Cluster(node, watcher, bus)
 
 
 async def _wait_subscribed(bus: RedisBus) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from gateway.app import create_app
+from gateway.app import create_app, in_process
 from gateway.demo.seeding import DemoCamera, seed
 from gateway.demo.tokens import dev_token
 from gateway.settings import Settings
@@ -84,10 +84,11 @@ async def run_browsing(
     clip_id = await seed_customers(settings, now)
     app = create_app(settings)
     analyst = {"Authorization": f"Bearer {analyst_token}"}
-    transport = httpx.ASGITransport(app=app)
     async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway") as client,
+        in_process(app) as served,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=served), base_url="http://gateway"
+        ) as client,
     ):
         await _fresh_start(client, analyst)
         tickets = [await _grant(client, settings, customer, now) for customer in customer_ids()]

@@ -5,5 +5,5 @@
 - `rules`: what counts, as pure functions over one `access.decision` event
 - `flags`: the flags table; `alerts`: warning lines and the webhook
 - `detector`: the FootageFlow observer that ties them together
-- `wiring`: `attach_detection(services)`, called once by `build_services`
+- `wiring`: `build_detector(...)`, called once by `build_services` (gateway/services.py)
 """

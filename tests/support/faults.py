@@ -355,7 +355,7 @@ class CountedClip:
 
 def services_of(live: Any) -> Any:
     """The Services of a gateway started by tests.support.server.start_live."""
-    return live.server.config.app.state.services
+    return live.services
 
 
 def count_storage(live: Any) -> CountingStorage:

@@ -8,10 +8,11 @@ through the same storage and stores the gateway uses, never by mocking them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,12 +25,14 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from gateway import migrations
 from gateway.app import create_app
 from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
+from gateway.services import Services
 from gateway.settings import Settings, load_settings
 from gateway.storage import open_seeder
 from gateway.types import CameraRef, ClipRef, Zone, clip_recorded_at
@@ -156,10 +159,17 @@ class Live:
     env: GatewayEnv
     server: LiveServer
     client: httpx.Client
+    state: dict[str, Any] = field(default_factory=dict)  # what the app's lifespan yielded
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def services(self) -> Services:
+        """The Services the running gateway's lifespan built (requests see the same record)."""
+        services: Services = self.state["services"]
+        return services
 
     def close(self) -> None:
         """Close the client and stop the server."""
@@ -174,8 +184,26 @@ class Live:
 
 
 def start_live(env: GatewayEnv) -> Live:
-    server = LiveServer(create_app(env.settings)).start()
-    return Live(env, server, httpx.Client(base_url=server.url, timeout=30.0))
+    app = create_app(env.settings)
+    state = hold_lifespan_state(app)
+    server = LiveServer(app).start()
+    return Live(env, server, httpx.Client(base_url=server.url, timeout=30.0), state)
+
+
+def hold_lifespan_state(app: Starlette) -> dict[str, Any]:
+    """A dict that holds what app's lifespan yields once it has started (its state): tests
+    reach the running gateway's Services there, as the app is not where the lifespan puts them."""
+    held: dict[str, Any] = {}
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(running: Starlette) -> AsyncIterator[Any]:
+        async with inner(running) as state:
+            held.update(state or {})
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return held
 
 
 @pytest.fixture

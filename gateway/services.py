@@ -1,0 +1,128 @@
+"""Services: the frozen, typed record of every long-lived client of one gateway process.
+
+Built once by `build_services` in the app's lifespan and handed to requests through
+Starlette's lifespan state (`request.state.services`, STYLE §15). Each subsystem is given the
+few clients it uses as arguments, never this record; nothing is attached to it afterwards.
+What must start on the running loop (the cluster's watcher and bus) starts in `start()`.
+
+This module sits just under `app`: it imports the subsystems and nothing from `app` or `api`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from gateway import migrations
+from gateway.audit.checkpoints import Checkpointer
+from gateway.audit.log import AuditLog
+from gateway.audit.store import AuditStore
+from gateway.authn import Authenticator
+from gateway.authz import Authorizer, PolicyEngine
+from gateway.cameras import CameraStore
+from gateway.cluster import Cluster
+from gateway.db import create_db_engine
+from gateway.detection.detector import Detector
+from gateway.detection.wiring import build_detector
+from gateway.facts import FactsReader
+from gateway.grants import GrantStore, covering_grant
+from gateway.metrics import Metrics
+from gateway.pipeline import FootageFlow
+from gateway.principals import PrincipalStore
+from gateway.settings import Settings
+from gateway.storage import open_storage, presigner_of
+from gateway.storage.base import Storage
+from gateway.types import DeliveryMode
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every long-lived client of one gateway process; requests read request.state.services."""
+
+    settings: Settings
+    engine: Engine
+    storage: Storage
+    policy: PolicyEngine
+    audit_store: AuditStore
+    audit: AuditLog
+    grants: GrantStore
+    cameras: CameraStore
+    principals: PrincipalStore
+    facts: FactsReader
+    flow: FootageFlow
+    metrics: Metrics
+    detector: Detector  # detection rules, flags and suspensions: the flow's observer
+    checkpoints: Checkpointer  # signed heads of the audit chain, on every commit hook
+    cluster: Cluster  # policy hot reload and the Redis bus to other replicas
+    owns_engine: bool  # built here from settings (so disposed here), not handed in
+
+    async def start(self) -> None:
+        """Start what runs on the loop: the policy watcher and the Redis bus (if configured)."""
+        await self.cluster.start()
+
+    async def close(self) -> None:
+        """Stop everything in an order that loses nothing: each step flushes into the next."""
+        await self.cluster.close()
+        await self.audit.close()
+        self.audit_store.close()  # the connection PostgreSQL appends hold
+        await self.detector.close()  # pending alerts, once the audit log is closed
+        await self.checkpoints.close()  # then the last checkpoint covers every commit
+        await self.storage.close()
+        self.facts.close()  # before dispose: it holds one pooled connection
+        if self.owns_engine:
+            self.engine.dispose()
+
+
+def build_services(settings: Settings, engine: Engine | None = None) -> Services:
+    """Build the clients; the database must already be migrated (serve checks, migrate applies)."""
+    owns_engine = engine is None
+    engine = engine or create_db_engine(settings.database_url)
+    migrations.check(engine)
+    storage = open_storage(settings)
+    policy = PolicyEngine(settings.policy_dir)
+    audit_store = AuditStore(engine)
+    audit = AuditLog(audit_store)
+    grants = GrantStore(engine)
+    cameras = CameraStore(engine)
+    principals = PrincipalStore(engine)
+    facts = FactsReader.for_engine(engine, principals, cameras, grants)
+    metrics = Metrics()
+    detector = build_detector(settings, engine, principals, audit, audit_store, metrics)
+    checkpoints = Checkpointer.from_settings(settings, engine)
+    audit.on_commit(checkpoints.on_commit)  # checkpoint the chain as it grows
+    flow = FootageFlow(
+        authn=Authenticator.from_settings(settings),
+        cameras=cameras,
+        authorizer=Authorizer(policy, covering_grant),
+        grants=grants,
+        audit=audit,
+        storage=storage,
+        facts=facts,
+        retention_days=settings.retention_days,
+        metrics=metrics,
+        presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
+        accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
+        observers=(detector,),  # every access decision, before its response is sent
+    )
+    cluster = Cluster.build(
+        settings, engine, policy, record=audit.append, registry=metrics.registry
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        storage=storage,
+        policy=policy,
+        audit_store=audit_store,
+        audit=audit,
+        grants=grants,
+        cameras=cameras,
+        principals=principals,
+        facts=facts,
+        flow=flow,
+        metrics=metrics,
+        detector=detector,
+        checkpoints=checkpoints,
+        cluster=cluster,
+        owns_engine=owns_engine,
+    )

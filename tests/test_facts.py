@@ -139,3 +139,24 @@ def test_a_failing_inline_read_falls_back_to_the_thread_which_reports_it(world: 
     with capture_logs() as logs:
         assert not world.read().suspended
     assert logs == []  # back on the loop, nothing to report
+
+
+def test_status_alone_asks_as_read_does_on_both_paths(world: World) -> None:
+    """Administrative routes ask `status`; footage asks `read`: one answer, from the next read."""
+
+    def suspended(reader: FactsReader) -> tuple[bool, bool]:
+        alone = asyncio.run(reader.status("sam")).suspended
+        return alone, world.read(reader=reader).suspended
+
+    assert suspended(world.reader) == suspended(world.threaded) == (False, False)
+    world.principals.set_status("sam", SUSPENDED, "sweep", "analyst", NOW)
+    assert suspended(world.reader) == suspended(world.threaded) == (True, True)
+    assert asyncio.run(world.reader.status("sam")) == world.principals.status("sam")
+
+
+def test_a_failing_inline_status_falls_back_to_the_thread_which_reports_it(world: World) -> None:
+    with world.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE principals RENAME TO principals_gone"))
+    with capture_logs() as logs, pytest.raises(OperationalError):
+        asyncio.run(world.reader.status("sam"))
+    assert [e["event"] for e in logs] == ["inline_read_failed"]

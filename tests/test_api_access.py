@@ -10,8 +10,7 @@ import pytest
 from starlette.routing import Route
 
 from gateway.api import routes
-from gateway.principals import SUSPENDED
-from gateway.types import Role
+from gateway.types import PrincipalState, Role
 from tests.support.server import Live
 
 # The footage routes decide and audit in the flow (pipeline.py); these are open to anyone.
@@ -65,7 +64,9 @@ def test_a_suspended_principal_is_refused_by_every_administrative_route(live: Li
     everything = [str(r) for r in Role]
     headers = live.env.auth("root", *everything, customer_id="c1")
     assert live.client.get("/v1/grants", headers=headers).status_code == 200
-    live.services.principals.set_status("root", SUSPENDED, "test", "analyst", datetime.now(UTC))
+    live.services.principals.set_status(
+        "root", PrincipalState.SUSPENDED, "test", "analyst", datetime.now(UTC)
+    )
     for method, path in ADMIN_ROUTES:
         r = live.client.request(method, path, headers=headers, json={})
         assert r.status_code == 403, (method, path, r.text)

@@ -149,7 +149,7 @@ def test_status_alone_asks_as_read_does_on_both_paths(world: World) -> None:
         return alone, world.read(reader=reader).suspended
 
     assert suspended(world.reader) == suspended(world.threaded) == (False, False)
-    world.principals.set_status("sam", SUSPENDED, "sweep", "analyst", NOW)
+    world.principals.set_status("sam", PrincipalState.SUSPENDED, "sweep", "analyst", NOW)
     assert suspended(world.reader) == suspended(world.threaded) == (True, True)
     assert asyncio.run(world.reader.status("sam")) == world.principals.status("sam")
 

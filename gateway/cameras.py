@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import cameras, reading
+from gateway.db import cameras, reading, writing
 from gateway.errors import BadRequest
 from gateway.types import CameraRef, Zone, format_ts
 
@@ -67,11 +67,20 @@ class CameraStore:
             key = {"customer_id": camera.customer_id, "camera_id": camera.camera_id}
             return zone_from_row(c.execute(ZONE_BY_CAMERA, key).first())
 
-    def set(self, camera: CameraRef, zone: Zone, label: str, by: str, now: datetime) -> Camera:
+    def set(
+        self,
+        camera: CameraRef,
+        zone: Zone,
+        label: str,
+        by: str,
+        now: datetime,
+        conn: Connection | None = None,
+    ) -> Camera:
+        """Set the zone and label (in `conn`'s transaction when given: with its audit event)."""
         values = {"zone": str(zone), "label": label, "updated_at": format_ts(now), "updated_by": by}
         key = {"customer_id": camera.customer_id, "camera_id": camera.camera_id}
-        with self.engine.begin() as conn:
-            updated = conn.execute(
+        with writing(self.engine, conn) as c:
+            updated = c.execute(
                 cameras.update()
                 .where(
                     cameras.c.customer_id == camera.customer_id,
@@ -80,7 +89,7 @@ class CameraStore:
                 .values(**values)
             ).rowcount
             if not updated:
-                conn.execute(cameras.insert().values(**key, **values))
+                c.execute(cameras.insert().values(**key, **values))
         return Camera(camera.customer_id, camera.camera_id, zone, label, True)
 
     def for_customer(self, customer_id: str, stored: list[str]) -> list[Camera]:

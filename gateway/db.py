@@ -210,6 +210,17 @@ def begin_write(engine: Engine) -> Any:
     return engine.execution_options(**{WRITE_LOCK_OPTION: True}).begin()
 
 
+@contextmanager
+def writing(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
+    """`conn` when the caller holds a transaction (a change and its audit event commit together,
+    gateway/audit/atomic.py), else a write transaction of its own (begin_write)."""
+    if conn is not None:
+        yield conn
+        return
+    with begin_write(engine) as fresh:
+        yield fresh
+
+
 def lock_audit_chain(conn: Connection) -> None:
     """On PostgreSQL, serialise chain appends across every replica until the transaction ends."""
     if conn.dialect.name == "postgresql":

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import audit_events, grants, reading
+from gateway.db import audit_events, grants, reading, writing
 from gateway.errors import BadRequest, NotFound
 from gateway.types import (
     AccessRequest,
@@ -224,26 +224,29 @@ class GrantStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, grant: Grant) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(grants.insert().values(**_row(grant)))
+    def create(self, grant: Grant, conn: Connection | None = None) -> None:
+        """Store a new grant (in `conn`'s transaction when given: with its audit event)."""
+        with writing(self.engine, conn) as c:
+            c.execute(grants.insert().values(**_row(grant)))
 
-    def get(self, grant_id: str) -> Grant:
-        with self.engine.connect() as conn:
-            row = conn.execute(grants.select().where(grants.c.grant_id == grant_id)).first()
+    def get(self, grant_id: str, conn: Connection | None = None) -> Grant:
+        with reading(self.engine, conn) as c:
+            row = c.execute(grants.select().where(grants.c.grant_id == grant_id)).first()
         if row is None:
             raise NotFound("No such grant.")
         return grant_from_row(row._mapping)
 
-    def revoke(self, grant_id: str, by: str, now: datetime) -> Grant:
+    def revoke(
+        self, grant_id: str, by: str, now: datetime, conn: Connection | None = None
+    ) -> Grant:
         """Mark revoked (idempotent: a second revoke keeps the first time and author)."""
-        with self.engine.begin() as conn:
-            conn.execute(
+        with writing(self.engine, conn) as c:
+            c.execute(
                 grants.update()
                 .where(grants.c.grant_id == grant_id, grants.c.revoked_at.is_(None))
                 .values(revoked_at=format_ts(now), revoked_by=by)
             )
-        return self.get(grant_id)
+            return self.get(grant_id, c)
 
     def for_customer(self, customer_id: str) -> list[Grant]:
         return self._select(grants.c.customer_id == customer_id)

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import begin_write, principals, reading
+from gateway.db import principals, reading, writing
 from gateway.types import PrincipalState, format_ts
 
 # Built once: on every request, building and keying the statement cost more than running it.
@@ -61,9 +61,18 @@ class PrincipalStore:
             return status_from_row(sub, c.execute(STATUS_BY_SUB, {"sub": sub}).mappings().first())
 
     def set_status(
-        self, sub: str, status: PrincipalState, reason: str, by: str, now: datetime
+        self,
+        sub: str,
+        status: PrincipalState,
+        reason: str,
+        by: str,
+        now: datetime,
+        conn: Connection | None = None,
     ) -> bool:
-        """Set the status; True when it changed (suspending twice is one suspension)."""
+        """Set the status; True when it changed (suspending twice is one suspension).
+
+        In `conn`'s transaction when given (a change and its audit event commit together).
+        """
         values = {
             "status": status,
             "reason": reason,
@@ -73,14 +82,14 @@ class PrincipalStore:
         # Read-then-write under the write lock from the start: a deferred SQLite transaction
         # that reads first fails at once ("database is locked") if another writer committed
         # meanwhile, and an automatic suspension must not be lost to that (issue 4).
-        with begin_write(self.engine) as conn:
-            current = conn.execute(
+        with writing(self.engine, conn) as c:
+            current = c.execute(
                 sa.select(principals.c.status).where(principals.c.sub == sub)
             ).scalar()
             if current == status or (current is None and status == PrincipalState.ACTIVE):
                 return False
             if current is None:
-                conn.execute(principals.insert().values(sub=sub, **values))
+                c.execute(principals.insert().values(sub=sub, **values))
             else:
-                conn.execute(principals.update().where(principals.c.sub == sub).values(**values))
+                c.execute(principals.update().where(principals.c.sub == sub).values(**values))
         return True

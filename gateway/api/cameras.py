@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import anyio.to_thread
+from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import requires
-from gateway.api.common import json_body, record, services
-from gateway.cameras import parse_camera_update
+from gateway.api.common import admin_event, commit, json_body, services
+from gateway.audit.events import Event
+from gateway.cameras import Camera, parse_camera_update
 from gateway.errors import BadRequest
-from gateway.types import CameraRef, EventType, Principal, is_valid_id
+from gateway.types import CameraRef, EventType, Principal, Zone, is_valid_id
 
 
 def _camera_owner(request: Request) -> str:
@@ -32,19 +34,24 @@ async def put_camera(request: Request, principal: Principal) -> Response:
     camera = _camera(request)
     zone, label = parse_camera_update(await json_body(request))
     svc = services(request)
-    previous = await anyio.to_thread.run_sync(svc.cameras.zone_of, camera)
-    saved = await anyio.to_thread.run_sync(
-        svc.cameras.set, camera, zone, label, principal.sub, datetime.now(UTC)
-    )
-    await record(
-        request,
-        principal,
-        EventType.CAMERA_UPDATED,
-        action="camera.update",
-        customer_id=camera.customer_id,
-        camera_id=camera.camera_id,
-        detail={"zone": str(zone), "previous_zone": str(previous), "label": label},
-    )
+    now = datetime.now(UTC)
+
+    def change(conn: Connection) -> tuple[Zone, Camera]:
+        previous = svc.cameras.zone_of(camera, conn)  # in the same transaction: no lost update
+        return previous, svc.cameras.set(camera, zone, label, principal.sub, now, conn)
+
+    def event_of(changed: tuple[Zone, Camera]) -> Event:
+        return admin_event(
+            request,
+            principal,
+            EventType.CAMERA_UPDATED,
+            action="camera.update",
+            customer_id=camera.customer_id,
+            camera_id=camera.camera_id,
+            detail={"zone": str(zone), "previous_zone": str(changed[0]), "label": label},
+        )
+
+    (_, saved), _ = await commit(request, change, event_of)
     return JSONResponse(saved.as_json())
 
 

@@ -4,16 +4,18 @@ route: gateway/api/access.py)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from gateway.audit.atomic import Change, EventOf
 from gateway.audit.events import Event, new_event
 from gateway.errors import BadRequest
 from gateway.services import Services
 from gateway.types import EventType, Principal
 
 MAX_BODY = 64 * 1024
+T = TypeVar("T")
 
 
 def services(request: Request) -> Services:
@@ -48,11 +50,11 @@ async def json_body(request: Request) -> Any:
         raise BadRequest("The body must be JSON.") from exc
 
 
-async def record(
+def admin_event(
     request: Request, principal: Principal, event_type: EventType, **fields: Any
 ) -> Event:
-    """Write one administrative event (grant, camera, suspension…) durably; 503 if it cannot."""
-    event = new_event(
+    """An administrative event (grant, camera, suspension…) by this caller, not yet written."""
+    return new_event(
         event_type,
         request_id=request_id(request),
         principal=principal.sub,
@@ -61,7 +63,26 @@ async def record(
         user_agent=(request.headers.get("user-agent") or "")[:300] or None,
         **fields,
     )
-    return await services(request).audit.append(event)
+
+
+async def record(
+    request: Request, principal: Principal, event_type: EventType, **fields: Any
+) -> Event:
+    """Write one administrative event durably, on its own; 503 if it cannot."""
+    return await services(request).audit.append(
+        admin_event(request, principal, event_type, **fields)
+    )
+
+
+async def commit(
+    request: Request, change: Change[T], event_of: EventOf[T]
+) -> tuple[T, Event | None]:
+    """Make a change and write its event in one transaction: both stand, or 503 and neither.
+
+    docs/contract.md §7 "The chain": a change with no event is what the threat model reads as
+    tampering, so no administrative change is made on its own (gateway/audit/atomic.py).
+    """
+    return await services(request).audit.commit_with(change, event_of)
 
 
 def int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:

@@ -11,8 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import requires
-from gateway.api.common import int_param, json_body, record, services
-from gateway.detection.flags import FlagStore
+from gateway.api.common import admin_event, commit, int_param, json_body, services
+from gateway.audit.events import Event
+from gateway.detection.flags import Flag, FlagStore
 from gateway.errors import BadRequest
 from gateway.types import EventType, FlagStatus, Principal
 
@@ -46,21 +47,26 @@ async def resolve_flag(request: Request, analyst: Principal) -> Response:
         raise BadRequest("Malformed flag id.")
     resolution = _resolution(await json_body(request))
     store = _store(request)
-    flag = await anyio.to_thread.run_sync(
-        store.resolve, flag_id, resolution, analyst.sub, datetime.now(UTC)
+    now = datetime.now(UTC)
+
+    def event_of(flag: Flag) -> Event:
+        return admin_event(
+            request,
+            analyst,
+            EventType.FLAG_RESOLVED,
+            action="flag.resolve",
+            detail={
+                "flag_id": flag.flag_id,
+                "rule": flag.rule,
+                "subject": flag.principal,
+                "resolution": resolution,
+            },
+        )
+
+    flag, event = await commit(
+        request, lambda conn: store.resolve(flag_id, resolution, analyst.sub, now, conn), event_of
     )
-    event = await record(
-        request,
-        analyst,
-        EventType.FLAG_RESOLVED,
-        action="flag.resolve",
-        detail={
-            "flag_id": flag.flag_id,
-            "rule": flag.rule,
-            "subject": flag.principal,
-            "resolution": resolution,
-        },
-    )
+    assert event is not None  # a resolution always has its event
     return JSONResponse(flag.as_json(), headers={"X-Audit-Event-ID": event["event_id"]})
 
 

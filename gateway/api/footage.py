@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -9,7 +11,7 @@ from starlette.routing import Route
 from gateway.api.access import requires
 from gateway.api.common import authorization, client_ip, record, request_id, services
 from gateway.calls import FootageCall
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, GatewayError
 from gateway.types import Action, ClipRef, EventType, Principal, clip_recorded_at, is_valid_id
 
 NO_STORE = {"Cache-Control": "private, no-store"}
@@ -71,19 +73,55 @@ def _clip_owner(request: Request) -> str:
 
 @requires(owner=_clip_owner, message="Only the owner may do this.", code="not_owner")
 async def _delete_owned_clip(request: Request, principal: Principal) -> Response:
+    """Record the request, delete, record the outcome (docs/contract.md §7 "The chain").
+
+    Storage is not transactional, so the order is what keeps the log honest: no deletion
+    without a `footage.delete_requested` before it (if that cannot be written, nothing is
+    deleted), and no `footage.deleted` unless the storage said the clip is gone.
+    """
     clip = _clip_ref(request)
-    await services(request).storage.delete(clip)  # NotFound → 404 for the owner
+    where = {"customer_id": clip.customer_id, "camera_id": clip.camera_id, "clip_id": clip.clip_id}
+    requested = await record(
+        request, principal, EventType.FOOTAGE_DELETE_REQUESTED, action="delete", **where
+    )
+    joined = {"requested_event_id": requested["event_id"]}
+    try:
+        await services(request).storage.delete(clip)  # NotFound → 404 for the owner
+    except GatewayError as exc:
+        await _record_failure(request, principal, where, joined, exc)
+        raise
     event = await record(
         request,
         principal,
         EventType.FOOTAGE_DELETED,
         action="delete",
-        customer_id=clip.customer_id,
-        camera_id=clip.camera_id,
-        clip_id=clip.clip_id,
         status=204,
+        detail=joined,
+        **where,
     )
     return Response(status_code=204, headers={"X-Audit-Event-ID": event["event_id"], **NO_STORE})
+
+
+async def _record_failure(
+    request: Request,
+    principal: Principal,
+    where: dict[str, str],
+    joined: dict[str, str],
+    exc: GatewayError,
+) -> None:
+    """`footage.delete_failed` for a deletion the storage refused; the refusal is answered even
+    if this event cannot be written (the request event then stands alone, naming no outcome)."""
+    with contextlib.suppress(GatewayError):
+        await record(
+            request,
+            principal,
+            EventType.FOOTAGE_DELETE_FAILED,
+            action="delete",
+            status=exc.status,
+            reason=exc.code,
+            detail=joined,
+            **where,
+        )
 
 
 def _clip_ref(request: Request) -> ClipRef:

@@ -10,7 +10,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import is_customer, permits, requires
-from gateway.api.common import json_body, record, services
+from gateway.api.common import admin_event, commit, json_body, services
+from gateway.audit.events import Event
 from gateway.errors import Forbidden, NotFound
 from gateway.grants import Grant, grantee_names, parse_new_grant
 from gateway.types import EventType, Principal
@@ -27,8 +28,7 @@ async def create_grant(request: Request, principal: Principal) -> Response:
     grant = parse_new_grant(
         await json_body(request), principal, now, svc.settings.grant_max_ttl_seconds
     )
-    await anyio.to_thread.run_sync(svc.grants.create, grant)
-    event = await record(
+    event = admin_event(
         request,
         principal,
         EventType.GRANT_CREATED,
@@ -38,7 +38,8 @@ async def create_grant(request: Request, principal: Principal) -> Response:
         purpose=grant.purpose,
         detail=grant.as_json(now),
     )
-    return JSONResponse(grant.as_json(now), 201, headers={"X-Audit-Event-ID": event["event_id"]})
+    _, sealed = await commit(request, lambda conn: svc.grants.create(grant, conn), lambda _: event)
+    return JSONResponse(grant.as_json(now), 201, headers=_event_header(sealed))
 
 
 @requires()
@@ -62,8 +63,7 @@ async def revoke_grant(request: Request, principal: Principal) -> Response:
     grant_id = request.path_params["grant_id"]
     grant = await _grant_for_revoker(request, principal, grant_id)
     now = datetime.now(UTC)
-    revoked = await anyio.to_thread.run_sync(svc.grants.revoke, grant.grant_id, principal.sub, now)
-    event = await record(
+    event = admin_event(
         request,
         principal,
         EventType.GRANT_REVOKED,
@@ -71,7 +71,16 @@ async def revoke_grant(request: Request, principal: Principal) -> Response:
         customer_id=grant.customer_id,
         grant_id=grant.grant_id,
     )
-    return JSONResponse(revoked.as_json(now), headers={"X-Audit-Event-ID": event["event_id"]})
+    revoked, sealed = await commit(
+        request,
+        lambda conn: svc.grants.revoke(grant.grant_id, principal.sub, now, conn),
+        lambda _: event,
+    )
+    return JSONResponse(revoked.as_json(now), headers=_event_header(sealed))
+
+
+def _event_header(sealed: Event | None) -> dict[str, str]:
+    return {"X-Audit-Event-ID": sealed["event_id"]} if sealed else {}
 
 
 async def _grant_for_revoker(request: Request, principal: Principal, grant_id: str) -> Grant:

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import requires
-from gateway.api.common import json_body, record, services
+from gateway.api.common import admin_event, commit, json_body, services
 from gateway.errors import BadRequest
 from gateway.types import EventType, Principal, PrincipalState
 
@@ -36,18 +36,20 @@ async def _set_status(
     sub = _sub(request)
     reason = _reason(await _optional_body(request))
     svc = services(request)
-    changed = await anyio.to_thread.run_sync(
-        svc.principals.set_status, sub, status, reason, actor.sub, datetime.now(UTC)
+    now = datetime.now(UTC)
+    event = admin_event(
+        request,
+        actor,
+        event_type,
+        action=str(event_type),
+        status=None,
+        detail={"subject": sub, "reason": reason, "by": "manual"},
     )
-    if changed:
-        await record(
-            request,
-            actor,
-            event_type,
-            action=str(event_type),
-            status=None,
-            detail={"subject": sub, "reason": reason, "by": "manual"},
-        )
+    changed, _ = await commit(
+        request,
+        lambda conn: svc.principals.set_status(sub, status, reason, actor.sub, now, conn),
+        lambda changed: event if changed else None,  # suspending twice is one suspension
+    )
     if changed and status is PrincipalState.ACTIVE:
         await svc.detector.forget(sub)  # else the old counts would suspend them again at once
     current = await anyio.to_thread.run_sync(svc.principals.status, sub)

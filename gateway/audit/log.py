@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import anyio.to_thread
 import structlog
 
+from gateway.audit.atomic import Change, EventOf, commit_with_event
 from gateway.audit.events import Event
 from gateway.audit.store import AuditStore, before_commit
 from gateway.background import spawn
@@ -32,6 +34,7 @@ DEADLINE_SLACK = 0.05
 
 # An appended event, the future its caller awaits, and the loop time its caller stops waiting.
 _Waiter = tuple[Event, asyncio.Future[Event], float]
+T = TypeVar("T")
 
 
 class AuditLog:
@@ -57,6 +60,23 @@ class AuditLog:
     async def append(self, event: Event) -> Event:
         """Commit one event durably and return it sealed; AuditUnavailable if that fails."""
         return await self._queue([event])[0]  # one future: no gather per request
+
+    async def commit_with(self, change: Change[T], event_of: EventOf[T]) -> tuple[T, Event | None]:
+        """Make an administrative change and append its event in one transaction (atomic.py).
+
+        Not through the group-commit queue: a refused change must not fail the batch it would
+        share. Its answer waits for the transaction's outcome (lock waits are bounded by the
+        timeout), so AuditUnavailable here means nothing changed and no event was written.
+        """
+        engine = self.store.engine
+        result, sealed = await anyio.to_thread.run_sync(
+            lambda: commit_with_event(engine, change, event_of, lock_timeout=self.timeout)
+        )
+        if sealed is not None:
+            with contextlib.suppress(Exception):  # a log line is a copy: it never undoes a commit
+                log_each(AUDIT_EVENT, [sealed])
+            await self._run_hooks([sealed])
+        return result, sealed
 
     def _queue(self, events: Sequence[Event]) -> list[asyncio.Future[Event]]:
         loop = asyncio.get_running_loop()

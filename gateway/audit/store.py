@@ -168,7 +168,7 @@ def _pg_appender(engine: Engine) -> PgAppender:
     # Imported here: psycopg costs a SQLite deployment 10 MiB of resident memory (issue 7).
     from gateway.audit.pg_append import PgAppender
 
-    return PgAppender(engine, _row)
+    return PgAppender(engine, row_of)
 
 
 def _commit_sqlite(db: sqlite3.Connection, events: Sequence[Event]) -> list[Event]:
@@ -204,8 +204,8 @@ def _driver(pooled: PoolProxiedConnection) -> sqlite3.Connection:
     return db
 
 
-def _row(event: Event, body: str | None = None) -> dict[str, Any]:
-    """One row by column name (SQLAlchemy and the PostgreSQL appender)."""
+def row_of(event: Event, body: str | None = None) -> dict[str, Any]:
+    """One row by column name (SQLAlchemy, the PostgreSQL appender, audit/atomic.py)."""
     return dict(zip(COLUMNS, _values(event, body), strict=True))
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from gateway.db import begin_write, flags
+from gateway.db import begin_write, flags, writing
 from gateway.errors import BadRequest, NotFound
 from gateway.ids import random_hex
 from gateway.types import FlagStatus, Severity, format_ts
@@ -156,10 +156,15 @@ class FlagStore:
         with self.engine.connect() as conn:
             return [_flag(row) for row in conn.execute(stmt).mappings()]
 
-    def resolve(self, flag_id: str, resolution: str, by: str, now: datetime) -> Flag:
-        """Close an open flag with the analyst's resolution; BadRequest if it is closed."""
-        with begin_write(self.engine) as conn:
-            result = conn.execute(
+    def resolve(
+        self, flag_id: str, resolution: str, by: str, now: datetime, conn: Connection | None = None
+    ) -> Flag:
+        """Close an open flag with the analyst's resolution; BadRequest if it is closed.
+
+        In `conn`'s transaction when given (a change and its audit event commit together).
+        """
+        with writing(self.engine, conn) as c:
+            result = c.execute(
                 flags.update()
                 .where(flags.c.flag_id == flag_id, flags.c.status == FlagStatus.OPEN)
                 .values(
@@ -169,12 +174,12 @@ class FlagStore:
                     resolved_at=format_ts(now),
                 )
             )
+            found = _select_one(c, flags.c.flag_id == flag_id)
+            if found is None:
+                raise NotFound("No such flag.")
             if result.rowcount == 0:
-                exists = _select_one(conn, flags.c.flag_id == flag_id)
-                if exists is None:
-                    raise NotFound("No such flag.")
                 raise BadRequest("This flag is already resolved.")
-        return self.get(flag_id)
+            return found
 
 
 def _recent_open(conn: Connection, principal: str, rule: str, since: str) -> Flag | None:

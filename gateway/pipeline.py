@@ -50,6 +50,10 @@ from gateway.types import (
 log = structlog.get_logger("gateway.pipeline")
 
 Observer = Callable[[Event], Awaitable[None]]
+# Detection's admission (contract §8): (request, allowed decision, method, clip id) → the
+# decision, or a refusal when the principal is at a suspend threshold. Checked and counted in
+# one step inside the decision, so concurrent requests cannot all slip under a threshold.
+Admit = Callable[[AccessRequest, Decision, str, str | None], Awaitable[Decision]]
 PRESIGN_TTL_SECONDS = 60
 
 
@@ -81,6 +85,7 @@ class FootageFlow:
     presigner: Presigner | None = None  # FOOTGW_DELIVERY=redirect: S3 presigned URLs
     accel_prefix: str | None = None  # FOOTGW_DELIVERY=accel: nginx's internal location
     observers: Sequence[Observer] = ()
+    admit: Admit | None = None
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """A verified, not suspended principal (suspension is 403 on everything).
@@ -269,7 +274,11 @@ class FootageFlow:
             recorded_at=clip.recorded_at if clip else None,
             now=now,
         )
-        return self.authorizer.decide(request, facts.grants), facts.zone
+        decision = self.authorizer.decide(request, facts.grants)
+        if decision and self.admit is not None:
+            clip_id = clip.clip_id if clip else None
+            decision = await self.admit(request, decision, call.method, clip_id)
+        return decision, facts.zone
 
     def _expired(self, recorded_at: datetime) -> bool:
         if self.retention_days is None:
@@ -366,5 +375,6 @@ _DENIAL_MESSAGES = {
     "zone_restricted": "This camera's zone is not covered for you.",
     "not_owner": "This footage belongs to another customer.",
     "principal_suspended": "This principal is suspended.",
+    "detection_unavailable": "Staff access is refused while detection cannot count it.",
     "forbidden": "Access denied.",
 }

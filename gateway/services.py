@@ -104,6 +104,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
         observers=(detector,),  # every access decision, before its response is sent
+        admit=detector.admit,  # inside every allowed staff decision (contract §8)
     )
     cluster = Cluster.build(
         settings, engine, policy, record=audit.append, registry=metrics.registry

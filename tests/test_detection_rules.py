@@ -131,6 +131,7 @@ ALL_RULES = (
     "customer_browsing",
     "bulk_viewing",
     "repeated_denials",
+    "clip_probing",
     "private_zone_access",
     "break_glass",
     "legal_request",

@@ -65,12 +65,13 @@ DEFAULT_RULES: dict[str, RuleConfig] = {
     "customer_browsing": RuleConfig(Severity.HIGH, 60, flag_at=5, suspend_at=10),
     "bulk_viewing": RuleConfig(Severity.MEDIUM, 10, flag_at=31, suspend_at=101),
     "repeated_denials": RuleConfig(Severity.MEDIUM, 10, flag_at=5, suspend_at=20),
+    "clip_probing": RuleConfig(Severity.MEDIUM, 10, flag_at=5, suspend_at=20),
     "private_zone_access": RuleConfig(Severity.MEDIUM, 60),
     "break_glass": RuleConfig(Severity.HIGH, 60),
     "legal_request": RuleConfig(Severity.MEDIUM, 60),
     "off_hours": RuleConfig(Severity.LOW, 60),
 }
-WINDOW_RULES = frozenset({"customer_browsing", "bulk_viewing", "repeated_denials"})
+WINDOW_RULES = frozenset({"customer_browsing", "bulk_viewing", "repeated_denials", "clip_probing"})
 
 
 @dataclass(frozen=True, slots=True)

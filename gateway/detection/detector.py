@@ -1,9 +1,13 @@
-"""The detector: an observer of committed `access.decision` events that flags and suspends.
+"""The detector: admission inside each decision, and an observer of committed
+`access.decision` events that flags and suspends.
 
-FootageFlow awaits each observer before the response is sent, so when a request crosses a
-suspend threshold the principal is suspended before that request's footage leaves, and the
-next request is 403 `principal_suspended` (issue 4: "the request that crosses a suspend
-threshold is the last one served").
+Observing alone cannot stop a sweep: every request already in flight read "not suspended"
+before the first of them was counted. So the decision asks `admit` first (contract §8,
+"Admission"): one atomic step of the counter store checks every suspend threshold of the
+principal and counts the customer this request shows. A principal at a threshold is refused
+`principal_suspended` whatever the concurrency, on one replica or many, and the request that
+crosses it is the last one admitted. The observer then raises the flags and writes the
+suspension itself, before that request's response is sent.
 
 Per event: count it in the sliding windows (one round trip to the counter store), turn what
 crossed a threshold into findings, and for each finding raise or extend a flag, write
@@ -27,13 +31,15 @@ from gateway.audit.store import AuditStore, EventQuery
 from gateway.detection.activity import recent_activity, staff_accesses
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig
-from gateway.detection.counters import CounterStore
+from gateway.detection.counters import CounterStore, CounterStoreUnavailable
 from gateway.detection.flags import Flag, FlagStore, NewFlag
 from gateway.detection.rules import (
     WINDOW_RULES,
     Access,
     Finding,
     access_of,
+    admission_gates,
+    attempt_of,
     counter_key,
     counts_for,
     instant_findings,
@@ -43,7 +49,14 @@ from gateway.detection.rules import (
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.principals import PrincipalStore
-from gateway.types import EventType, FlagStatus, PrincipalState, Severity
+from gateway.types import (
+    AccessRequest,
+    Decision,
+    EventType,
+    FlagStatus,
+    PrincipalState,
+    Severity,
+)
 
 log = structlog.get_logger("gateway.detection")
 
@@ -81,6 +94,31 @@ class Detector:
         async with self._locks.setdefault(access.principal, asyncio.Lock()):
             for finding in findings:
                 await self._act(access, event, finding)
+
+    async def admit(
+        self, request: AccessRequest, decision: Decision, method: str, clip_id: str | None
+    ) -> Decision:
+        """The allowed decision, or a refusal when the principal is at a suspend threshold.
+
+        Fails closed: when the counters cannot be reached, staff access is refused.
+        """
+        access = attempt_of(request, decision, method, clip_id)
+        gates = admission_gates(access, self.config) if access is not None else []
+        if not gates:
+            return decision
+        try:
+            chain = await self._chain()
+            refused = await self.counters.admit(
+                [replace(g, tally=replace(g.tally, key=f"{chain}:{g.tally.key}")) for _, g in gates]
+            )
+        except CounterStoreUnavailable as exc:
+            log.error("detection_admission_unavailable", error=str(exc))
+            return Decision.deny("detection_unavailable", "detection:admission")
+        if refused is None:
+            return decision
+        rule = gates[refused][0]
+        log.warning("detection_admission_refused", principal=request.principal.sub, rule=rule)
+        return Decision.deny("principal_suspended", f"detection:{rule}")
 
     async def _window_findings(self, access: Access) -> list[Finding]:
         tallies = tallies_for(access, self.config)

@@ -1,14 +1,18 @@
-"""The rules of contract §8 as pure functions over one committed `access.decision` event.
+"""The rules of contract §8 as pure functions over one `access.decision`: committed, or (for
+admission) about to be decided.
 
 What counts, and why:
 - Only staff count. A customer reading their own footage (reason `owner`) is never counted,
   even when the same token also carries a staff role.
-- A *view* is an allowed GET of a clip answered 200 or 206: footage left the gateway. HEAD sends
-  no footage, and a 404 or 416 shows nothing, so neither is a view.
-- A *listing* (allowed GET of a camera, 200) shows which clips a customer has, so it counts
-  toward `customer_browsing` (who was looked at), but it is not a clip (`bulk_viewing`).
-- `bulk_viewing` counts distinct clips: a video player fetches one clip in many ranged
-  requests, and that is one clip watched, not thirty.
+- A *view* is an allowed GET of a clip answered 200 or 206: footage left the gateway.
+- Metadata is footage (contract §8): any allowed staff request on a customer, a clip by GET or
+  HEAD or a listing, whatever storage then answers, shows something of that customer (a HEAD
+  or a 404 says when someone was home), so it counts toward `customer_browsing`. It is counted
+  at admission, before the request is served, and that count is what admission checks.
+- `bulk_viewing` counts distinct clips viewed: a video player fetches one clip in many ranged
+  requests, and that is one clip watched, not thirty. HEAD, listings and 404s are no view.
+- `clip_probing` counts distinct missing clips asked for (allowed requests answered 404): a
+  sweep of guessed clip ids finds out when a camera recorded without fetching any footage.
 - A *denial* is a 403 decision; `principal_suspended` is not counted again (the principal is
   already stopped, and counting would only pile flags onto a closed case).
 - The single-event rules (`break_glass`, `legal_request`, `off_hours`) fire on any allowed
@@ -17,16 +21,18 @@ What counts, and why:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.detection.config import DetectionConfig
-from gateway.detection.counters import Tally
+from gateway.detection.counters import Gate, Tally
 from gateway.types import (
     STAFF_ROLES,
+    AccessRequest,
     Action,
+    Decision,
     EventType,
     Purpose,
     Severity,
@@ -37,6 +43,9 @@ from gateway.types import (
 )
 
 STAFF_ROLE_NAMES = frozenset(str(r) for r in STAFF_ROLES)
+# Refusals that say nothing new about the caller: already suspended (or at a suspend threshold),
+# or detection could not count. Neither is a `repeated_denials` denial.
+NOT_THE_CALLERS = frozenset({"principal_suspended", "detection_unavailable"})
 VIEW_STATUSES = (200, 206)
 
 
@@ -63,22 +72,32 @@ class Access:
 
     @property
     def shows_customer(self) -> bool:
-        """A view, or a listing that showed what a customer has."""
-        return self.is_view or (self.allowed and self.kind == Action.LIST and self.status == 200)
+        """Any allowed request on the customer's footage or its metadata (see the docstring)."""
+        return self.allowed and self.customer_id is not None
+
+    @property
+    def is_probe(self) -> bool:
+        """An allowed request for a clip that is not there."""
+        return self.allowed and self.clip_key is not None and self.status == 404
 
     @property
     def is_denial(self) -> bool:
-        return not self.allowed and self.status == 403 and self.reason != "principal_suspended"
+        return not self.allowed and self.status == 403 and self.reason not in NOT_THE_CALLERS
+
+
+def is_counted(roles: Iterable[str], reason: str | None) -> bool:
+    """Whether detection looks at this caller's access at all (the module docstring says who)."""
+    if not STAFF_ROLE_NAMES.intersection(roles):
+        return False  # customers are never counted
+    return reason != "owner"  # their own footage, whatever other role the token has
 
 
 def access_of(event: dict[str, Any]) -> Access | None:
     """The staff access in a committed event, or None when no rule looks at this event."""
     if event.get("type") != str(EventType.ACCESS_DECISION) or not event.get("principal"):
         return None
-    if not STAFF_ROLE_NAMES.intersection(event.get("roles") or ()):
-        return None  # customers are never counted
-    if event.get("reason") == "owner":
-        return None  # their own footage, whatever other role the token has
+    if not is_counted(event.get("roles") or (), event.get("reason")):
+        return None
     detail = event.get("detail") or {}
     clip = event.get("clip_id")
     kind = "head" if detail.get("method") == "HEAD" else str(event.get("action") or "")
@@ -97,6 +116,29 @@ def access_of(event: dict[str, Any]) -> Access | None:
     )
 
 
+def attempt_of(
+    request: AccessRequest, decision: Decision, method: str, clip_id: str | None
+) -> Access | None:
+    """The staff access an allowed decision is about to make, or None when no rule counts it."""
+    principal = request.principal
+    if not decision or not is_counted(principal.roles, decision.reason):
+        return None
+    camera = request.camera
+    return Access(
+        event_id="",  # not committed yet
+        principal=principal.sub,
+        at=request.now,
+        kind="head" if method == "HEAD" else str(request.action),
+        allowed=True,
+        status=None,  # not answered yet: admission counts only what needs no answer
+        reason=decision.reason,
+        customer_id=camera.customer_id,
+        clip_key=f"{camera.key}/{clip_id}" if clip_id else None,
+        zone=str(request.zone),
+        purpose=str(request.purpose) if request.purpose else None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WindowRule:
     """A threshold over a sliding window: which accesses count, and as what member."""
@@ -110,7 +152,12 @@ WINDOW_RULES = (
     WindowRule("customer_browsing", lambda a: a.shows_customer, lambda a: a.customer_id or ""),
     WindowRule("bulk_viewing", lambda a: a.is_view, lambda a: a.clip_key or ""),
     WindowRule("repeated_denials", lambda a: a.is_denial, lambda a: a.event_id),
+    WindowRule("clip_probing", lambda a: a.is_probe, lambda a: a.clip_key or ""),
 )
+# The rules whose count is known before a request is served: admission counts them (and the
+# committed event adds the same member again, which counts nothing new). The others count
+# what only the answer shows (a view, a denial, a 404), after the commit; admission checks them.
+COUNTED_AT_ADMISSION = frozenset({"customer_browsing"})
 
 
 def _break_glass(access: Access, _config: DetectionConfig) -> bool:
@@ -172,6 +219,25 @@ def tallies_for(access: Access, config: DetectionConfig) -> list[tuple[str, Tall
             conf.window_seconds,
         )
         out.append((rule.name, tally))
+    return out
+
+
+def admission_gates(access: Access, config: DetectionConfig) -> list[tuple[str, Gate]]:
+    """What admitting this access must check, as (rule name, gate): every window rule with a
+    suspend threshold; the ones counted at admission also count this access."""
+    out = []
+    for rule in WINDOW_RULES:
+        conf = config.rule(rule.name)
+        if conf is None or conf.suspend_at is None:
+            continue
+        counts = rule.name in COUNTED_AT_ADMISSION and rule.counts(access)
+        tally = Tally(
+            counter_key(rule.name, access.principal),
+            rule.member(access) if counts else "",
+            access.at.timestamp(),
+            conf.window_seconds,
+        )
+        out.append((rule.name, Gate(tally, conf.suspend_at, counts)))
     return out
 
 

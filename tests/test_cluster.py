@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -290,3 +291,78 @@ def test_a_browsing_sweep_split_across_replicas_is_caught_at_single_replica_thre
     assert statuses == [200] * 10 + [403]
     assert status["status"] == "suspended"
     assert status["reason"].startswith("customer_browsing")
+
+
+SWEEP_CUSTOMERS = [f"swept{i:02d}" for i in range(20)]
+SUSPEND_AT = 10  # customer_browsing in the shipped policies/detection.toml
+
+
+def sweeper_headers(cluster: Cluster, kind: str, sub: str) -> dict[str, str]:
+    """A staff principal who may see every swept customer: under grants, legal or break-glass."""
+    if kind == "grant":
+        ticket = "CASE-808"
+        body = {
+            "grantee": sub,
+            "purpose": "customer_support",
+            "cameras": ["*"],
+            "footage_from": "2026-11-28T00:00:00Z",
+            "footage_until": "2026-11-29T00:00:00Z",
+            "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "ticket": ticket,
+        }
+        with httpx.Client(timeout=10.0) as http:
+            for customer in SWEEP_CUSTOMERS:
+                owner = cluster.token_headers(f"owner-{customer}", "customer", customer_id=customer)
+                r = http.post(f"{cluster.replicas[0].url}/v1/grants", json=body, headers=owner)
+                assert r.status_code == 201, r.text
+        return cluster.token_headers(
+            sub,
+            "support_agent",
+            **{"X-Access-Purpose": "customer_support", "X-Access-Justification": f"{ticket} x"},
+        )
+    if kind == "legal":
+        purpose = {"X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-3"}
+        return cluster.token_headers(sub, "legal", **purpose)
+    token = cluster.env.token(sub, "support_lead", ttl=600)
+    return {
+        "Authorization": f"Bearer {token}",
+        "X-Access-Purpose": "emergency",
+        "X-Access-Justification": "INC-3 smoke alarm",
+    }
+
+
+@pytest.mark.parametrize("kind", ["grant", "legal", "break_glass"])
+def test_a_concurrent_sweep_across_two_replicas_stops_at_the_suspend_threshold(
+    cluster: Cluster, kind: str
+) -> None:
+    """40 requests at once, alternating replicas, over 20 customers: footage of exactly 10."""
+    for customer in SWEEP_CUSTOMERS:
+        cluster.env.put_clip(customer, "cam", CLIP, CLIP_BYTES)
+        cluster.env.set_zone(customer, "cam", Zone.OUTDOOR)
+    subject = f"sweep-{kind}-{uuid.uuid4().hex[:8]}"
+    headers = sweeper_headers(cluster, kind, subject)
+    plan: Plan = [
+        (
+            cluster.replicas[i % 2].url,
+            f"/v1/footage/{SWEEP_CUSTOMERS[i % len(SWEEP_CUSTOMERS)]}/cam/{CLIP}",
+            headers,
+        )
+        for i in range(40)
+    ]
+
+    responses = asyncio.run(run_plan(plan, clients=40))
+
+    served = {r.url.path.split("/")[3] for r in responses if r.status_code == 200}
+    assert len(served) == SUSPEND_AT, Counter(r.status_code for r in responses)
+    refused = [r for r in responses if r.status_code != 200]
+    assert {(r.status_code, r.json()["error"]["code"]) for r in refused} == {
+        (403, "principal_suspended")
+    }
+    analyst = cluster.token_headers("ana@security", "security_analyst")
+    with httpx.Client(timeout=10.0) as http:
+        status = http.get(
+            f"{cluster.replicas[1].url}/v1/principals/{subject}", headers=analyst
+        ).json()
+    assert status["status"] == "suspended"
+    assert status["reason"].startswith("customer_browsing")
+    assert status["activity"]["distinct_customers_last_hour"] == SUSPEND_AT

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +28,7 @@ from tests.test_detection_http import (
     events,
     grant,
     open_flags,
-    running,  # noqa: F401  (the fixture)
+    start,
 )
 
 SUSPEND_AT = 4
@@ -41,6 +43,19 @@ suspend_at = {SUSPEND_AT}
 CUSTOMERS = [f"k{i:02d}" for i in range(10)]
 BURST = 40
 TICKET = "CASE-707"
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Callable[[str], Live]]:
+    made: list[Live] = []
+
+    def make(detection: str) -> Live:
+        made.append(start(tmp_path, detection))
+        return made[-1]
+
+    yield make
+    for live in made:
+        live.close()
 
 
 def sweeper(live: Live, kind: str, sub: str) -> dict[str, str]:
@@ -91,9 +106,7 @@ def test_a_concurrent_sweep_gets_exactly_the_thresholds_worth_of_customers(runni
 
     responses = asyncio.run(burst(live.url, requests))
 
-    assert len(served_customers(responses)) == SUSPEND_AT, Counter(
-        r.status_code for r in responses
-    )
+    assert len(served_customers(responses)) == SUSPEND_AT, Counter(r.status_code for r in responses)
     refused = [r for r in responses if r.status_code != 200]
     assert refused, "the sweep must be stopped"
     assert {r.status_code for r in refused} == {403}
@@ -122,8 +135,8 @@ def test_admission_refuses_nothing_below_the_threshold(running):
         live.env.put_clip(customer, "porch", clip, b"x")
         live.env.set_zone(customer, "porch", Zone.OUTDOOR)
     headers = sweeper(live, "legal", "lou")
-    requests = [("GET", f"/v1/footage/{few[i % len(few)]}/porch/{clip}", headers) for i in range(30)]
-    responses = asyncio.run(burst(live.url, requests))
+    paths = [f"/v1/footage/{few[i % len(few)]}/porch/{clip}" for i in range(30)]
+    responses = asyncio.run(burst(live.url, [("GET", path, headers) for path in paths]))
     assert Counter(r.status_code for r in responses) == {200: 30}
     status = live.client.get("/v1/principals/lou", headers=analyst(live)).json()
     assert status["status"] == "active"

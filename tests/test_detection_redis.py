@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.detection.counters import Tally
+from gateway.detection.counters import Gate, Tally
 from gateway.detection.redis_counters import CounterStoreUnavailable, RedisCounters
 from gateway.types import EventType
 from tests.test_detection_rules import START, Harness, only
@@ -84,6 +84,62 @@ def test_counts_hold_across_replicas(prefix, tmp_path):
     finally:
         one.close()
         two.close()
+
+
+@needs_redis
+def test_admission_refuses_at_the_limit_and_counts_only_when_admitted(prefix):
+    """The same answers as MemoryCounters.admit (tests/test_detection_rules.py)."""
+
+    def gates(member: str, at: float) -> list[Gate]:
+        return [
+            Gate(Tally("denials", "", at, 600), 5, count=False),  # checked, never counted
+            Gate(Tally("k", member, at, 600), 2),
+        ]
+
+    async def scenario() -> list[Any]:
+        store = RedisCounters.from_url(REDIS_URL or "", prefix)
+        try:
+            t0 = START.timestamp()
+            out: list[Any] = [await store.admit(gates("c1", t0))]
+            out.append(await store.admit(gates("c1", t0 + 1)))
+            out.append(await store.admit(gates("c2", t0 + 2)))
+            out.append(await store.admit(gates("c1", t0 + 3)))  # at the limit: refused
+            out.append(await store.admit(gates("c3", t0 + 4)))
+            out.append(await store.admit(gates("c3", t0 + 603)))  # c1 and c2 left the window
+            out.append((await store.add([Tally("k", "x", t0 + 603, 600)]))[0])
+            out.append(await store.client.exists(prefix + "denials"))  # never written
+            out.append(await store.client.ttl(prefix + "k"))
+            return out
+        finally:
+            await store.close()
+
+    *answers, denials_key, ttl = asyncio.run(scenario())
+    assert answers == [None, None, None, 1, 1, None, 2]
+    assert denials_key == 0 and 600 < ttl <= 660
+
+
+@needs_redis
+def test_forty_concurrent_admissions_on_two_replicas_admit_exactly_the_limit(prefix):
+    """One script per admission: however the replicas interleave, the limit is never passed."""
+
+    async def scenario() -> tuple[list[int | None], int]:
+        replicas = [RedisCounters.from_url(REDIS_URL or "", prefix) for _ in range(2)]
+        try:
+            t0 = START.timestamp()
+            answers = await asyncio.gather(
+                *(
+                    replicas[i % 2].admit([Gate(Tally("k", f"c{i % 25}", t0 + i / 100, 3600), 10)])
+                    for i in range(40)
+                )
+            )
+            return list(answers), int(await replicas[0].client.zcard(prefix + "k"))
+        finally:
+            for replica in replicas:
+                await replica.close()
+
+    answers, counted = asyncio.run(scenario())
+    assert counted == 10
+    assert answers.count(None) >= 10 and set(answers) <= {None, 0}
 
 
 def test_an_unreachable_redis_is_reported_not_hidden():

@@ -177,6 +177,8 @@ def test_the_shipped_file_is_the_contract_defaults():
     assert (rules["bulk_viewing"].flag_at, rules["bulk_viewing"].suspend_at) == (31, 101)
     assert rules["bulk_viewing"].window_minutes == 10
     assert (rules["repeated_denials"].flag_at, rules["repeated_denials"].suspend_at) == (5, 20)
+    assert (rules["clip_probing"].flag_at, rules["clip_probing"].suspend_at) == (5, 20)
+    assert rules["clip_probing"].window_minutes == 10
     assert rules["break_glass"].severity == "high" and rules["off_hours"].severity == "low"
 
 
@@ -307,6 +309,70 @@ def test_listings_count_toward_customer_browsing(harness_factory):
     for customer in ("a", "b", "c"):
         h.access(customer=customer, action="list")
     assert [f.rule for f in h.flags()] == ["customer_browsing"]
+
+
+def test_heads_and_allowed_404s_count_toward_customer_browsing(harness_factory):
+    """Metadata is footage (contract §8): a HEAD or a 404 says when someone was home."""
+    h = harness_factory(only("customer_browsing", LOW))
+    h.access(customer="a", method="HEAD")
+    h.access(customer="b", status=404)
+    assert h.flags() == []
+    h.access(customer="c", method="HEAD", status=404)
+    [flag] = h.flags("customer_browsing")
+    assert flag.detail["count"] == 3
+    h.access(customer="d", method="HEAD")
+    assert h.suspended()
+
+
+def test_denied_heads_and_404s_do_not_count_toward_customer_browsing(harness_factory):
+    """Negative: only an allowed request shows a customer anything."""
+    h = harness_factory(only("customer_browsing", LOW))
+    for customer in "abcdef":
+        h.deny(customer=customer, method="HEAD")
+        h.access(customer=customer, decision="deny", reason="no_grant", status=404)
+    assert h.flags() == [] and not h.suspended()
+
+
+PROBING = """
+[rules.clip_probing]
+flag_at = 3
+suspend_at = 4
+"""
+
+
+def test_clip_probing_counts_distinct_missing_clips(harness_factory):
+    h = harness_factory(only("clip_probing", PROBING))
+    h.access(clip="20261124T000001Z.mp4", status=404)
+    h.access(clip="20261124T000001Z.mp4", status=404, method="HEAD")  # the same clip again
+    h.access(clip="20261124T000002Z.mp4", status=404, customer="c2")
+    assert h.flags() == []
+    third = h.access(clip="20261124T000003Z.mp4", status=404, method="HEAD")
+    [flag] = h.flags("clip_probing")
+    assert flag.severity == "medium" and flag.event_ids[-1] == third["event_id"]
+    assert flag.detail["count"] == 3 and not h.suspended()
+    h.access(clip="20261124T000004Z.mp4", status=404)
+    assert h.suspended()
+    [event] = h.events(EventType.PRINCIPAL_SUSPENDED)
+    assert event["detail"]["rule"] == "clip_probing"
+
+
+def test_clip_probing_ignores_found_clips_denials_and_owners(harness_factory):
+    """Negative: only an allowed staff request answered 404 is a probe."""
+    h = harness_factory(only("clip_probing", PROBING))
+    for second in range(1, 7):
+        clip = f"20261124T00000{second}Z.mp4"
+        h.access(clip=clip)  # found
+        h.access(clip=clip, method="HEAD")  # found
+        h.access(clip=clip, decision="deny", reason="no_grant", status=404)  # refused
+        h.access("alice", clip=clip, status=404, roles=("customer",), reason="owner")
+    assert h.flags() == [] and not h.suspended()
+
+
+def test_clip_probing_is_configurable_and_can_be_switched_off(harness_factory):
+    h = harness_factory(only("clip_probing", "[rules.clip_probing]\nenabled = false\n"))
+    for second in range(1, 10):
+        h.access(clip=f"20261124T00000{second}Z.mp4", status=404)
+    assert h.flags() == []
 
 
 def test_only_403_denials_count_and_suspended_ones_not_again(harness_factory):
@@ -500,6 +566,31 @@ def test_memory_counters_keep_distinct_members_in_a_sliding_window():
     assert asyncio.run(scenario()) == [[1, 1], [1], [2], [2], [1]]
 
 
+def test_memory_admission_refuses_at_the_limit_and_counts_only_when_admitted():
+    from gateway.detection.counters import Gate, Tally
+
+    async def scenario() -> list[int | None]:
+        store = MemoryCounters()
+        t0 = START.timestamp()
+
+        def gates(member: str, at: float) -> list[Gate]:
+            return [
+                Gate(Tally("denials", "", at, 600), 5, count=False),  # checked, never counted
+                Gate(Tally("k", member, at, 600), 2),
+            ]
+
+        out = [await store.admit(gates("c1", t0))]
+        out.append(await store.admit(gates("c1", t0 + 1)))  # the same member: still one
+        out.append(await store.admit(gates("c2", t0 + 2)))  # reaches the limit: admitted
+        out.append(await store.admit(gates("c1", t0 + 3)))  # at the limit: refused, even c1
+        out.append(await store.admit(gates("c3", t0 + 4)))
+        out.append(await store.admit(gates("c3", t0 + 603)))  # c1 and c2 left the window
+        out.append((await store.add([Tally("k", "x", t0 + 603, 600)]))[0])  # c3 and x
+        return out
+
+    assert asyncio.run(scenario()) == [None, None, None, 1, 1, None, 2]
+
+
 def test_a_flag_that_cannot_be_stored_does_not_stop_the_suspension(harness_factory, monkeypatch):
     h = harness_factory(only("customer_browsing", LOW))
 
@@ -512,3 +603,33 @@ def test_a_flag_that_cannot_be_stored_does_not_stop_the_suspension(harness_facto
     assert h.suspended()
     [event] = h.events(EventType.PRINCIPAL_SUSPENDED)
     assert event["detail"]["flag_id"] is None
+
+
+def test_admission_fails_closed_when_the_counters_cannot_be_reached(harness_factory):
+    """Deny by default: a staff request that cannot be counted is refused, never waved on."""
+    from gateway.detection.counters import CounterStoreUnavailable
+    from gateway.types import AccessRequest, Action, CameraRef, Decision, Principal, Purpose, Zone
+
+    class Unreachable(MemoryCounters):
+        async def admit(self, gates: Any) -> int | None:
+            raise CounterStoreUnavailable("connection refused")
+
+    h = harness_factory(only("customer_browsing", LOW), counters=Unreachable())
+
+    def request(*roles: str) -> AccessRequest:
+        return AccessRequest(
+            principal=Principal("sam", frozenset(roles), customer_id="c1"),
+            action=Action.VIEW,
+            camera=CameraRef("c1", "cam"),
+            zone=Zone.OUTDOOR,
+            purpose=Purpose.CUSTOMER_SUPPORT,
+            justification="T-1 help",
+            now=START,
+        )
+
+    allowed = Decision.allow("grant", "p, support_agent", "g1")
+    refused = h.runner.run(h.detector.admit(request("support_agent"), allowed, "GET", None))
+    assert not refused and refused.reason == "detection_unavailable"
+    # A customer reading their own footage is not counted, so never refused for it.
+    owner = Decision.allow("owner")
+    assert h.runner.run(h.detector.admit(request("customer"), owner, "GET", None)) is owner

@@ -4,6 +4,7 @@
 - `counters`, `redis_counters`: sliding-window counts, in process or shared in Redis
 - `rules`: what counts, as pure functions over one `access.decision` event
 - `flags`: the flags table; `alerts`: warning lines and the webhook
-- `detector`: the FootageFlow observer that ties them together
+- `detector`: admission inside each staff decision (`admit`: the suspend thresholds checked
+  and counted in one atomic step) and the FootageFlow observer that ties the rest together
 - `wiring`: `build_detector(...)`, called once by `build_services` (gateway/services.py)
 """

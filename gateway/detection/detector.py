@@ -31,7 +31,7 @@ from gateway.audit.store import AuditStore, EventQuery
 from gateway.detection.activity import recent_activity, staff_accesses
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig
-from gateway.detection.counters import CounterStore, CounterStoreUnavailable
+from gateway.detection.counters import CounterStore
 from gateway.detection.flags import Flag, FlagStore, NewFlag
 from gateway.detection.rules import (
     WINDOW_RULES,
@@ -111,7 +111,7 @@ class Detector:
             refused = await self.counters.admit(
                 [replace(g, tally=replace(g.tally, key=f"{chain}:{g.tally.key}")) for _, g in gates]
             )
-        except CounterStoreUnavailable as exc:
+        except Exception as exc:  # deny by default: a request never goes uncounted (§8)
             log.error("detection_admission_unavailable", error=str(exc))
             return Decision.deny("detection_unavailable", "detection:admission")
         if refused is None:

@@ -43,6 +43,23 @@ class NotFound(GatewayError):
     status, code = 404, "not_found"
 
 
+class DeletionBlocked(GatewayError):
+    """The store keeps a version of the clip under an object lock or legal hold: nothing goes."""
+
+    status, code = 409, "deletion_blocked"
+
+    def __init__(
+        self, message: str, *, blocked: tuple[str, ...], removed: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.blocked = blocked  # the version ids the store keeps
+        self.removed = removed  # version ids already gone when the store refused (a race)
+
+    def as_detail(self) -> dict[str, list[str]]:
+        """A footage.deletion_blocked event's detail: the versions kept, any removed first."""
+        return {"blocked": list(self.blocked), "removed": list(self.removed)}
+
+
 class RetentionExpired(GatewayError):
     """The footage is older than the retention period and is never served."""
 

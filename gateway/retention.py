@@ -1,7 +1,8 @@
 """`footage-gateway retention enforce`: find footage past FOOTGW_RETENTION_DAYS, and delete it.
 
 Footage past retention is never served (410 in the request flow); this purges it from storage,
-each deletion an audit event, so what was deleted, and when, stays provable.
+every stored version of it (docs/contract.md §4), each deletion an audit event listing what was
+removed, so what was deleted, and when, stays provable.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
-from gateway.audit.events import new_event
+from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
 from gateway.audit.store import AuditStore
 from gateway.db import create_db_engine
-from gateway.errors import ConfigError, NotFound
+from gateway.errors import ConfigError, DeletionBlocked, NotFound
 from gateway.settings import Settings
 from gateway.storage import open_inventory, open_storage
 from gateway.storage.base import Inventory, Storage
@@ -41,7 +42,10 @@ async def expired_clips(inventory: Inventory, cutoff: datetime) -> AsyncIterator
 async def enforce(
     settings: Settings, *, apply: bool, out: TextIO, now: datetime | None = None
 ) -> int:
-    """List (and with apply, delete) footage past retention; prints one line per clip."""
+    """List (and with apply, delete) footage past retention; prints one line per clip.
+
+    Exit status 1 when an object lock or legal hold kept any clip: a scheduled run must notice.
+    """
     if settings.retention_days is None:
         raise ConfigError("FOOTGW_RETENTION_DAYS", "is not set, so nothing is past retention")
     cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.retention_days)
@@ -49,13 +53,18 @@ async def enforce(
     storage = open_storage(settings)  # what it deletes with
     engine = create_db_engine(settings.database_url)
     audit = AuditLog(AuditStore(engine))
-    count = 0
+    count = blocked = 0
     try:
         async for clip in expired_clips(inventory, cutoff):
             count += 1
-            if apply and not await _purge(storage, audit, clip, settings.retention_days):
-                continue
-            print(("deleted " if apply else "expired ") + clip.key, file=out)
+            outcome = (
+                await _purge(storage, audit, clip, settings.retention_days) if apply else "expired"
+            )
+            if outcome == "blocked":
+                blocked += 1
+                print(f"blocked {clip.key}: an object lock or legal hold keeps it", file=out)
+            elif outcome != "gone":
+                print(f"{outcome} {clip.key}", file=out)
     finally:
         await audit.close()
         await inventory.close()
@@ -63,29 +72,44 @@ async def enforce(
         engine.dispose()
     print(
         f"{count} clip(s) past {settings.retention_days} days"
-        + ("" if apply else " (list only; --apply deletes)"),
+        + ("" if apply else " (list only; --apply deletes)")
+        + (f"; {blocked} kept by an object lock or legal hold" if blocked else ""),
         file=out,
     )
-    return 0
+    return 1 if blocked else 0
 
 
-async def _purge(storage: Storage, audit: AuditLog, clip: ClipRef, days: int) -> bool:
-    # Record first, then delete: a crash between the two leaves a recorded clip that the next
-    # run lists and deletes again (two events), never a deletion that no event records.
-    await audit.append(
-        new_event(
-            EventType.FOOTAGE_DELETED,
-            principal=RETENTION_PRINCIPAL,
-            action="retention.purge",
-            customer_id=clip.customer_id,
-            camera_id=clip.camera_id,
-            clip_id=clip.clip_id,
-            reason="retention_expired",
-            detail={"retention_days": days},
-        )
-    )
+async def _purge(storage: Storage, audit: AuditLog, clip: ClipRef, days: int) -> str:
+    """Delete every version of one clip; what became of it: "deleted", "blocked" or "gone"."""
     try:
-        await storage.delete(clip)
+        deletion = await storage.plan_deletion(clip)
+        # Record first, then delete: a crash between the two leaves a recorded clip that the next
+        # run lists and deletes again (two events), never a deletion that no event records.
+        await audit.append(
+            _event(EventType.FOOTAGE_DELETED, clip, days, removed=deletion.as_detail())
+        )
+        await storage.delete(deletion)
     except NotFound:
-        return False
-    return True
+        return "gone"
+    except DeletionBlocked as blocked:
+        # An object lock or legal hold keeps it (docs/contract.md §4): said, and recorded.
+        await audit.append(
+            _event(EventType.FOOTAGE_DELETE_FAILED, clip, days, **blocked.as_detail())
+        )
+        return "blocked"
+    return "deleted"
+
+
+def _event(event_type: EventType, clip: ClipRef, days: int, **detail: object) -> Event:
+    return new_event(
+        event_type,
+        principal=RETENTION_PRINCIPAL,
+        action="retention.purge",
+        customer_id=clip.customer_id,
+        camera_id=clip.camera_id,
+        clip_id=clip.clip_id,
+        reason=(
+            "retention_expired" if event_type is EventType.FOOTAGE_DELETED else DeletionBlocked.code
+        ),
+        detail={"retention_days": days, **detail},
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +19,7 @@ import boto3
 import httpx
 import pytest
 
+from gateway.storage import beneath
 from tests.support.faults import (
     CountingStorage,
     assert_no_footage,
@@ -124,6 +126,66 @@ def test_query_parameters_never_rename_the_clip(file_live) -> None:
     assert storage.reads == [(f"c1/front/{CLIP}", 0, len(SECRET) - 1)]
     event = trace(live.env.settings.database_url, r.headers["x-request-id"])[0]
     assert (event["customer_id"], event["camera_id"], event["clip_id"]) == ("c1", "front", CLIP)
+
+
+# --- symlinks planted in the footage tree (docs/security.md §3) ---------------------------------
+
+VICTIM = b"ANOTHER-CUSTOMERS-NURSERY-" * 2048
+
+
+@pytest.fixture(params=["openat2", "per-component"])
+def resolving(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live gateway's file store resolving paths each way open_beneath can."""
+    if request.param == "openat2" and not beneath.HAS_OPENAT2:
+        pytest.skip("this kernel has no openat2")
+    mechanism = beneath.openat2 if request.param == "openat2" else beneath.open_per_component
+    monkeypatch.setattr(beneath, "_OPEN", mechanism)
+
+
+def _plant(live: Live, level: str, target: str) -> tuple[str, Path]:
+    """A fresh attacker customer whose tree holds a symlink at `level` leading to a victim's
+    clip: another customer's (inside the footage root) or a tree outside it."""
+    attacker, victim = f"a{uuid.uuid4().hex[:8]}", f"v{uuid.uuid4().hex[:8]}"
+    footage = live.env.root / "footage"
+    if target == "inside":
+        live.env.put_clip(victim, "cam1", CLIP, VICTIM)
+        victim_customer = footage / victim
+    else:
+        victim_customer = live.env.root / f"outside-{victim}"
+        (victim_customer / "cam1").mkdir(parents=True)
+        (victim_customer / "cam1" / CLIP).write_bytes(VICTIM)
+    if level == "customer":
+        (footage / attacker).symlink_to(victim_customer, target_is_directory=True)
+    elif level == "camera":
+        (footage / attacker).mkdir()
+        (footage / attacker / "cam1").symlink_to(victim_customer / "cam1")
+    else:
+        (footage / attacker / "cam1").mkdir(parents=True)
+        (footage / attacker / "cam1" / CLIP).symlink_to(victim_customer / "cam1" / CLIP)
+    return attacker, victim_customer / "cam1" / CLIP
+
+
+@pytest.mark.parametrize("target", ["inside", "outside"])
+@pytest.mark.parametrize("level", ["customer", "camera", "clip"])
+def test_a_symlink_in_the_tree_reads_lists_and_deletes_nothing(
+    file_live, resolving: None, level: str, target: str
+) -> None:
+    live, _ = file_live
+    attacker, victim = _plant(live, level, target)
+    headers = live.env.auth("mallory", "customer", customer_id=attacker)
+    clip_path = f"/v1/footage/{attacker}/cam1/{CLIP}"
+    got = live.client.get(clip_path, headers=headers)
+    assert got.status_code == 404, (level, target, got.status_code)
+    assert_no_footage(got, VICTIM)
+    head = live.client.head(clip_path, headers=headers)
+    assert head.status_code == 404, (level, target, head.status_code)
+    assert head.headers.get("content-length") != str(len(VICTIM))
+    listed = live.client.get(f"/v1/footage/{attacker}/cam1", headers=headers)
+    assert listed.status_code in (200, 404)
+    assert CLIP not in listed.text
+    deleted = live.client.delete(clip_path, headers=headers)
+    assert deleted.status_code == 404, (level, target, deleted.status_code)
+    assert victim.read_bytes() == VICTIM  # the victim's clip is still there, untouched
 
 
 # --- S3: keys and query parameters ---------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import NotFound, StorageUnavailable
-from gateway.storage import fs, open_storage, presigner_of
+from gateway.storage import beneath, fs, open_storage, presigner_of
 from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind, StoredObject
 from gateway.storage.fs import FILE_CHUNK_SIZE, FileStorage
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
@@ -33,15 +33,27 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "footage"
 
 
-@pytest.fixture(params=["fd-checked", "resolved-first"])
-def storage(
-    root: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> FileStorage:
-    """Both containment checks: of the opened fd (/proc), and of the path resolved beforehand
-    (where /proc is missing)."""
-    if request.param == "resolved-first":
-        monkeypatch.setattr(fs, "_fd_paths_work", lambda _root: False)
+@pytest.fixture(params=["openat2", "per-component"])
+def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways open_beneath resolves a path: openat2(RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH),
+    and one O_NOFOLLOW openat per component where the kernel lacks openat2."""
+    if request.param == "openat2":
+        if not beneath.HAS_OPENAT2:
+            pytest.skip("this kernel has no openat2")
+        monkeypatch.setattr(beneath, "_OPEN", beneath.openat2)
+    else:
+        monkeypatch.setattr(beneath, "_OPEN", beneath.open_per_component)
+    return str(request.param)
+
+
+@pytest.fixture
+def storage(root: Path, mechanism: str) -> FileStorage:
     return FileStorage(root)
+
+
+async def delete(storage: FileStorage, clip: ClipRef) -> None:
+    """Delete as the owner's route and retention do: plan every version, then remove them."""
+    await storage.delete(await storage.plan_deletion(clip))
 
 
 async def stat(storage: FileStorage, clip: ClipRef) -> ObjectInfo:
@@ -115,12 +127,12 @@ async def test_missing_clip_is_not_found(storage: FileStorage) -> None:
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 10)
     with pytest.raises(NotFound):
-        await storage.delete(clip_ref())
+        await delete(storage, clip_ref())
 
 
 async def test_delete(storage: FileStorage) -> None:
     await storage.put(clip_ref(), b"x")
-    await storage.delete(clip_ref())
+    await delete(storage, clip_ref())
     with pytest.raises(NotFound):
         await stat(storage, clip_ref())
 
@@ -131,9 +143,10 @@ async def test_a_directory_is_not_a_clip(storage: FileStorage, root: Path) -> No
         await stat(storage, clip_ref())
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 0)
-    # unlink(2) on a directory fails with EISDIR: any errno but "missing" is StorageUnavailable.
-    with pytest.raises(StorageUnavailable):
-        await storage.delete(clip_ref())
+    # A deletion plans on what it finds there, as a read does: no regular file, no clip.
+    with pytest.raises(NotFound):
+        await delete(storage, clip_ref())
+    assert (root / "cust1" / "cam1" / CLIP_ID).is_dir()
 
 
 async def test_closing_mid_stream_closes_the_fd(storage: FileStorage, root: Path) -> None:
@@ -174,7 +187,7 @@ async def test_symlink_out_of_the_root_is_refused(
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 3)
     with pytest.raises(NotFound):
-        await storage.delete(clip_ref())
+        await delete(storage, clip_ref())
     assert secret.exists()
     assert await storage.list_clips(CameraRef("cust1", "cam1")) == []
 
@@ -436,43 +449,133 @@ async def test_open_refuses_what_stat_refuses(
         assert open_paths() == before
 
 
-async def test_symlinks_that_stay_inside_the_root_still_serve(
+# Symlinks in the tree are refused at every level, wherever they point: out of the root, or
+# into another customer's tree (docs/security.md §3). Read, list and delete resolve one way.
+
+VICTIM = b"ANOTHER-CUSTOMERS-FOOTAGE"
+LEVELS = ["customer", "camera", "clip"]
+
+
+def plant(root: Path, tmp_path: Path, level: str, target: str) -> Path:
+    """A victim's clip, and a symlink at `level` of cust1's tree that leads to it; the victim is
+    cust2 inside the root, or a tree outside it. Returns the victim's clip file."""
+    victim_customer = root / "cust2" if target == "inside" else tmp_path / "outside"
+    victim = victim_customer / "cam1" / CLIP_ID
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(VICTIM)
+    root.mkdir(exist_ok=True)
+    if level == "customer":
+        (root / "cust1").symlink_to(victim_customer, target_is_directory=True)
+    elif level == "camera":
+        (root / "cust1").mkdir()
+        (root / "cust1" / "cam1").symlink_to(victim.parent, target_is_directory=True)
+    else:
+        (root / "cust1" / "cam1").mkdir(parents=True)
+        (root / "cust1" / "cam1" / CLIP_ID).symlink_to(victim)
+    return victim
+
+
+@pytest.mark.parametrize("target", ["inside", "outside"])
+@pytest.mark.parametrize("level", LEVELS)
+async def test_a_symlink_at_any_level_is_refused_for_read_list_and_delete(
+    storage: FileStorage, root: Path, tmp_path: Path, level: str, target: str
+) -> None:
+    victim = plant(root, tmp_path, level, target)
+    before = open_paths()
+    with pytest.raises(NotFound):
+        await stat(storage, clip_ref())
+    with pytest.raises(NotFound):
+        await read_all(storage, clip_ref(), 0, 3)
+    with pytest.raises(NotFound):
+        await delete(storage, clip_ref())
+    try:
+        assert await storage.list_clips(CameraRef("cust1", "cam1")) == []
+    except NotFound:
+        assert level != "clip"  # a symlinked directory on the way is refused outright
+    try:  # only a real camera directory is a camera (at the clip level, cam1 is one)
+        assert await storage.list_cameras("cust1") == (["cam1"] if level == "clip" else [])
+    except NotFound:
+        assert level == "customer"
+    assert victim.read_bytes() == VICTIM
+    assert open_paths() == before
+    if target == "inside":  # the victim's own footage still serves its owner
+        assert (
+            b"".join(await read_all(storage, clip_ref(customer="cust2"), 0, len(VICTIM) - 1))
+            == VICTIM
+        )
+
+
+async def test_a_camera_swapped_for_a_symlink_between_plan_and_delete_deletes_nothing_else(
     storage: FileStorage, root: Path
 ) -> None:
-    await storage.put(clip_ref(camera="real"), b"footage")
-    (root / "cust1" / "cam1").symlink_to(root / "cust1" / "real", target_is_directory=True)
-    opened = await storage.open(clip_ref())
-    try:
-        assert [c async for c in opened.read(0, 6)] == [b"footage"]
-    finally:
-        await opened.close()
+    # Check, then use: the plan found cust1's own clip; by the time of the unlink its camera
+    # directory is a symlink into cust2's tree. The unlink must not follow it.
+    await storage.put(clip_ref(), b"own footage")
+    await storage.put(clip_ref(customer="cust2"), VICTIM)
+    planned = await storage.plan_deletion(clip_ref())
+    (root / "cust1" / "cam1").rename(root / "cust1" / "moved")
+    (root / "cust1" / "cam1").symlink_to(root / "cust2" / "cam1", target_is_directory=True)
+    with pytest.raises(NotFound):
+        await storage.delete(planned)
+    assert (root / "cust2" / "cam1" / CLIP_ID).read_bytes() == VICTIM
 
 
-async def test_a_directory_swapped_for_a_symlink_after_naming_is_still_refused(
-    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_directory_swapped_for_a_symlink_just_before_the_open_is_refused(
+    storage: FileStorage, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The race a check of the path made before opening cannot close: the camera directory is
-    # replaced by a symlink out of the tree at the worst moment, just before open(2). The check
-    # of the file actually opened (its /proc/self/fd link) still refuses it.
-    storage = FileStorage(root)
-    assert storage._fd_paths, "this test needs /proc/self/fd"
+    # replaced by a symlink at the worst moment, just before the path is resolved. The
+    # resolution itself refuses the symlink.
     await storage.put(clip_ref(), b"footage")
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    (outside / CLIP_ID).write_bytes(b"SECRET")
+    await storage.put(clip_ref(customer="cust2"), VICTIM)
     camera_dir = root / "cust1" / "cam1"
-    real_open = os.open
+    resolve = beneath._OPEN
 
-    def swap_then_open(path: str, flags: int, *args: int) -> int:
-        if str(path).endswith(CLIP_ID) and not camera_dir.is_symlink():
+    def swap_then_open(dir_fd: int, path: str, flags: int) -> int:
+        if path.endswith(CLIP_ID) and not camera_dir.is_symlink():
             camera_dir.rename(root / "cust1" / "moved")
-            camera_dir.symlink_to(outside, target_is_directory=True)
-        return real_open(path, flags, *args)
+            camera_dir.symlink_to(root / "cust2" / "cam1", target_is_directory=True)
+        return resolve(dir_fd, path, flags)
 
-    monkeypatch.setattr(fs.os, "open", swap_then_open)
+    monkeypatch.setattr(beneath, "_OPEN", swap_then_open)
     before = open_paths()
     with pytest.raises(NotFound):
         await storage.open(clip_ref())
     with pytest.raises(NotFound):
-        await stat(storage, clip_ref())
+        await delete(storage, clip_ref())
     assert open_paths() == before
+    assert (root / "cust2" / "cam1" / CLIP_ID).read_bytes() == VICTIM
+
+
+async def test_a_directory_swapped_mid_walk_still_yields_only_what_was_walked(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One openat per component: each step opens from the fd the last one holds, so a swap
+    # between two steps changes nothing: the clip comes from the directory already opened.
+    monkeypatch.setattr(beneath, "_OPEN", beneath.open_per_component)
+    storage = FileStorage(root)
+    await storage.put(clip_ref(), b"footage")
+    await storage.put(clip_ref(customer="cust2"), VICTIM)
+    camera_dir = root / "cust1" / "cam1"
+    real_open = os.open
+
+    def swap_at_the_clip(path: str, flags: int, *args: int, **kwargs: int) -> int:
+        if path == CLIP_ID and not camera_dir.is_symlink():
+            camera_dir.rename(root / "cust1" / "moved")
+            camera_dir.symlink_to(root / "cust2" / "cam1", target_is_directory=True)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(beneath.os, "open", swap_at_the_clip)
+    assert b"".join(await read_all(storage, clip_ref(), 0, 6)) == b"footage"
+
+
+def test_per_component_refuses_dot_segments_as_openat2_does(root: Path) -> None:
+    root.mkdir()
+    fd = os.open(root, beneath.DIR_FLAGS)
+    try:
+        for path in ("..", "a/../b", "./x", "a//b"):
+            with pytest.raises(OSError) as caught:
+                beneath.open_per_component(fd, path, os.O_RDONLY)
+            assert caught.value.errno == errno.EXDEV, path
+    finally:
+        os.close(fd)

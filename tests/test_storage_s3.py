@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +13,7 @@ import boto3
 import httpx
 import pytest
 
-from gateway.errors import NotFound, StorageUnavailable
+from gateway.errors import DeletionBlocked, NotFound, StorageUnavailable
 from gateway.settings import load_settings
 from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind
@@ -43,6 +44,11 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def delete(storage: S3Storage, clip: ClipRef) -> None:
+    """Delete as the owner's route and retention do: plan every version, then remove them."""
+    await storage.delete(await storage.plan_deletion(clip))
 
 
 async def stat(storage: S3Storage, clip: ClipRef) -> ObjectInfo:
@@ -164,12 +170,12 @@ async def test_missing_key_is_not_found(storage: S3Storage) -> None:
     with pytest.raises(NotFound):
         await read_all(storage, clip_ref(), 0, 10)
     with pytest.raises(NotFound):
-        await storage.delete(clip_ref())
+        await delete(storage, clip_ref())
 
 
 async def test_delete(storage: S3Storage) -> None:
     await storage.put(clip_ref(), b"x")
-    await storage.delete(clip_ref())
+    await delete(storage, clip_ref())
     with pytest.raises(NotFound):
         await stat(storage, clip_ref())
 
@@ -330,5 +336,135 @@ async def test_open_storage_picks_the_s3_backend(s3_bucket: tuple[str, str]) -> 
         assert isinstance(storage, S3Storage)
         assert (storage.bucket, storage.prefix) == (bucket, "some/prefix")
         await storage.check()
+    finally:
+        await storage.close()
+
+
+# Deletion that really deletes (docs/security.md §5): on a versioned bucket DeleteObject alone
+# adds a delete marker and keeps the footage; every version goes, or a lock refuses it all.
+
+KEY = f"cust1/cam1/{CLIP_ID}"
+
+
+@pytest.fixture
+def s3(s3_server: str) -> Iterator[Any]:
+    client = boto3.client("s3", endpoint_url=s3_server)
+    yield client
+    client.close()
+
+
+def versioned_bucket(s3: Any, *, locked: bool = False) -> str:
+    bucket = f"versioned-{uuid.uuid4().hex[:12]}"
+    if locked:  # object lock turns versioning on with it
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    else:
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return bucket
+
+
+def versions_of(s3: Any, bucket: str, key: str = KEY) -> set[str]:
+    listed = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    found = listed.get("Versions", []) + listed.get("DeleteMarkers", [])
+    return {item["VersionId"] for item in found if item["Key"] == key}
+
+
+@pytest.fixture
+async def versioned(s3_server: str, s3: Any) -> AsyncIterator[tuple[S3Storage, str]]:
+    bucket = versioned_bucket(s3)
+    store = S3Storage(bucket, "", s3_server)
+    yield store, bucket
+    await store.close()
+
+
+async def test_a_versioned_delete_removes_every_version_and_nothing_else(
+    versioned: tuple[S3Storage, str], s3: Any
+) -> None:
+    storage, bucket = versioned
+    first = s3.put_object(Bucket=bucket, Key=KEY, Body=b"first take")["VersionId"]
+    second = s3.put_object(Bucket=bucket, Key=KEY, Body=b"second take")["VersionId"]
+    s3.put_object(Bucket=bucket, Key=KEY + ".bak", Body=b"shares the prefix")
+    planned = await storage.plan_deletion(clip_ref())
+    assert [v.version_id for v in planned.versions] == [first, second]  # oldest first
+    await storage.delete(planned)
+    assert versions_of(s3, bucket) == set()  # no delete marker, no older version: nothing
+    assert versions_of(s3, bucket, KEY + ".bak") != set()
+    with pytest.raises(NotFound):
+        await stat(storage, clip_ref())
+    with pytest.raises(NotFound):
+        await storage.plan_deletion(clip_ref())
+
+
+async def test_versions_hidden_behind_a_delete_marker_are_removed_too(
+    versioned: tuple[S3Storage, str], s3: Any
+) -> None:
+    storage, bucket = versioned
+    kept = s3.put_object(Bucket=bucket, Key=KEY, Body=b"footage")["VersionId"]
+    marker = s3.delete_object(Bucket=bucket, Key=KEY)["VersionId"]  # a plain DeleteObject
+    assert versions_of(s3, bucket) == {kept, marker}  # the footage is still there
+    planned = await storage.plan_deletion(clip_ref())
+    assert [(v.version_id, v.delete_marker) for v in planned.versions] == [
+        (kept, False),
+        (marker, True),
+    ]
+    await storage.delete(planned)
+    assert versions_of(s3, bucket) == set()
+
+
+async def test_only_delete_markers_left_is_not_found(
+    versioned: tuple[S3Storage, str], s3: Any
+) -> None:
+    storage, bucket = versioned
+    s3.delete_object(Bucket=bucket, Key=KEY)
+    with pytest.raises(NotFound):
+        await storage.plan_deletion(clip_ref())
+
+
+async def test_an_unversioned_bucket_deletes_its_one_null_version(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"x")
+    planned = await storage.plan_deletion(clip_ref())
+    assert [v.version_id for v in planned.versions] == [None]
+    await storage.delete(planned)
+    with pytest.raises(NotFound):
+        await stat(storage, clip_ref())
+
+
+@pytest.mark.parametrize("lock", ["legal hold", "governance retention", "compliance retention"])
+async def test_a_locked_version_refuses_the_whole_deletion_before_anything_goes(
+    s3_server: str, s3: Any, lock: str
+) -> None:
+    bucket = versioned_bucket(s3, locked=True)
+    old = s3.put_object(Bucket=bucket, Key=KEY, Body=b"old")["VersionId"]
+    extra: dict[str, Any] = {}
+    if lock == "legal hold":
+        extra["ObjectLockLegalHoldStatus"] = "ON"
+    else:
+        extra["ObjectLockMode"] = lock.split()[0].upper()
+        extra["ObjectLockRetainUntilDate"] = datetime.now(UTC) + timedelta(days=1)
+    held = s3.put_object(Bucket=bucket, Key=KEY, Body=b"held", **extra)["VersionId"]
+    storage = S3Storage(bucket, "", s3_server)
+    try:
+        with pytest.raises(DeletionBlocked) as refused:
+            await storage.plan_deletion(clip_ref())
+        assert refused.value.blocked == (held,) and refused.value.removed == ()
+        assert versions_of(s3, bucket) == {old, held}  # nothing was removed
+    finally:
+        await storage.close()
+
+
+async def test_a_hold_placed_after_the_plan_stops_the_deletion_and_says_what_went(
+    s3_server: str, s3: Any
+) -> None:
+    bucket = versioned_bucket(s3, locked=True)
+    old = s3.put_object(Bucket=bucket, Key=KEY, Body=b"old")["VersionId"]
+    new = s3.put_object(Bucket=bucket, Key=KEY, Body=b"new")["VersionId"]
+    storage = S3Storage(bucket, "", s3_server)
+    try:
+        planned = await storage.plan_deletion(clip_ref())
+        s3.put_object_legal_hold(Bucket=bucket, Key=KEY, VersionId=new, LegalHold={"Status": "ON"})
+        with pytest.raises(DeletionBlocked) as refused:
+            await storage.delete(planned)
+        assert refused.value.blocked == (new,) and refused.value.removed == (old,)
+        assert versions_of(s3, bucket) == {new}
     finally:
         await storage.close()

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from gateway.api.access import requires
 from gateway.api.common import authorization, client_ip, record, request_id, services
 from gateway.calls import FootageCall
-from gateway.errors import BadRequest, GatewayError
+from gateway.errors import BadRequest, DeletionBlocked, GatewayError
 from gateway.types import Action, ClipRef, EventType, Principal, clip_recorded_at, is_valid_id
 
 NO_STORE = {"Cache-Control": "private, no-store"}
@@ -85,8 +85,12 @@ async def _delete_owned_clip(request: Request, principal: Principal) -> Response
         request, principal, EventType.FOOTAGE_DELETE_REQUESTED, action="delete", **where
     )
     joined = {"requested_event_id": requested["event_id"]}
+    storage = services(request).storage
     try:
-        await services(request).storage.delete(clip)  # NotFound → 404 for the owner
+        # Every stored version (docs/contract.md §4): NotFound → 404 for the owner; an object
+        # lock or legal hold on any version → 409 deletion_blocked, nothing removed.
+        deletion = await storage.plan_deletion(clip)
+        await storage.delete(deletion)
     except GatewayError as exc:
         await _record_failure(request, principal, where, joined, exc)
         raise
@@ -96,7 +100,7 @@ async def _delete_owned_clip(request: Request, principal: Principal) -> Response
         EventType.FOOTAGE_DELETED,
         action="delete",
         status=204,
-        detail=joined,
+        detail={**joined, "removed": deletion.as_detail()},
         **where,
     )
     return Response(status_code=204, headers={"X-Audit-Event-ID": event["event_id"], **NO_STORE})
@@ -110,18 +114,21 @@ async def _record_failure(
     exc: GatewayError,
 ) -> None:
     """`footage.delete_failed` for a deletion the storage refused; the refusal is answered even
-    if this event cannot be written (the request event then stands alone, naming no outcome)."""
+    if this event cannot be written (the request event then stands alone, naming no outcome).
+    A lock's refusal names the versions it keeps (and any removed before it was met)."""
+    blocked = exc.as_detail() if isinstance(exc, DeletionBlocked) else {}
     with contextlib.suppress(GatewayError):
-        await record(
+        event = await record(
             request,
             principal,
             EventType.FOOTAGE_DELETE_FAILED,
             action="delete",
             status=exc.status,
             reason=exc.code,
-            detail=joined,
+            detail={**joined, **blocked},
             **where,
         )
+        exc.headers.update({"X-Audit-Event-ID": event["event_id"], **NO_STORE})
 
 
 def _clip_ref(request: Request) -> ClipRef:

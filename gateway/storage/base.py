@@ -1,7 +1,8 @@
 """The storage interfaces, one per kind of caller, so each receives only what it uses.
 
 - `Storage`: what the request path asks of footage (open a clip for one response, list one
-  camera's clips, list one customer's cameras, delete a clip, readiness, close).
+  camera's clips, list one customer's cameras, delete a clip and every version of it,
+  readiness, close). Retention deletes through it too, so both delete one way.
 - `Presigner`: a URL the client fetches from the store itself (`FOOTGW_DELIVERY=redirect`).
   S3 only: a directory has no URL to hand out, so the file store does not implement it, and
   settings refuse `redirect` without `s3://` storage.
@@ -67,6 +68,34 @@ class ListedClip:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One stored version of a clip: an S3 version or delete marker, or a file (no version id)."""
+
+    version_id: str | None  # None: the store keeps no versions (a file)
+    delete_marker: bool = False
+
+    def as_detail(self) -> dict[str, str | bool | None]:
+        """How a footage.deleted event lists it (contract §7)."""
+        return {"version_id": self.version_id, "delete_marker": self.delete_marker}
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What deleting one clip removes: every stored version of it, delete markers included.
+
+    Planned first (Storage.plan_deletion), so the audit event can say what goes, and so a lock
+    that keeps any version refuses the whole deletion before anything is removed.
+    """
+
+    clip: ClipRef
+    versions: tuple[StoredVersion, ...]
+
+    def as_detail(self) -> list[dict[str, str | bool | None]]:
+        """The versions as a footage.deleted event's `detail.removed`."""
+        return [version.as_detail() for version in self.versions]
+
+
 class Storage(Protocol):
     """Footage as the request path sees it: open, list, delete, readiness."""
 
@@ -82,8 +111,13 @@ class Storage(Protocol):
         """The camera ids that have footage for one customer (sorted)."""
         ...
 
-    async def delete(self, clip: ClipRef) -> None:
-        """Remove the clip for good; NotFound if absent."""
+    async def plan_deletion(self, clip: ClipRef) -> Deletion:
+        """Every stored version of the clip; NotFound if there is none, DeletionBlocked if an
+        object lock or legal hold keeps any of them (then nothing may be removed)."""
+        ...
+
+    async def delete(self, deletion: Deletion) -> None:
+        """Remove every version the plan lists, for good; DeletionBlocked if the store refuses."""
         ...
 
     async def check(self) -> None:

@@ -5,11 +5,11 @@ event loop; only reads the page cache can answer at once run on the loop (_read_
 OSError is translated here: ENOENT/ENOTDIR -> NotFound, anything else -> StorageUnavailable;
 nothing else leaves this module.
 
-Containment: a clip is opened by its path under the root, then the file actually opened must
-lie inside the root (its /proc/self/fd link names it, _opened_inside). Checking the open file
-rather than a path resolved beforehand leaves no window for a directory symlink swapped in
-between, and costs one readlink instead of os.path.realpath's lstat per component (issue 7).
-Without /proc the path is resolved and checked first, as before (_clip_path).
+Containment: every path under the root is opened one way, by gateway.storage.beneath's
+open_beneath() from an fd on the root, and no symlink on the way is ever followed: not one out
+of the tree, not one into another customer's (docs/security.md §3). A read opens the clip's
+file, a listing its directory, a deletion unlinks through the fd of the directory it opened; a
+directory or file swapped for a symlink at any moment is refused, never followed.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import secrets
 import stat
-import tempfile
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,16 @@ import anyio
 import anyio.to_thread
 
 from gateway.errors import NotFound, StorageUnavailable
-from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind, StoredObject
+from gateway.storage.base import (
+    CHUNK_SIZE,
+    Deletion,
+    ListedClip,
+    ObjectInfo,
+    ObjectKind,
+    StoredObject,
+    StoredVersion,
+)
+from gateway.storage.beneath import DIR_FLAGS, open_beneath
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 T = TypeVar("T")
@@ -39,12 +48,14 @@ T = TypeVar("T")
 # thread hop left to amortise, and 512 KiB streamed as fast as 1 MiB while 16 streams held
 # about 20 MiB less (issue 7, docs/benchmarks.md).
 FILE_CHUNK_SIZE = CHUNK_SIZE // 2
-# ELOOP: O_NOFOLLOW met a symlink (or a loop) where the clip's file should be; ENXIO: a socket
-# (or a device without a driver) sits there. Neither is a clip: both are refused as absent.
-_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO})
-# O_NOFOLLOW: the final component must not be a symlink swapped in after we resolved the path.
+# ELOOP: a symlink (or a loop) on the way; EXDEV: a path that would leave the root; ENXIO: a
+# socket (or a device without a driver) sits there. None is a clip: each is refused as absent.
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EXDEV, errno.ENXIO})
+# O_NOFOLLOW: the final component must not be a symlink either.
 # O_NONBLOCK: opening a FIFO planted in the tree must not hang a worker thread.
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+# A seeded clip's temp file: created new, never through a symlink already sitting at its name.
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @contextmanager
@@ -81,64 +92,59 @@ class FileStorage:
         except OSError as exc:
             raise StorageUnavailable(f"Cannot use {root} as the footage directory: {exc}.") from exc
         self._root_text = str(self.root)
-        self._inside = os.path.join(self._root_text, "")  # "ROOT/": what every clip starts with
-        self._fd_paths = _fd_paths_work(self._root_text)
 
     # -- paths -------------------------------------------------------------------------------
 
-    def _contained(self, path: Path) -> Path:
-        """`path` with every symlink resolved, refused unless it stays inside the root."""
-        # realpath, not Path.resolve: on 3.11 resolve raises RuntimeError on a symlink loop.
-        resolved = Path(os.path.realpath(path))
-        if not resolved.is_relative_to(self.root):
-            # Defence in depth: ids are validated upstream, so this means a symlink that points
-            # out of the tree. Say "not found" rather than reveal anything about the target.
-            raise NotFound("No such clip.")
-        return resolved
+    def _open(self, parts: Sequence[str], flags: int) -> int:
+        """An fd on ROOT/parts… opened by open_beneath (no symlink followed); the one way in."""
+        root = os.open(self._root_text, DIR_FLAGS)
+        if not parts:
+            return root
+        try:
+            return open_beneath(root, parts, flags)
+        finally:
+            os.close(root)
 
     def _check_ids(self, clip: ClipRef) -> None:
         """NotFound unless every part of the clip's name is a valid id (no "..", no "/")."""
         if not clip.has_valid_ids():
             raise NotFound("No such clip.")
 
-    def _clip_path(self, clip: ClipRef) -> Path:
-        """The resolved on-disk path of a clip (blocking: resolves symlinks)."""
+    def _parts(self, clip: ClipRef) -> tuple[str, str, str]:
+        """The names open_beneath walks to the clip from the root; NotFound unless valid ids."""
         self._check_ids(clip)
-        return self._contained(self.root / clip.customer_id / clip.camera_id / clip.clip_id)
-
-    def _path_to_open(self, clip: ClipRef) -> str:
-        """The clip's path as named (its fd is checked once open), else resolved and checked."""
-        if not self._fd_paths:
-            return str(self._clip_path(clip))
-        self._check_ids(clip)
-        return os.path.join(self._root_text, clip.customer_id, clip.camera_id, clip.clip_id)
-
-    def _opened_inside(self, fd: int) -> bool:
-        """Whether the file behind fd lies inside the root, by the path the kernel gives it."""
-        if not self._fd_paths:
-            return True  # _path_to_open resolved and checked the path before opening it
-        # The final component was opened with O_NOFOLLOW; directory symlinks on the way were
-        # followed, and this is where they led. Opening a file outside before refusing it has
-        # no effect worth guarding: only regular files pass, and only clip-id names are opened.
-        return os.readlink(f"/proc/self/fd/{fd}").startswith(self._inside)
+        return clip.customer_id, clip.camera_id, clip.clip_id
 
     def _open_clip(self, clip: ClipRef) -> tuple[int, ObjectInfo]:
         """An fd on the clip's regular file inside the root, and what fstat says of it.
 
         Blocking: everything a response needs from the disk before its headers, in one
-        worker-thread call (issue 7).
+        worker-thread call.
         """
-        fd = os.open(self._path_to_open(clip), _OPEN_FLAGS)
+        fd = self._open(self._parts(clip), _OPEN_FLAGS)
         try:
             st = os.fstat(fd)
-            if not (stat.S_ISREG(st.st_mode) and self._opened_inside(fd)):
-                # A directory, a FIFO, or a file reached through a symlink out of the tree: say
-                # "not found" rather than reveal anything about what is there.
+            if not stat.S_ISREG(st.st_mode):
+                # A directory or a FIFO: say "not found" rather than reveal what is there.
                 raise NotFound("No such clip.")
         except BaseException:
             os.close(fd)
             raise
         return fd, _info_of(st)
+
+    def _scan_dir(self, parts: Sequence[str]) -> list[tuple[str, os.stat_result]]:
+        """The entries of ROOT/parts… with their lstat: [] if it is missing, NotFound if it is no
+        directory or a symlink is on the way (O_DIRECTORY|O_NOFOLLOW: ENOTDIR of a symlink)."""
+        try:
+            fd = self._open(parts, DIR_FLAGS)
+        except FileNotFoundError:
+            return []  # an empty camera is no error
+        try:
+            # scandir(fd) lstat()s its entries in that very directory, so only while it is open.
+            with os.scandir(fd) as entries:
+                return [(e.name, st) for e in entries if (st := _lstat(e)) is not None]
+        finally:
+            os.close(fd)
 
     # -- Storage ------------------------------------------------------------------------------
 
@@ -157,12 +163,11 @@ class FileStorage:
     def _list_clips(self, camera: CameraRef) -> list[ListedClip]:
         if not (is_valid_id(camera.customer_id) and is_valid_id(camera.camera_id)):
             return []
-        directory = self._contained(self.root / camera.customer_id / camera.camera_id)
         clips = []
-        for entry in _scan(directory):
-            # Only regular files: symlinks are not listed (read still checks containment).
-            if clip_recorded_at(entry.name) is not None and entry.is_file(follow_symlinks=False):
-                clips.append(ListedClip(entry.name, entry.stat(follow_symlinks=False).st_size))
+        for name, st in self._scan_dir((camera.customer_id, camera.camera_id)):
+            # Only regular files: symlinks are not listed (and a read refuses them).
+            if clip_recorded_at(name) is not None and stat.S_ISREG(st.st_mode):
+                clips.append(ListedClip(name, st.st_size))
         return sorted(clips, key=lambda c: c.clip_id)
 
     async def list_cameras(self, customer_id: str) -> list[str]:
@@ -172,31 +177,63 @@ class FileStorage:
     def _list_cameras(self, customer_id: str) -> list[str]:
         if not is_valid_id(customer_id):
             return []
-        return _subdirectories(self._contained(self.root / customer_id))
+        return _subdirectories(self._scan_dir((customer_id,)))
 
-    async def delete(self, clip: ClipRef) -> None:
-        """Remove the clip's file; NotFound if absent."""
-        await _in_thread("clip", lambda: os.unlink(self._clip_path(clip)))
+    async def plan_deletion(self, clip: ClipRef) -> Deletion:
+        """The clip's one file, if it is a regular file reached without a symlink; else NotFound."""
+        await _in_thread("clip", lambda: self._in_camera(clip, _regular_file_in))
+        return Deletion(clip, (StoredVersion(None),))
+
+    async def delete(self, deletion: Deletion) -> None:
+        """Unlink the clip's file through the fd of its camera directory (never by its path)."""
+        await _in_thread("clip", lambda: self._in_camera(deletion.clip, _unlink_in))
+
+    def _in_camera(self, clip: ClipRef, act: Callable[[int, str], None]) -> None:
+        """Run act(camera_dir_fd, clip_id) on the camera directory open_beneath opened."""
+        self._check_ids(clip)
+        camera = self._open((clip.customer_id, clip.camera_id), DIR_FLAGS)
+        try:
+            act(camera, clip.clip_id)
+        finally:
+            os.close(camera)
 
     async def put(self, clip: ClipRef, data: bytes) -> None:
         """Write the clip atomically: readers see the old bytes or the new, never a mix."""
         await _in_thread("clip", lambda: self._put(clip, data))
 
     def _put(self, clip: ClipRef, data: bytes) -> None:
-        target = self._clip_path(clip)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._check_ids(clip)
+        camera = self._make_dirs((clip.customer_id, clip.camera_id))
         # The temp name starts with "." so it is never a valid id and never listed.
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".put-")
+        temp = f".put-{secrets.token_hex(8)}"
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(temp)
-            raise
+            fd = os.open(temp, _CREATE_FLAGS, 0o600, dir_fd=camera)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, clip.clip_id, src_dir_fd=camera, dst_dir_fd=camera)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(temp, dir_fd=camera)
+                raise
+        finally:
+            os.close(camera)
+
+    def _make_dirs(self, parts: Sequence[str]) -> int:
+        """An fd on ROOT/parts…, each directory made (through its parent's fd) if missing."""
+        for depth in range(1, len(parts) + 1):
+            try:
+                os.close(self._open(parts[:depth], DIR_FLAGS))
+            except FileNotFoundError:
+                parent = self._open(parts[: depth - 1], DIR_FLAGS)
+                try:
+                    with suppress(FileExistsError):
+                        os.mkdir(parts[depth - 1], dir_fd=parent)
+                finally:
+                    os.close(parent)
+        return self._open(parts, DIR_FLAGS)
 
     async def check(self) -> None:
         """Raise StorageUnavailable unless the root is a readable, searchable directory."""
@@ -264,20 +301,6 @@ def _info_of(st: os.stat_result) -> ObjectInfo:
     return ObjectInfo(size=st.st_size, etag=etag_for(st), last_modified=modified)
 
 
-def _fd_paths_work(root: str) -> bool:
-    """Whether /proc/self/fd names the file an fd has open (Linux with /proc mounted)."""
-    try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}") == root
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def _pread(fd: int, size: int, offset: int) -> Callable[[], bytes]:
     # pread takes the offset with it, so no shared file position is ever moved.
     return lambda: os.pread(fd, size, offset)
@@ -334,13 +357,28 @@ class _NoWaitUnsupported(Exception):
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
-def _subdirectories(directory: Path) -> list[str]:
+def _subdirectories(entries: list[tuple[str, os.stat_result]]) -> list[str]:
     """The names of real (not symlinked) subdirectories that are valid ids."""
-    return sorted(
-        entry.name
-        for entry in _scan(directory)
-        if is_valid_id(entry.name) and entry.is_dir(follow_symlinks=False)
-    )
+    return sorted(name for name, st in entries if is_valid_id(name) and stat.S_ISDIR(st.st_mode))
+
+
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    """The entry's own lstat, or None if it went away since the directory was read."""
+    try:
+        return entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _regular_file_in(directory: int, name: str) -> None:
+    """NotFound unless `name` in that directory is a regular file (a symlink is not one)."""
+    if not stat.S_ISREG(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode):
+        raise NotFound("No such clip.")
+
+
+def _unlink_in(directory: int, name: str) -> None:
+    """Unlink `name` from that directory; a symlink put there since is removed, not followed."""
+    os.unlink(name, dir_fd=directory)
 
 
 def _classified(directory: Path) -> list[tuple[str, ObjectKind | None]]:

@@ -17,10 +17,12 @@ Errors are translated here (STYLE.md, "translate at the boundary"):
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -30,8 +32,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as URLLib3Error
 
-from gateway.errors import NotFound, StorageUnavailable
-from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind, StoredObject
+from gateway.errors import DeletionBlocked, NotFound, StorageUnavailable
+from gateway.storage.base import (
+    CHUNK_SIZE,
+    Deletion,
+    ListedClip,
+    ObjectInfo,
+    ObjectKind,
+    StoredObject,
+    StoredVersion,
+)
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 if TYPE_CHECKING:
@@ -45,6 +55,8 @@ MAX_PRESIGN_TTL = 60  # contract §2: a presigned URL lives at most 60 s
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # The object is no longer the one open() saw: replaced (If-Match fails) or shorter (the range).
 _CHANGED_CODES = frozenset({"PreconditionFailed", "412", "InvalidRange"})
+# What S3 says when object lock keeps a version: AccessDenied ("WORM protected").
+_LOCKED_CODES = frozenset({"AccessDenied", "InvalidRequest"})
 # Everything boto3/botocore/urllib3 can raise for a request or a body read; OSError covers sockets.
 _BACKEND_ERRORS = (BotoCoreError, ClientError, URLLib3Error, OSError)
 
@@ -63,6 +75,25 @@ def _translated() -> Iterator[None]:
         raise StorageUnavailable(f"The footage store refused the request ({code}).") from exc
     except _BACKEND_ERRORS as exc:
         raise StorageUnavailable("The footage store could not be reached.") from exc
+
+
+def _version_id(item: Any) -> str | None:
+    """A listed version's id; None for S3's "null", the one version of an unversioned key."""
+    version_id = str(item["VersionId"])
+    return None if version_id == "null" else version_id
+
+
+def _version_param(version_id: str | None) -> dict[str, Any]:
+    """The VersionId parameter for one version; none for the null version (addressed by key)."""
+    return {} if version_id is None else {"VersionId": version_id}
+
+
+def _refused(exc: StorageUnavailable) -> bool:
+    """Whether S3 refused a version's deletion itself (a WORM-protected version: AccessDenied)."""
+    cause = exc.__cause__
+    if not isinstance(cause, ClientError):
+        return False
+    return str(cause.response.get("Error", {}).get("Code", "")) in _LOCKED_CODES
 
 
 async def _in_thread(func: Callable[[], T]) -> T:
@@ -196,11 +227,78 @@ class S3Storage:
         pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
         return [dict(page) for page in pages]
 
-    async def delete(self, clip: ClipRef) -> None:
-        """Delete the object; NotFound if absent (S3 itself deletes missing keys silently)."""
-        await self._head(clip)
+    async def plan_deletion(self, clip: ClipRef) -> Deletion:
+        """Every version and delete marker of the clip's exact key, oldest first, markers last.
+
+        On a versioned bucket DeleteObject without a VersionId only adds a delete marker and the
+        footage stays (docs/contract.md §4), so a deletion lists what there is and removes each.
+        NotFound when no version holds footage; DeletionBlocked, before anything is removed,
+        when an object lock or legal hold keeps one.
+        """
         key = self._key(clip)
-        await _in_thread(lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+        versions = await _in_thread(lambda: self._versions(key))
+        if not any(not v.delete_marker for v in versions):
+            raise NotFound("No such clip.")
+        blocked = await _in_thread(lambda: self._locked(key, versions))
+        if blocked:
+            raise DeletionBlocked(
+                "An object lock or legal hold keeps this clip; it cannot be deleted yet.",
+                blocked=blocked,
+            )
+        return Deletion(clip, versions)
+
+    def _versions(self, key: str) -> tuple[StoredVersion, ...]:
+        """The key's versions, oldest first, then its delete markers (blocking)."""
+        paginator = self._client.get_paginator("list_object_versions")
+        versions: list[StoredVersion] = []
+        markers: list[StoredVersion] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            for kind, found in (("Versions", versions), ("DeleteMarkers", markers)):
+                for item in page.get(kind, []):  # type: ignore[attr-defined]
+                    if item["Key"] == key:  # a prefix also matches longer keys
+                        found.append(StoredVersion(_version_id(item), kind == "DeleteMarkers"))
+        # S3 lists a key's versions newest first. Oldest first and the markers last: a deletion
+        # cut short never leaves an older version as the one a GET serves.
+        return (*reversed(versions), *reversed(markers))
+
+    def _locked(self, key: str, versions: tuple[StoredVersion, ...]) -> tuple[str, ...]:
+        """The version ids a legal hold or an unexpired retention keeps (blocking)."""
+        now = datetime.now(UTC)
+        blocked = []
+        for version in versions:
+            if version.delete_marker:
+                continue  # a delete marker holds no footage and cannot be locked
+            head = self._client.head_object(
+                Bucket=self.bucket, Key=key, **_version_param(version.version_id)
+            )
+            held = head.get("ObjectLockLegalHoldStatus") == "ON"
+            until = head.get("ObjectLockRetainUntilDate")
+            if held or (until is not None and until > now):
+                blocked.append(version.version_id or "null")
+        return tuple(blocked)
+
+    async def delete(self, deletion: Deletion) -> None:
+        """DeleteObject with the VersionId of each planned version, in the plan's order."""
+        key = self._key(deletion.clip)
+        removed: list[str] = []
+        for version in deletion.versions:
+            version_id = version.version_id
+            try:
+                await _in_thread(functools.partial(self._delete_version, key, version_id))
+            except StorageUnavailable as exc:
+                if not _refused(exc):
+                    raise
+                # A lock or hold placed since the plan: what is gone is gone, the rest stays.
+                raise DeletionBlocked(
+                    "An object lock or legal hold keeps this clip; it cannot be deleted yet.",
+                    blocked=(version_id or "null",),
+                    removed=tuple(removed),
+                ) from exc
+            removed.append(version_id or "null")
+
+    def _delete_version(self, key: str, version_id: str | None) -> None:
+        # Never BypassGovernanceRetention: a lock is the bucket owner's decision, not ours.
+        self._client.delete_object(Bucket=self.bucket, Key=key, **_version_param(version_id))
 
     async def put(self, clip: ClipRef, data: bytes) -> None:
         """Store a clip in one PutObject (atomic in S3: readers see old or new, never a mix)."""

@@ -103,8 +103,8 @@ def test_retention_enforce_purges_from_s3(s3_live):
     assert keys(s3_live) == {f"footage/c1/front/{CLIP}"}
 
 
-# Deletion that really deletes (docs/security.md §5): on a versioned bucket, every version goes,
-# or a lock refuses the deletion with 409 `deletion_blocked`, and `footage.delete_failed` says which.
+# Deletion that really deletes (docs/contract.md §4): on a versioned bucket, every version goes,
+# or a lock refuses it with 409 `deletion_blocked`, and `footage.delete_failed` says which.
 
 
 def events_of(live, event_type: str) -> list[dict]:

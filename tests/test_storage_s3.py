@@ -340,7 +340,7 @@ async def test_open_storage_picks_the_s3_backend(s3_bucket: tuple[str, str]) -> 
         await storage.close()
 
 
-# Deletion that really deletes (docs/security.md §5): on a versioned bucket DeleteObject alone
+# Deletion that really deletes (docs/contract.md §4): on a versioned bucket DeleteObject alone
 # adds a delete marker and keeps the footage; every version goes, or a lock refuses it all.
 
 KEY = f"cust1/cam1/{CLIP_ID}"

@@ -56,7 +56,7 @@ class DeletionBlocked(GatewayError):
         self.removed = removed  # version ids already gone when the store refused (a race)
 
     def as_detail(self) -> dict[str, list[str]]:
-        """A footage.deletion_blocked event's detail: the versions kept, any removed first."""
+        """A footage.delete_failed event's detail: the versions kept, any removed first."""
         return {"blocked": list(self.blocked), "removed": list(self.removed)}
 
 

@@ -80,27 +80,39 @@ async def enforce(
 
 
 async def _purge(storage: Storage, audit: AuditLog, clip: ClipRef, days: int) -> str:
-    """Delete every version of one clip; what became of it: "deleted", "blocked" or "gone"."""
+    """Delete every version of one clip; what became of it: "deleted", "blocked" or "gone".
+
+    The same order as an owner's deletion (docs/contract.md §7 "The chain"): storage is not
+    transactional, so `footage.delete_requested` is written first (if it cannot be, nothing is
+    deleted and the run stops), `footage.deleted` only once storage says every version is gone,
+    and `footage.delete_failed` when it is refused. A crash in between leaves a request event
+    with no outcome, and the clip, if still there, is listed again by the next run.
+    """
+    requested = await audit.append(_event(EventType.FOOTAGE_DELETE_REQUESTED, clip, days))
+    joined = {"requested_event_id": requested["event_id"]}
     try:
         deletion = await storage.plan_deletion(clip)
-        # Record first, then delete: a crash between the two leaves a recorded clip that the next
-        # run lists and deletes again (two events), never a deletion that no event records.
-        await audit.append(
-            _event(EventType.FOOTAGE_DELETED, clip, days, removed=deletion.as_detail())
-        )
         await storage.delete(deletion)
-    except NotFound:
-        return "gone"
-    except DeletionBlocked as blocked:
-        # An object lock or legal hold keeps it (docs/contract.md §4): said, and recorded.
+    except (NotFound, DeletionBlocked) as refused:
+        # Gone meanwhile, or an object lock or legal hold keeps it (docs/contract.md §4).
+        blocked = refused.as_detail() if isinstance(refused, DeletionBlocked) else {}
         await audit.append(
-            _event(EventType.FOOTAGE_DELETE_FAILED, clip, days, **blocked.as_detail())
+            _event(EventType.FOOTAGE_DELETE_FAILED, clip, days, refused.code, **joined, **blocked)
         )
-        return "blocked"
+        return "blocked" if blocked else "gone"
+    await audit.append(
+        _event(EventType.FOOTAGE_DELETED, clip, days, **joined, removed=deletion.as_detail())
+    )
     return "deleted"
 
 
-def _event(event_type: EventType, clip: ClipRef, days: int, **detail: object) -> Event:
+def _event(
+    event_type: EventType,
+    clip: ClipRef,
+    days: int,
+    reason: str = "retention_expired",
+    **detail: object,
+) -> Event:
     return new_event(
         event_type,
         principal=RETENTION_PRINCIPAL,
@@ -108,8 +120,6 @@ def _event(event_type: EventType, clip: ClipRef, days: int, **detail: object) ->
         customer_id=clip.customer_id,
         camera_id=clip.camera_id,
         clip_id=clip.clip_id,
-        reason=(
-            "retention_expired" if event_type is EventType.FOOTAGE_DELETED else DeletionBlocked.code
-        ),
+        reason=reason,
         detail={"retention_days": days, **detail},
     )

@@ -215,7 +215,14 @@ def test_retention_enforce_lists_then_deletes_with_audit_events(tmp_path):
         rows = conn.execute(sa.select(audit_events.c.body)).scalars().all()
     engine.dispose()
     events = [json.loads(r) for r in rows]
-    assert [(e["type"], e["clip_id"]) for e in events] == [("footage.deleted", old.clip_id)]
+    # Requested before storage is touched, deleted only once it is gone, the two joined.
+    assert [(e["type"], e["clip_id"]) for e in events] == [
+        ("footage.delete_requested", old.clip_id),
+        ("footage.deleted", old.clip_id),
+    ]
+    requested, deleted = events
+    assert deleted["detail"]["requested_event_id"] == requested["event_id"]
+    assert deleted["detail"]["removed"]
     assert run("audit", "verify", env=base).returncode == 0
 
 

@@ -59,6 +59,9 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message).setdefault("X-Request-ID", request_id)
+                # No response is ever content-sniffed: a JSON error echoing a caller's text must
+                # not be read as HTML (docs/contract.md §5, response headers).
+                MutableHeaders(scope=message).setdefault("X-Content-Type-Options", "nosniff")
                 _observe(scope, route, message["status"], time.perf_counter() - started)
             await send(message)
 

@@ -109,7 +109,14 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", error=repr(exc), exc_info=exc)
-    return error_response(500, "internal_error", "The gateway failed to handle this request.")
+    # Sent by Starlette's outermost ServerErrorMiddleware, around RequestContextMiddleware: the
+    # header that middleware adds to every other response is set here.
+    return error_response(
+        500,
+        "internal_error",
+        "The gateway failed to handle this request.",
+        {"X-Content-Type-Options": "nosniff"},
+    )
 
 
 Handler = Callable[[Request, Exception], Coroutine[Any, Any, Response]]

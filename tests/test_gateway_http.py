@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 
 import jwt
 import pytest
+from starlette.requests import Request
 
+from gateway.middleware import error_handlers
 from gateway.types import Zone
 from tests.support.server import wait_for
 
@@ -265,3 +268,7 @@ def test_every_response_says_nosniff(seeded):
     ]
     for r in responses:
         assert r.headers.get("x-content-type-options") == "nosniff", (r.request.url, r.status_code)
+    # A 500 is sent from outside the middleware (Starlette's ServerErrorMiddleware): its handler.
+    unexpected = error_handlers()[Exception]
+    crashed = asyncio.run(unexpected(Request({"type": "http"}), RuntimeError("boom")))
+    assert crashed.status_code == 500 and crashed.headers["x-content-type-options"] == "nosniff"

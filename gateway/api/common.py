@@ -59,7 +59,7 @@ async def json_body(request: Request) -> Any:
 def _check_json(body: Any) -> None:
     """Refuse deep nesting and lone surrogates, walking without recursion.
 
-    A `"\ud800"` escape (or UTF-8 bytes json reads with `surrogatepass`) gives a string that
+    A `"\\ud800"` escape (or UTF-8 bytes json reads with `surrogatepass`) gives a string that
     no database, log line or audit event can encode: refused here, not as a 500 later.
     """
     pending: list[tuple[Any, int]] = [(body, 1)]

@@ -91,8 +91,9 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     exp = _number(claims, "exp")
     if exp is None:
         _refuse("exp missing")
+    iat = _number(claims, "iat")
     # Unknown role strings are kept: Principal.known_roles drops them, so they grant nothing.
-    return Principal(sub, frozenset(roles), customer_id, expires_at=exp)
+    return Principal(sub, frozenset(roles), customer_id, expires_at=exp, issued_at=iat)
 
 
 def _check_header(header: Mapping[str, Any]) -> str | None:

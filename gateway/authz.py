@@ -107,6 +107,16 @@ class PolicyEngine:
             cached = cache[key] = _evaluate(enforcer, key)
         return cached
 
+    def allows_purpose(self, purpose: str) -> bool:
+        """Whether any staff role may use `purpose` at all (some action, some zone): a grant
+        for a purpose the policy denies to everyone could never be used (contract §5)."""
+        return any(
+            self.rule_for(role, purpose, action, zone).allowed
+            for role in sorted(STAFF_ROLES)
+            for action in Action
+            for zone in Zone
+        )
+
     def may(self, principal: Principal, action: str) -> Decision:
         """An administrative permission (audit.read, flags.manage, …) from any of the roles."""
         results = [self.rule_for(r, ADMIN_PURPOSE, action, ANY_ZONE) for r in principal.known_roles]
@@ -238,6 +248,12 @@ def _most_specific(misses: list[Decision]) -> Decision:
 
 
 def _token_is_short_lived(principal: Principal, now: datetime) -> bool:
-    """Break-glass needs a token that expires soon: a stolen one is worth little for long."""
-    remaining = principal.expires_at - now.timestamp()
-    return 0 < remaining <= BREAK_GLASS_MAX_TOKEN_SECONDS
+    """Break-glass needs a token *issued* for at most 15 minutes (`exp - iat`), still unexpired.
+
+    A stolen one is worth little for long. Time left is not enough: any long-lived token spends
+    its last 15 minutes looking short. With no `iat` the lifetime is unknown, so it is refused.
+    """
+    if principal.issued_at is None:
+        return False
+    lifetime = principal.expires_at - principal.issued_at
+    return 0 < lifetime <= BREAK_GLASS_MAX_TOKEN_SECONDS and principal.expires_at > now.timestamp()

@@ -33,6 +33,7 @@ from gateway.types import (
     Zone,
     format_ts,
     is_valid_id,
+    parse_input_ts,
     parse_ts,
 )
 
@@ -170,12 +171,13 @@ def parse_new_grant(body: Any, owner: Principal, now: datetime, max_ttl_seconds:
 
 def _time(body: Mapping[str, Any], field: str) -> datetime:
     value = body.get(field)
+    message = f"{field} must be an RFC 3339 time with a zone, in the years 2000 to 2100."
     if not isinstance(value, str):
-        raise BadRequest(f"{field} must be an RFC 3339 time with a zone.")
+        raise BadRequest(message)
     try:
-        return parse_ts(value)
+        return parse_input_ts(value)
     except ValueError as exc:
-        raise BadRequest(f"{field} must be an RFC 3339 time with a zone.") from exc
+        raise BadRequest(message) from exc
 
 
 def _grantee(value: Any) -> str:

@@ -59,6 +59,9 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message).setdefault("X-Request-ID", request_id)
+                # No response is ever content-sniffed: a JSON error echoing a caller's text must
+                # not be read as HTML (docs/contract.md §5, response headers).
+                MutableHeaders(scope=message).setdefault("X-Content-Type-Options", "nosniff")
                 _observe(scope, route, message["status"], time.perf_counter() - started)
             await send(message)
 
@@ -106,7 +109,14 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", error=repr(exc), exc_info=exc)
-    return error_response(500, "internal_error", "The gateway failed to handle this request.")
+    # Sent by Starlette's outermost ServerErrorMiddleware, around RequestContextMiddleware: the
+    # header that middleware adds to every other response is set here.
+    return error_response(
+        500,
+        "internal_error",
+        "The gateway failed to handle this request.",
+        {"X-Content-Type-Options": "nosniff"},
+    )
 
 
 Handler = Callable[[Request, Exception], Coroutine[Any, Any, Response]]

@@ -142,6 +142,7 @@ class Principal:
     roles: frozenset[str]
     customer_id: str | None = None
     expires_at: float = 0.0
+    issued_at: float | None = None  # the token's iat, when it has one (break-glass needs it)
 
     @property
     def known_roles(self) -> frozenset[Role]:
@@ -249,4 +250,21 @@ def parse_ts(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("z", "Z"))
     if moment.tzinfo is None:
         raise ValueError("a time needs a zone (Z or an offset)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before datetime.min in UTC
+        raise ValueError("a time outside what can be represented") from exc
+
+
+# Times a caller may send (grants, audit filters): a sane range, so that everything stored is
+# stored as format_ts's fixed width and reads back (docs/contract.md §5, "Times from callers").
+EARLIEST_INPUT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INPUT = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive: the whole of 2100 is allowed
+
+
+def parse_input_ts(text: str) -> datetime:
+    """parse_ts for a caller's time: also ValueError outside the years 2000 to 2100."""
+    moment = parse_ts(text)
+    if not EARLIEST_INPUT <= moment < LATEST_INPUT:
+        raise ValueError("a time outside the years 2000 to 2100")
+    return moment

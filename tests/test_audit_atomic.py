@@ -170,13 +170,14 @@ def test_a_grant_is_not_revoked_without_its_event(gw: Gateway) -> None:
 
 
 def test_a_zone_is_not_changed_without_its_event(gw: Gateway) -> None:
+    gw.live.env.put_clip("c1", "garden", CLIP, DATA)  # known by its footage, never zoned (§4)
     before = gw.events()
     gw.break_audit()
     r = gw.client.put("/v1/cameras/c1/front", json={"zone": "private"}, headers=gw.owner())
     assert_refused(r)
     r = gw.client.put("/v1/cameras/c1/garden", json={"zone": "outdoor"}, headers=gw.owner())
     assert_refused(r)  # a camera nobody classified stays unclassified (private)
-    assert zones_of(gw) == {"front": "outdoor"}
+    assert zones_of(gw) == {"front": "outdoor", "garden": "private"}
     assert gw.events() == before
 
 
@@ -293,6 +294,9 @@ def test_a_refused_change_rolls_back_alone_and_writes_nothing(gw: Gateway) -> No
 def test_concurrent_changes_and_views_keep_one_chain_and_every_change_has_its_event(
     gw: Gateway,
 ) -> None:
+    for i in range(0, 40, 4):  # the cameras zoned below are known by their footage (§4)
+        gw.live.env.put_clip("c1", f"cam{i}", CLIP, DATA)
+
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=gw.live.url, timeout=60) as client:
             calls = []

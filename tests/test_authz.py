@@ -37,12 +37,16 @@ def decide(
     justification="TICKET-1 customer asked",
     action=Action.VIEW,
     policy_dir=None,
+    age=0.0,
 ):
+    # A token issued `age` seconds ago and valid for `ttl` seconds from now (iat = now - age).
+    now = time.time()
     principal = Principal(
         "someone",
         frozenset(roles),
         customer_id="c1" if owner else "c9",
-        expires_at=time.time() + ttl,
+        expires_at=now + ttl,
+        issued_at=now - age,
     )
     request = AccessRequest(
         principal=principal,
@@ -125,6 +129,46 @@ def test_break_glass_needs_a_short_lived_token():
     assert decide(["support_lead"], "emergency", ttl=600)
     long_lived = decide(["support_lead"], "emergency", ttl=4 * 3600)
     assert not long_lived and long_lived.reason == "purpose_not_permitted"
+
+
+def test_break_glass_counts_the_tokens_issued_lifetime_not_its_time_left():
+    """exp - iat <= 15 minutes (docs/contract.md §6): a 4-hour token in its last 10 minutes is
+    still a 4-hour token, and one with no iat has no known lifetime."""
+    assert decide(["trust_safety"], "emergency", ttl=300, age=600)  # issued for exactly 900 s
+    for ttl, age in [(600, 4 * 3600 - 600), (300, 601), (1, 900)]:
+        late = decide(["support_lead"], "emergency", ttl=ttl, age=age)
+        assert not late and late.reason == "purpose_not_permitted", (ttl, age)
+    no_iat = Principal("x", frozenset({"support_lead"}), expires_at=time.time() + 300)
+    request = AccessRequest(
+        principal=no_iat,
+        action=Action.VIEW,
+        camera=CameraRef("c1", "cam"),
+        zone=Zone.OUTDOOR,
+        purpose=Purpose.EMERGENCY,
+        justification="INC-1 fire",
+    )
+    refused = Authorizer(PolicyEngine(REPO_POLICY_DIR), grant_check(NO_GRANT)).decide(request, ())
+    assert not refused and refused.reason == "purpose_not_permitted"
+
+
+def test_only_purposes_the_policy_lets_some_role_use_are_grantable(tmp_path):
+    """allows_purpose asks the policy (not a list in code): model_training is denied to every
+    role by policies/; a copy of the policy that lets a role use it makes it grantable."""
+    policy = PolicyEngine(REPO_POLICY_DIR)
+    assert not policy.allows_purpose("model_training")
+    assert all(policy.allows_purpose(p) for p in Purpose if p != Purpose.MODEL_TRAINING)
+    edited = tmp_path / "policies"
+    shutil.copytree(REPO_POLICY_DIR, edited)
+    rules = (
+        (edited / "policy.csv")
+        .read_text()
+        .replace(
+            "p, *, model_training, *, *, deny, none",
+            "p, trust_safety, model_training, view, outdoor, allow, grant",
+        )
+    )
+    (edited / "policy.csv").write_text(rules)
+    assert PolicyEngine(edited).allows_purpose("model_training")
 
 
 def test_a_failing_grant_check_denies():

@@ -90,15 +90,61 @@ def test_token_from_the_fragment_is_kept_in_session_storage_only(live, page):
     assert page.evaluate("localStorage.length") == 0
     assert "alice" in text_of(page, "#who")
 
-    # A token handed over while the console is open (same document) switches the session.
+    # A token handed over while the console is open (same document) switches the session once
+    # the person says so (the asking itself: test_a_handed_token_asks_before_replacing_…).
     analyst = analyst_token(live)
     page.goto(f"{live.url}/console/#token={analyst}")
+    page.get_by_role("button", name="Switch to ana@security").click()
     page.wait_for_selector("h1:has-text('Flags')")
     assert "token" not in page.url and "ana@security" in text_of(page, "#who")
     assert page.evaluate("sessionStorage.getItem('footgw.console.token')") == analyst
     page.get_by_role("button", name="Sign out").click()
     assert page.locator("#signed-out").is_visible()
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_handed_token_asks_before_replacing_a_signed_in_session(live, page):
+    """A `#token=` link opened while signed in (someone else's token, sent to trick the person
+    into acting in another account) changes nothing until the person chooses: same document
+    or a fresh load of the console in the tab, and an unusable token never ends the session."""
+    alice = customer_token(live, "c1", "alice")
+    sign_in(page, live.url, alice)
+    stored = "sessionStorage.getItem('footgw.console.token')"
+
+    def still_alice() -> None:
+        assert "alice" in text_of(page, "#who") and page.evaluate(stored) == alice
+        assert page.locator("#view h1").inner_text() == "Who looked at my footage"
+
+    mallory = customer_token(live, "c2", "mallory")
+    page.goto(f"{live.url}/console/#token={mallory}")  # same document: a hashchange
+    prompt = page.locator("#switch-session")
+    prompt.wait_for()
+    assert "mallory (customer)" in prompt.inner_text() and "alice" in prompt.inner_text()
+    assert "token" not in page.url
+    still_alice()
+    screenshot(page, "switch-session")
+    page.get_by_role("button", name="Stay signed in as alice").click()
+    prompt.wait_for(state="detached")
+    still_alice()
+
+    page.goto("about:blank")  # a new document in the same tab: sessionStorage stays
+    page.goto(f"{live.url}/console/#token={mallory}")
+    prompt.wait_for()
+    still_alice()
+    assert page.evaluate("sessionStorage.length") == 1  # the offered token is not stored
+
+    for unusable in ("not-a-jwt", live.env.token("eve", "customer", customer_id="c3", ttl=-60)):
+        page.goto(f"{live.url}/console/#token={unusable}")
+        page.locator("#switch-session h2", has_text="was not used").wait_for()
+        still_alice()
+    page.get_by_role("button", name="Dismiss").click()
+    prompt.wait_for(state="detached")
+
+    page.goto(f"{live.url}/console/#token={mallory}")
+    page.get_by_role("button", name="Switch to mallory").click()
+    prompt.wait_for(state="detached")
+    page.wait_for_function("document.getElementById('who').textContent.includes('mallory')")
+    assert page.evaluate(stored) == mallory and "alice" not in text_of(page, "#who")
 
 
 def test_pasted_token_signs_in_and_an_expired_one_signs_out(live, page):

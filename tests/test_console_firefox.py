@@ -57,9 +57,13 @@ async def drive(base: str, profile, alice: str, ana: str) -> None:
         title = await ff.evaluate("document.querySelector('.timeline time').title")
         assert title.endswith("Z (UTC)")
 
+        # A token handed over while signed in is only offered until the person switches.
         await ff.evaluate(
             f"location.hash = {json.dumps('#token=' + ana + '&view=/principal/sam@support')}"
         )
+        await ff.wait_for("document.getElementById('switch-session') !== null")
+        assert await ff.evaluate("sessionStorage.getItem('footgw.console.token')") == alice
+        await ff.evaluate("document.querySelector('#switch-session button').click()")
         await ff.wait_for("document.querySelectorAll('svg.chart rect.bar-denied').length === 1")
         assert "ana@security" in await ff.evaluate("document.getElementById('who').innerText")
         summary = await ff.evaluate("document.querySelector('svg.chart desc').textContent")

@@ -100,3 +100,24 @@ def test_only_security_and_admin_manage_flags(flagged):
         r = flagged.client.post("/v1/flags/x/resolve", json={"resolution": "x"}, headers=headers)
         assert r.status_code == 403
     assert flagged.client.get("/v1/flags").status_code == 401
+
+
+@pytest.mark.parametrize("roles", [("admin",), ("security_analyst",), ("admin", "support_agent")])
+def test_a_principal_cannot_resolve_its_own_flag(flagged, roles):
+    """Self-review is not review: sam, holding a role that manages flags (a second token, a
+    promotion), is refused on a flag about sam, and the flag stays open for someone else."""
+    [flag] = flagged.client.get("/v1/flags", headers=analyst(flagged)).json()["flags"]
+    assert flag["principal"] == "sam"
+    own = flagged.env.auth("sam", *roles)
+    assert flagged.client.get("/v1/flags", headers=own).status_code == 200  # may still look
+    r = flagged.client.post(
+        f"/v1/flags/{flag['flag_id']}/resolve", json={"resolution": "all fine"}, headers=own
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "self_review"
+    assert "x-audit-event-id" not in r.headers
+    still = flagged.client.get("/v1/flags", params={"status": "open"}, headers=analyst(flagged))
+    assert [f["flag_id"] for f in still.json()["flags"]] == [flag["flag_id"]]
+    assert events(flagged, type="flag.resolved") == []
+    path = f"/v1/flags/{flag['flag_id']}/resolve"
+    r = flagged.client.post(path, json={"resolution": "checked"}, headers=analyst(flagged))
+    assert r.status_code == 200 and r.json()["resolved_by"] == "ana"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 
+import jwt
 import pytest
+from starlette.requests import Request
 
+from gateway.middleware import error_handlers
 from gateway.types import Zone
 from tests.support.server import wait_for
 
@@ -218,3 +223,52 @@ def test_each_event_is_also_one_structured_log_line(seeded):
     assert any(e["type"] == "access.complete" for e in lines)
     token = owner(seeded)["Authorization"].split()[1]
     assert all(token not in repr(entry) for entry in logs)
+
+
+def test_break_glass_needs_a_token_issued_for_at_most_15_minutes(seeded):
+    """exp - iat <= 900 s, iat required (contract §6): a long-lived token in its last minutes,
+    or a short one with no iat, is refused and audited; a token issued for 15 minutes works."""
+    now = int(time.time())
+    emergency = {"X-Access-Purpose": "emergency", "X-Access-Justification": "INC-7 smoke alarm"}
+    path = f"/v1/footage/c1/front/{CLIP}"
+
+    def lead(**times):
+        claims = {"sub": "lee", "roles": ["support_lead"]} | times
+        token = jwt.encode(claims, seeded.env.private_key, algorithm="EdDSA")
+        return {"Authorization": f"Bearer {token}", **emergency}
+
+    ok = seeded.client.get(path, headers=lead(iat=now - 60, exp=now + 840))
+    assert ok.status_code == 200 and ok.content == DATA
+    for claims in (
+        {"iat": now - 8 * 3600, "exp": now + 300},  # an 8-hour token in its last 5 minutes
+        {"iat": now - 60, "exp": now + 841},  # issued for 901 s
+        {"exp": now + 300},  # no iat: no known lifetime
+    ):
+        r = seeded.client.get(path, headers=lead(**claims))
+        assert r.status_code == 403, claims
+        assert r.json()["error"]["code"] == "purpose_not_permitted"
+        assert r.headers["x-audit-event-id"] and b"\x00" not in r.content
+
+
+def test_every_response_says_nosniff(seeded):
+    """X-Content-Type-Options: nosniff on every response: footage, JSON errors (which may echo
+    a caller's text), 401s, 404s of unknown routes, health and metrics."""
+    responses = [
+        seeded.client.get(f"/v1/footage/c1/front/{CLIP}", headers=owner(seeded)),
+        seeded.client.get(f"/v1/footage/c2/garage/{CLIP}", headers=owner(seeded)),
+        seeded.client.get("/v1/footage/c1/front/<script>", headers=owner(seeded)),
+        seeded.client.get("/v1/grants"),
+        seeded.client.get("/v1/nothing-here"),
+        seeded.client.post("/v1/grants", content=b"{", headers=owner(seeded)),
+        seeded.client.get("/healthz"),
+        seeded.client.get("/readyz"),
+        seeded.client.get("/metrics"),
+        seeded.client.get("/openapi.json"),
+        seeded.client.get("/console/"),
+    ]
+    for r in responses:
+        assert r.headers.get("x-content-type-options") == "nosniff", (r.request.url, r.status_code)
+    # A 500 is sent from outside the middleware (Starlette's ServerErrorMiddleware): its handler.
+    unexpected = error_handlers()[Exception]
+    crashed = asyncio.run(unexpected(Request({"type": "http"}), RuntimeError("boom")))
+    assert crashed.status_code == 500 and crashed.headers["x-content-type-options"] == "nosniff"

@@ -12,7 +12,7 @@ from gateway.api.common import int_param, services
 from gateway.audit.store import EventQuery
 from gateway.audit.verify import verify_rows
 from gateway.errors import BadRequest
-from gateway.types import Principal, Verdict, format_ts, parse_ts
+from gateway.types import Principal, Verdict, format_ts, parse_input_ts
 
 
 @requires("audit.read")
@@ -42,9 +42,10 @@ def _time(request: Request, name: str) -> str | None:
     if not raw:
         return None
     try:
-        return format_ts(parse_ts(raw))
+        return format_ts(parse_input_ts(raw))
     except ValueError as exc:
-        raise BadRequest(f"{name} must be an RFC 3339 time with a zone.") from exc
+        message = f"{name} must be an RFC 3339 time with a zone, in the years 2000 to 2100."
+        raise BadRequest(message) from exc
 
 
 @requires("audit.read")

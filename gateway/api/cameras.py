@@ -14,7 +14,8 @@ from gateway.api.access import requires
 from gateway.api.common import admin_event, commit, json_body, services
 from gateway.audit.events import Event
 from gateway.cameras import Camera, parse_camera_update
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, NotFound
+from gateway.services import Services
 from gateway.types import CameraRef, EventType, Principal, Zone, is_valid_id
 
 
@@ -34,6 +35,8 @@ async def put_camera(request: Request, principal: Principal) -> Response:
     camera = _camera(request)
     zone, label = parse_camera_update(await json_body(request))
     svc = services(request)
+    if not await is_known(svc, camera):
+        raise NotFound("No such camera: it has no footage and no zone.")
     now = datetime.now(UTC)
 
     def change(conn: Connection) -> tuple[Zone, Camera]:
@@ -63,10 +66,24 @@ async def put_camera(request: Request, principal: Principal) -> Response:
 )
 async def list_cameras(request: Request, _caller: Principal) -> Response:
     customer_id = _customer(request)
-    svc = services(request)
-    stored = await svc.storage.list_cameras(customer_id)
-    found = await anyio.to_thread.run_sync(svc.cameras.for_customer, customer_id, stored)
+    found = await known_cameras(services(request), customer_id)
     return JSONResponse({"customer_id": customer_id, "cameras": [c.as_json() for c in found]})
+
+
+async def known_cameras(svc: Services, customer_id: str) -> list[Camera]:
+    """A customer's cameras: those storage lists (it holds their footage) and those with a zone.
+
+    The one answer to "is there such a camera" (docs/contract.md §4): a camera outside it can be
+    neither zoned nor granted, so a typo never stands as a grant or a zone nobody can see.
+    """
+    stored = await svc.storage.list_cameras(customer_id)
+    return await anyio.to_thread.run_sync(svc.cameras.for_customer, customer_id, stored)
+
+
+async def is_known(svc: Services, camera: CameraRef) -> bool:
+    """Whether known_cameras lists this camera."""
+    found = await known_cameras(svc, camera.customer_id)
+    return any(c.camera_id == camera.camera_id for c in found)
 
 
 def _camera(request: Request) -> CameraRef:

@@ -16,6 +16,8 @@ from gateway.types import EventType, Principal
 
 MAX_BODY = 64 * 1024
 T = TypeVar("T")
+# No body of the contract nests deeper than a few levels; deeper is hostile (docs/contract.md §5).
+MAX_JSON_DEPTH = 16
 
 
 def services(request: Request) -> Services:
@@ -38,16 +40,48 @@ def authorization(request: Request) -> str | None:
 
 
 async def json_body(request: Request) -> Any:
-    """The request's JSON body, at most 64 KiB; BadRequest otherwise."""
+    """The request's JSON body, at most 64 KiB, nested at most 16 deep, with no lone surrogate
+    in any string; BadRequest otherwise."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
             raise BadRequest("The body is larger than 64 KiB.")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: 64 KiB of "[" parses recursively, past the interpreter's limit.
         raise BadRequest("The body must be JSON.") from exc
+    _check_json(body)
+    return body
+
+
+def _check_json(body: Any) -> None:
+    """Refuse deep nesting and lone surrogates, walking without recursion.
+
+    A `"\\ud800"` escape (or UTF-8 bytes json reads with `surrogatepass`) gives a string that
+    no database, log line or audit event can encode: refused here, not as a 500 later.
+    """
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()  # depth: how many arrays and objects hold this value
+        if isinstance(value, dict | list) and depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and not _encodable(value):
+            raise BadRequest("The body holds a lone surrogate (not Unicode text).")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def admin_event(

@@ -10,10 +10,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import is_customer, permits, requires
+from gateway.api.cameras import known_cameras
 from gateway.api.common import admin_event, commit, json_body, services
 from gateway.audit.events import Event
-from gateway.errors import Forbidden, NotFound
-from gateway.grants import Grant, grantee_names, parse_new_grant
+from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.grants import ALL_CAMERAS, Grant, grantee_names, parse_new_grant
+from gateway.services import Services
 from gateway.types import EventType, Principal
 
 REVOKE_ANY = "grants.revoke_any"  # security's policy action: revoke any customer's grant
@@ -28,6 +30,7 @@ async def create_grant(request: Request, principal: Principal) -> Response:
     grant = parse_new_grant(
         await json_body(request), principal, now, svc.settings.grant_max_ttl_seconds
     )
+    await _check_grantable(svc, grant)
     event = admin_event(
         request,
         principal,
@@ -40,6 +43,25 @@ async def create_grant(request: Request, principal: Principal) -> Response:
     )
     _, sealed = await commit(request, lambda conn: svc.grants.create(grant, conn), lambda _: event)
     return JSONResponse(grant.as_json(now), 201, headers=_event_header(sealed))
+
+
+async def _check_grantable(svc: Services, grant: Grant) -> None:
+    """A grant that could never be used is refused: a purpose the policy denies to every role
+    (asked of the policy as it stands, so editing policies/ changes the answer), or a camera
+    the customer does not have (api/cameras.known_cameras)."""
+    if not svc.policy.allows_purpose(grant.purpose):
+        raise BadRequest(
+            f"The policy lets no role use {grant.purpose}, so it cannot be granted.",
+            code="purpose_not_grantable",
+        )
+    if grant.cameras == (ALL_CAMERAS,):
+        return
+    known = {c.camera_id for c in await known_cameras(svc, grant.customer_id)}
+    unknown = [c for c in grant.cameras if c not in known]
+    if unknown:
+        raise BadRequest(
+            f"No such camera: {unknown[0]} has no footage and no zone.", code="unknown_camera"
+        )
 
 
 @requires()

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from gateway.db import begin_write, flags, writing
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.ids import random_hex
 from gateway.types import FlagStatus, Severity, format_ts
 
@@ -159,14 +159,20 @@ class FlagStore:
     def resolve(
         self, flag_id: str, resolution: str, by: str, now: datetime, conn: Connection | None = None
     ) -> Flag:
-        """Close an open flag with the analyst's resolution; BadRequest if it is closed.
+        """Close an open flag with the analyst's resolution; BadRequest if it is closed,
+        Forbidden `self_review` if it is a flag on `by` (docs/security.md: review is by another).
 
         In `conn`'s transaction when given (a change and its audit event commit together).
         """
         with writing(self.engine, conn) as c:
+            # Who the flag is on is part of the one UPDATE: checked and acted on in one step.
             result = c.execute(
                 flags.update()
-                .where(flags.c.flag_id == flag_id, flags.c.status == FlagStatus.OPEN)
+                .where(
+                    flags.c.flag_id == flag_id,
+                    flags.c.status == FlagStatus.OPEN,
+                    flags.c.principal != by,
+                )
                 .values(
                     status=FlagStatus.RESOLVED,
                     resolution=resolution,
@@ -178,6 +184,9 @@ class FlagStore:
             if found is None:
                 raise NotFound("No such flag.")
             if result.rowcount == 0:
+                if found.principal == by:
+                    message = "A flag on you is resolved by someone else."
+                    raise Forbidden(message, code="self_review")
                 raise BadRequest("This flag is already resolved.")
             return found
 

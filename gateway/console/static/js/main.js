@@ -4,7 +4,7 @@
 // nothing about what is being looked at reaches a server log, and Back/Forward just work.
 
 import * as session from "./session.js";
-import { h, timeZoneName, when } from "./dom.js";
+import { fill, h, timeZoneName, when } from "./dom.js";
 import * as flags from "./views/flags.js";
 import * as principal from "./views/principal.js";
 import * as audit from "./views/audit.js";
@@ -98,6 +98,50 @@ function renderWho(s) {
   $("who").hidden = false;
 }
 
+// A token handed over in a link while signed in is not used until the person says so: a link
+// (from anyone) must not silently swap whose console this is (docs/console.md, "Signing in").
+function switchPrompt(s, offer) {
+  const who = (c) => `${c.sub} (${c.roles.length ? c.roles.join(", ") : "no roles"})`;
+  const box = h("section", {
+    id: "switch-session",
+    class: "card notice",
+    "aria-labelledby": "switch-title",
+  });
+  if (offer.error) {
+    return fill(
+      box,
+      h("h2", { id: "switch-title", tabindex: "-1", text: "A link's token was not used" }),
+      h("p", { class: "error", role: "alert", text: offer.error }),
+      h("p", { text: `You are still signed in as ${who(s.claims)}.` }),
+      h("button", { type: "button", text: "Dismiss", on: { click: session.declineSwitch } }),
+    );
+  }
+  return fill(
+    box,
+    h("h2", { id: "switch-title", tabindex: "-1", text: "Switch to another session?" }),
+    h("p", {
+      role: "alert",
+      text: `A link handed this console a token for ${who(offer.claims)}. You are signed in as ${who(s.claims)}. Switch only if you opened that link yourself to sign in as someone else.`,
+    }),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", {
+        type: "button",
+        text: `Switch to ${offer.claims.sub}`,
+        on: { click: session.acceptSwitch },
+      }),
+      " ",
+      h("button", {
+        type: "button",
+        class: "secondary",
+        text: `Stay signed in as ${s.claims.sub}`,
+        on: { click: session.declineSwitch },
+      }),
+    ),
+  );
+}
+
 function showSignedOut(reason) {
   $("nav").hidden = true;
   $("who").hidden = true;
@@ -130,9 +174,12 @@ async function render(moveFocus = true) {
   view.hidden = false;
   const heading = h("h1", { tabindex: "-1", text: route ? route.title : "Nothing to show" });
   const body = h("div", { class: "view-body" });
-  view.replaceChildren(heading, body);
+  const offer = session.pendingSwitch();
+  const prompt = offer ? switchPrompt(s, offer) : null;
+  view.replaceChildren(...[prompt, heading, body].filter(Boolean));
   document.title = `${heading.textContent} · Footage gateway`;
-  if (moveFocus && !firstRender) heading.focus();
+  if (prompt) prompt.querySelector("h2").focus();
+  else if (moveFocus && !firstRender) heading.focus();
   firstRender = false;
   if (!route) {
     body.append(h("p", { text: "Your roles have no views in this console." }));

@@ -9,6 +9,10 @@ const ANALYST_ROLES = ["security_analyst", "admin"];
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
 
 let current = null; // {token, claims}
+// A token handed over in the fragment while a session is open: {token, claims}, or {error}
+// when it cannot be used. Held in memory only, until the person chooses (docs/console.md):
+// a link must never silently change whose console this is.
+let offer = null;
 let expiryTimer = null;
 const listeners = new Set();
 
@@ -50,13 +54,24 @@ function expired(claims) {
   return claims.exp * 1000 <= Date.now();
 }
 
+function clean(token) {
+  return token.trim().replace(/^Bearer\s+/i, "");
+}
+
+/** The claims of a token that can start a session; throws with a readable message if not. */
+function usable(token) {
+  const claims = decodeClaims(token);
+  if (expired(claims)) throw new Error("This token has expired: ask for a new one.");
+  return claims;
+}
+
 /** Start a session with `token`; throws with a readable message if it cannot be used. */
 export function signIn(token) {
-  const trimmed = token.trim().replace(/^Bearer\s+/i, "");
-  const claims = decodeClaims(trimmed);
-  if (expired(claims)) throw new Error("This token has expired: ask for a new one.");
+  const trimmed = clean(token);
+  const claims = usable(trimmed);
   sessionStorage.setItem(KEY, trimmed);
   current = { token: trimmed, claims };
+  offer = null;
   scheduleExpiry();
   emit("signed-in");
 }
@@ -65,8 +80,51 @@ export function signIn(token) {
 export function signOut(reason = "You signed out.") {
   sessionStorage.removeItem(KEY);
   current = null;
+  offer = null;
   clearTimeout(expiryTimer);
   emit(reason);
+}
+
+/** A token handed over while signed in, waiting for the person's answer (or null). */
+export function pendingSwitch() {
+  return offer;
+}
+
+/** The person chose the handed-over token: end this session and start that one. */
+export function acceptSwitch() {
+  if (!offer || !offer.token) return;
+  try {
+    usable(offer.token);
+    showView(offer.next); // the view the link asked for, or the new session's default
+    signIn(offer.token);
+  } catch (err) {
+    offer = { error: err.message }; // it expired while the question was open
+    emit("switch-refused");
+  }
+}
+
+/** The person kept their session: forget the handed-over token. */
+export function declineSwitch() {
+  offer = null;
+  emit("switch-declined");
+}
+
+// A token from the fragment: with no session it signs in (throws if unusable); with one, it is
+// only offered, and the open session stays whatever the token is.
+function receive(handed) {
+  if (!current) {
+    showView(handed.next);
+    signIn(handed.token);
+    return;
+  }
+  const trimmed = clean(handed.token);
+  if (trimmed === current.token) return;
+  try {
+    offer = { token: trimmed, claims: usable(trimmed), next: handed.next };
+  } catch (err) {
+    offer = { error: err.message }; // the open session stays: a bad link cannot end it either
+  }
+  emit("switch-offered");
 }
 
 function scheduleExpiry() {
@@ -82,30 +140,42 @@ export function checkExpiry() {
   else scheduleExpiry();
 }
 
-/** Restore the tab's session, or take a token handed over in the URL fragment. */
+/**
+ * Restore the tab's session, then take a token handed over in the URL fragment: it signs in
+ * when there is no session, and is only offered when there is one. Returns a notice for the
+ * sign-in page, or null.
+ */
 export function restore() {
   const notice = dropQueryToken();
   const handed = takeFragmentToken();
-  const token = handed ?? sessionStorage.getItem(KEY);
-  if (!token) return notice;
+  const stored = sessionStorage.getItem(KEY);
+  let problem = null;
+  if (stored) {
+    try {
+      signIn(stored);
+    } catch (err) {
+      sessionStorage.removeItem(KEY);
+      problem = err.message;
+    }
+  }
+  if (handed === null) return current ? null : (problem ?? notice);
   try {
-    signIn(token);
+    receive(handed);
     return null;
   } catch (err) {
-    sessionStorage.removeItem(KEY);
     return err.message;
   }
 }
 
 /**
  * A token handed over while the console is already open (a same-document navigation to
- * `#token=…`): take it and start that session, or end the current one if it is unusable.
+ * `#token=…`): with no session, take it (or say why not); with one, offer it.
  */
 export function acceptHandedToken() {
   const handed = takeFragmentToken();
   if (handed === null) return false;
   try {
-    signIn(handed);
+    receive(handed);
   } catch (err) {
     signOut(err.message);
   }
@@ -114,14 +184,18 @@ export function acceptHandedToken() {
 
 // `#token=<jwt>` (optionally `&view=/flags`): read it, then remove it from the address bar
 // and from history, so it is neither bookmarked, shared by copy-paste, nor kept in history.
+// Returns {token, next}: `next` is the fragment to show once that token's session starts.
 function takeFragmentToken() {
   if (!location.hash.startsWith("#token=")) return null;
   const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get("token");
   const view = params.get("view");
   const next = view && view.startsWith("/") ? `#${view}` : "";
+  history.replaceState(null, "", location.pathname + location.search);
+  return { token: params.get("token") ?? "", next };
+}
+
+function showView(next) {
   history.replaceState(null, "", location.pathname + location.search + next);
-  return token;
 }
 
 // A token in a query string has likely been logged on the way here: refuse it.

@@ -149,18 +149,38 @@ def test_a_grant_expiring_mid_stream_cuts_it(home: tuple[Live, Ticker]) -> None:
 
 
 def test_a_stream_whose_permission_holds_runs_to_the_end(home: tuple[Live, Ticker]) -> None:
-    """The negative: re-checks that keep allowing never cut (another grant's revocation, too)."""
+    """The negative: re-checks that keep allowing never cut (another grant's revocation, too).
+    The re-check did run (it read the time), and is not admitted as another look (contract §8):
+    detection's admission saw the one request only."""
     live, ticker = home
     grant(live)
     other = grant(live, grantee="someone-else")
     alice = live.env.auth("alice", "customer", customer_id="c1")
+    flow = live.services.flow
+    decided: list[datetime] = []
+    admitted: list[Decision] = []
+    real_admit = flow.admit
+    assert real_admit is not None
+
+    def clock() -> datetime:
+        decided.append(datetime.now(UTC))
+        return decided[-1]
+
+    async def admit(request: Any, decision: Decision, method: str, clip_id: str | None) -> Any:
+        admitted.append(decision)
+        return await real_admit(request, decision, method, clip_id)
+
+    flow.clock, flow.admit = clock, admit
 
     def revoke_another() -> None:
         assert live.client.delete(f"/v1/grants/{other['grant_id']}", headers=alice).is_success
+        decided.clear()
 
     assert stream_until_cut(live, sam(live), revoke_another, ticker) == SIZE
     done = completion(live, "sam")
     assert done["detail"]["completed"] is True and "ended_by" not in done["detail"]
+    assert decided, "the stream's permission was re-asked after the clock moved"
+    assert len(admitted) == 1, "only the opening decision is admitted"
 
 
 def test_a_revocation_on_another_replica_cuts_the_stream(

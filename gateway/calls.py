@@ -42,6 +42,9 @@ class FootageCall:
     client_ip: str | None
     user_agent: str | None
     path_problem: str | None = None  # why the path names no footage (audited as a 400)
+    if_match: str | None = None  # the conditional headers (gateway/conditionals.py)
+    if_none_match: str | None = None
+    if_range: str | None = None
 
 
 def resolve_camera(call: FootageCall) -> CameraRef:

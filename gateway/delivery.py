@@ -6,6 +6,8 @@ takes it (one `await send` per chunk of at most CHUNK_SIZE), stops reading the m
 goes away, and tells the caller how it ended through `on_complete(bytes_sent, completed)`, which
 the audit step turns into the `access.complete` event (contract §7). A body that fits in its
 first chunk (a short range) is sent in one message, with nothing to watch or stop (issue 7).
+Before each further chunk it asks `recheck` whether its permission still holds, and stops short
+when it no longer does (gateway/streamguard.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ OnComplete = Callable[[int, bool], Awaitable[None]]
 """Told once how a response ended: (bytes_sent, completed)."""
 Release = Callable[[], Awaitable[None]]
 """Called once when a response is done with its source, e.g. an opened clip's close()."""
+Recheck = Callable[[], Awaitable[bool]]
+"""Asked before each further chunk: False ends the stream short (its permission has ended)."""
 
 CACHE_CONTROL = "private, no-store"  # contract §5: footage is never cached by anyone in between
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -67,6 +71,19 @@ def redirect_response(url: str, headers: Mapping[str, str] | None = None) -> Res
     return Response(
         status_code=307,
         headers={**(headers or {}), "Location": url, "Cache-Control": CACHE_CONTROL},
+    )
+
+
+def not_modified_response(info: ObjectInfo, headers: Mapping[str, str]) -> Response:
+    """A 304 to an `If-None-Match` naming the clip as it is: its validators, no body."""
+    return Response(
+        status_code=304,
+        headers={
+            **headers,
+            "ETag": info.etag,
+            "Last-Modified": format_datetime(info.last_modified.astimezone(UTC), usegmt=True),
+            "Cache-Control": CACHE_CONTROL,
+        },
     )
 
 
@@ -147,6 +164,7 @@ def footage_response(
     content_type: str | None = None,
     clip_id: str | None = None,
     headers: Mapping[str, str] | None = None,
+    recheck: Recheck | None = None,
 ) -> FootageStream:
     """A FootageStream; the Content-Type is `content_type`, else guessed from `clip_id`."""
     return FootageStream(
@@ -158,6 +176,7 @@ def footage_response(
         release=release,
         content_type=content_type or content_type_for(clip_id or ""),
         headers=headers,
+        recheck=recheck,
     )
 
 
@@ -191,6 +210,7 @@ class FootageStream(Response):
         release: Release | None = None,
         content_type: str = DEFAULT_CONTENT_TYPE,
         headers: Mapping[str, str] | None = None,
+        recheck: Recheck | None = None,
     ) -> None:
         self.status_code = 200 if byte_range is None else 206
         self.background = None
@@ -201,6 +221,7 @@ class FootageStream(Response):
         self.extra_headers = dict(headers or {})
         self.on_complete = on_complete
         self.release = release
+        self.recheck = recheck
         self.init_headers(footage_headers(info, byte_range, content_type, headers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -318,6 +339,8 @@ class FootageStream(Response):
                 # A server that drops sends after a disconnect and a source that never blocks
                 # would otherwise never yield, and the disconnect watcher would never run.
                 await anyio.lowlevel.checkpoint()
+                if self.recheck is not None and not await self.recheck():
+                    return  # the permission ended: stop short, as a failed store does
                 chunk = await _next_chunk(chunks)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             progress.completed = True

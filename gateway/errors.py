@@ -76,6 +76,12 @@ class RangeNotSatisfiable(GatewayError):
         self.size = size
 
 
+class PreconditionFailed(GatewayError):
+    """An `If-Match` the clip does not satisfy (RFC 9110 §13.1.1)."""
+
+    status, code = 412, "precondition_failed"
+
+
 class StorageUnavailable(GatewayError):
     """The footage store could not be reached."""
 

@@ -7,6 +7,7 @@ byte of footage leaves; if it cannot be committed, the answer is 503 and no foot
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,11 +23,13 @@ from gateway.authn import Authenticator
 from gateway.authz import Authorizer
 from gateway.calls import FootageCall, call_fields, resolve_camera, resolve_clip, staff_headers
 from gateway.cameras import CameraStore
+from gateway.conditionals import Condition, evaluate, range_applies
 from gateway.delivery import (
     accel_path,
     accel_response,
     content_type_for,
     footage_response,
+    not_modified_response,
     redirect_response,
 )
 from gateway.errors import Forbidden, GatewayError, RetentionExpired, Unauthenticated
@@ -34,13 +37,15 @@ from gateway.facts import FactsReader
 from gateway.grants import GrantStore
 from gateway.metrics import Metrics
 from gateway.ranges import ByteRange, parse_range
-from gateway.storage.base import OpenClip, Presigner, Storage
+from gateway.storage.base import ObjectInfo, OpenClip, Presigner, Storage
+from gateway.streamguard import RECHECK_SECONDS, StreamGuard, Ticker
 from gateway.types import (
     AccessRequest,
     CameraRef,
     ClipRef,
     Decision,
     EventType,
+    GrantState,
     Principal,
     Verdict,
     Zone,
@@ -86,6 +91,9 @@ class FootageFlow:
     accel_prefix: str | None = None  # FOOTGW_DELIVERY=accel: nginx's internal location
     observers: Sequence[Observer] = ()
     admit: Admit | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # "now" for decisions and grants
+    ticker: Ticker = time.monotonic  # paces the re-checks of open streams
+    recheck_seconds: float = RECHECK_SECONDS
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """A verified, not suspended principal (suspension is 403 on everything).
@@ -123,6 +131,8 @@ class FootageFlow:
             if outcome.status >= 400:
                 raise _error_for(outcome, headers)
             assert clip is not None and opened is not None
+            if outcome.status == 304:  # the client holds this very clip: no body, no stream
+                return not_modified_response(opened.info, headers)
             if self.presigner is not None and call.method == "GET":
                 url = await self.presigner.presign(
                     clip, *_range_bounds(outcome.byte_range), ttl=PRESIGN_TTL_SECONDS
@@ -133,8 +143,11 @@ class FootageFlow:
                 # The finally below closes the clip: nginx opens the file itself.
                 return await self._accel(call, outcome, clip, opened, headers)
 
+            guard = self._guard(call, principal, clip, outcome.decision)
+
             async def on_complete(bytes_sent: int, completed: bool) -> None:
-                await self._complete(call, outcome, clip, bytes_sent, completed)
+                ended = guard.ending()
+                await self._complete(call, outcome, clip, bytes_sent, completed, ended=ended)
 
             response = footage_response(
                 method=call.method,
@@ -146,6 +159,7 @@ class FootageFlow:
                 clip_id=clip.clip_id,
                 headers=headers,
                 on_complete=on_complete,
+                recheck=guard.still_allowed,
             )
             return response
         finally:
@@ -154,6 +168,27 @@ class FootageFlow:
             if opened is not None and response is None:
                 with anyio.CancelScope(shield=True):
                     await opened.close()
+
+    def _guard(
+        self, call: FootageCall, principal: Principal, clip: ClipRef, opened_by: Decision
+    ) -> StreamGuard:
+        """The stream's permission, re-asked between chunks (gateway/streamguard.py)."""
+
+        async def decide() -> Decision:
+            # Not admitted again: a stream re-checked is the same look, not another one.
+            decision, _zone = await self._authorize(call, principal, clip, admit=False)
+            return decision
+
+        async def explain(decision: Decision) -> str:
+            if decision.reason == "principal_suspended":
+                return "suspended"
+            if opened_by.grant_id is None:
+                return "denied"  # an owner's or a grant-free role's standing changed
+            grant = await anyio.to_thread.run_sync(self.grants.get, opened_by.grant_id)
+            state = grant.state(self.clock())
+            return "denied" if state == GrantState.ACTIVE else str(state)  # revoked, expired
+
+        return StreamGuard(decide, explain, self.ticker, self.recheck_seconds)
 
     async def _accel(
         self,
@@ -190,12 +225,11 @@ class FootageFlow:
             # headers and the body alike: for files, one worker-thread hop in all (issue 7).
             opened = await self.storage.open(clip)
             try:
-                outcome.byte_range = parse_range(call.range_header, opened.info.size)
-            except BaseException:  # a 416: nothing will be served from it
+                outcome.status, outcome.byte_range = _served_part(call, opened.info)
+            except BaseException:  # a 412 or 416: nothing will be served from it
                 with anyio.CancelScope(shield=True):
                     await opened.close()
                 raise
-            outcome.status = 206 if outcome.byte_range else 200
             return outcome, clip, opened
         except GatewayError as exc:
             outcome.status, outcome.error = exc.status, exc
@@ -256,10 +290,13 @@ class FootageFlow:
         principal: Principal,
         clip: ClipRef | None,
         camera: CameraRef | None = None,
+        *,
+        admit: bool = True,
     ) -> tuple[Decision, Zone]:
+        """The decision and the camera's zone; `admit=False` re-asks without counting a look."""
         camera = camera or (clip.camera if clip else None)
         assert camera is not None
-        now = datetime.now(UTC)
+        now = self.clock()
         facts = await self.facts.read(principal, camera, now)
         if facts.suspended:
             return Decision.deny("principal_suspended"), Zone.PRIVATE
@@ -275,7 +312,7 @@ class FootageFlow:
             now=now,
         )
         decision = self.authorizer.decide(request, facts.grants)
-        if decision and self.admit is not None:
+        if decision and admit and self.admit is not None:
             clip_id = clip.clip_id if clip else None
             decision = await self.admit(request, decision, call.method, clip_id)
         return decision, facts.zone
@@ -319,6 +356,7 @@ class FootageFlow:
         bytes_sent: int | None,
         completed: bool,
         delivered_by: str | None = None,
+        ended: dict[str, str | None] | None = None,
     ) -> None:
         """The access.complete event. bytes_sent None: another server sent the bytes
         (`delivered_by`: a presigned S3 URL or nginx), so the gateway cannot know how many."""
@@ -336,6 +374,7 @@ class FootageFlow:
                 "completed": completed,
                 "clip": clip.key,
                 **({"delivered_by": delivered_by} if delivered_by else {}),
+                **(ended or {}),  # why the stream was cut: its permission ended mid-stream
             },
         )
         try:
@@ -347,6 +386,16 @@ class FootageFlow:
                 bytes_sent=bytes_sent,
                 error=exc.message,
             )
+
+
+def _served_part(call: FootageCall, info: ObjectInfo) -> tuple[int, ByteRange | None]:
+    """The status and range to answer with, by the conditional and Range headers (RFC 9110 §13)."""
+    if evaluate(call.if_match, call.if_none_match, info.etag) == Condition.NOT_MODIFIED:
+        return 304, None
+    byte_range = parse_range(call.range_header, info.size)  # RangeNotSatisfiable → 416
+    if byte_range is not None and not range_applies(call.if_range, info.etag, info.last_modified):
+        byte_range = None  # the client's piece is of another version: send the whole clip
+    return (206 if byte_range else 200), byte_range
 
 
 def _range_text(byte_range: ByteRange | None) -> str | None:

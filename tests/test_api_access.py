@@ -14,9 +14,10 @@ from gateway.types import PrincipalState, Role
 from tests.support.server import Live
 
 # The footage routes decide and audit in the flow (pipeline.py); these are open to anyone.
-NOT_ADMINISTRATIVE = {"view_clip", "list_clips", "malformed", "healthz", "readyz", "metrics"}
-# Refuses a percent-escaped path (400) before authentication, then calls a guarded handler.
-GUARDED_WITHIN = {"delete_clip"}
+NOT_ADMINISTRATIVE = {"list_clips", "malformed", "healthz", "readyz", "metrics"}
+# One route per clip (so a 405 lists every method): GET and HEAD decide in the flow; DELETE
+# refuses a percent-escaped path (400) before authentication, then calls a guarded handler.
+GUARDED_WITHIN = {"clip"}
 # Every administrative route: method, path. A principal with every role, then suspended.
 ADMIN_ROUTES = [
     ("GET", "/v1/audit/events"),

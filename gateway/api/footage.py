@@ -15,6 +15,7 @@ from gateway.errors import BadRequest, DeletionBlocked, GatewayError
 from gateway.types import Action, ClipRef, EventType, Principal, clip_recorded_at, is_valid_id
 
 NO_STORE = {"Cache-Control": "private, no-store"}
+CLIP_METHODS = ["GET", "HEAD", "DELETE"]
 
 
 ESCAPED = "Footage paths never contain percent-escapes."
@@ -38,6 +39,9 @@ def _call(request: Request, action: Action, path_problem: str | None = None) -> 
         client_ip=client_ip(request),
         user_agent=headers.get("user-agent"),
         path_problem=path_problem or (ESCAPED if _escaped(request) else None),
+        if_match=headers.get("if-match"),
+        if_none_match=headers.get("if-none-match"),
+        if_range=headers.get("if-range"),
     )
 
 
@@ -50,6 +54,13 @@ def _escaped(request: Request) -> bool:
 def _refuse_encoded(request: Request) -> None:
     if _escaped(request):
         raise BadRequest(ESCAPED)
+
+
+async def clip(request: Request) -> Response:
+    """One route for every method on a clip, so a 405 there lists them all in `Allow`."""
+    if request.method == "DELETE":
+        return await delete_clip(request)
+    return await view_clip(request)
 
 
 async def view_clip(request: Request) -> Response:
@@ -148,8 +159,7 @@ async def malformed(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/footage/{customer_id}/{camera_id}/{clip_id}", view_clip, methods=["GET", "HEAD"]),
-    Route("/v1/footage/{customer_id}/{camera_id}/{clip_id}", delete_clip, methods=["DELETE"]),
+    Route("/v1/footage/{customer_id}/{camera_id}/{clip_id}", clip, methods=CLIP_METHODS),
     Route("/v1/footage/{customer_id}/{camera_id}", list_clips, methods=["GET"]),
     # Anything else under /v1/footage (an encoded slash, an extra segment) is malformed, not 404.
     Route("/v1/footage/{rest:path}", malformed, methods=["GET", "HEAD", "DELETE"]),

@@ -3,16 +3,44 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The lock: exact versions and hashes of the runtime deps and the `test` extra, so CI and a new
+# user install what the tests passed with. uv reads and writes it; uv is pinned and lives in its
+# own folder under the venv (by version, so a new pin installs afresh) where syncing the venv
+# to the lock cannot remove it.
+LOCK       := requirements.lock
+UV_VERSION := 0.13.9
+UV         := $(VENV)/uv-$(UV_VERSION)/bin/uv
+# Linux x86_64 is what CI runs; --universal resolves for the other platforms too.
+LOCK_FLAGS := --extra test --universal --python-version 3.11 --generate-hashes \
+              --custom-compile-command "make lock"
 
-.PHONY: install run test lint bench soak browser screenshots clean
+.PHONY: install lock run test lint bench soak browser screenshots clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+$(STAMP): pyproject.toml $(LOCK) | $(UV)
+	@echo "install: the locked dependencies from $(LOCK) into $(VENV)"
+	@$(UV) pip sync --quiet --require-hashes --python $(BIN)/python $(LOCK)
+	@echo "install: footage-gateway itself, editable"
+	@$(UV) pip install --quiet --no-deps --python $(BIN)/python -e .
+	@touch $(STAMP)
+
+# pip (from the standard library's venv) only ever installs uv; uv installs everything else.
+# --isolated: the machine's pip configuration has no say in which uv we get.
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "install: $(PYTHON) is older than Python 3.11 (try make PYTHON=python3.11)"; exit 1; }
+	@echo "install: $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "install: uv $(UV_VERSION) into $(VENV)/uv-$(UV_VERSION)"
+	@$(BIN)/python -m pip install --isolated --quiet --disable-pip-version-check \
+	  --target $(VENV)/uv-$(UV_VERSION) uv==$(UV_VERSION)
+
+# Regenerate the lock from pyproject.toml, keeping every pin that still fits;
+# `make lock UPGRADE=1` moves every package to its newest allowed version.
+lock: | $(UV)
+	@echo "lock: $(LOCK) from pyproject.toml"
+	@$(UV) pip compile --quiet $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) -o $(LOCK) pyproject.toml
 
 run: install
 	FOOTGW_DEV_MODE=1 $(BIN)/footage-gateway demo

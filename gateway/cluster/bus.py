@@ -135,8 +135,7 @@ class RedisBus:
             self._task = None
         for client in (self._publisher, self._subscriber):
             with suppress(RedisError, OSError):
-                # redis 5+ names it aclose (close is deprecated); the types-redis stubs predate it.
-                await client.aclose()  # type: ignore[attr-defined]
+                await client.aclose()
 
 
 def _decode(data: Any) -> Message | None:

@@ -49,7 +49,7 @@ return 0
 class RedisCounters:
     """CounterStore on Redis sorted sets (redis.asyncio)."""
 
-    def __init__(self, client: redis.Redis[bytes], prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
         # EVALSHA, falling back to EVAL once per connection when Redis does not know it yet.
@@ -102,5 +102,4 @@ class RedisCounters:
                 raise CounterStoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
-        # redis 5+ names it aclose (close is deprecated); the types-redis stubs predate it.
-        await self.client.aclose()  # type: ignore[attr-defined]
+        await self.client.aclose()

@@ -46,18 +46,19 @@ run: install
 	FOOTGW_DEV_MODE=1 $(BIN)/footage-gateway demo
 
 # Debian's chromium (Playwright) and firefox-esr (WebDriver BiDi) for the console's browser
-# tests, and nginx for tests/test_accel.py (FOOTGW_DELIVERY=accel); skipped (the tests say why)
-# where apt is unavailable. nginx lives in /usr/sbin, off a normal user's PATH.
+# tests, nginx for tests/test_accel.py (FOOTGW_DELIVERY=accel) and curl for tests/test_demo.py.
+# Without them their tests skip and say why; under CI=true they fail instead
+# (tests/support/skips.py). nginx lives in /usr/sbin, off a normal user's PATH.
 BROWSERS := chromium firefox-esr
-TEST_TOOLS := $(BROWSERS) nginx
+TEST_TOOLS := $(BROWSERS) nginx curl
 browser:
 	@missing=""; for b in $(TEST_TOOLS); do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	[ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
-	      || echo "$$missing could not be installed: their tests will skip"; \
-	  else echo "no$$missing and no root apt: their tests will skip"; fi; }
+	      || echo "$$missing could not be installed: their tests will skip (fail under CI=true)"; \
+	  else echo "no$$missing and no root apt: their tests will skip (fail under CI=true)"; fi; }
 
 test: install browser
 	$(BIN)/ruff check gateway tests $(wildcard bench)

@@ -8,6 +8,8 @@ pytest_plugins = [
     "tests.support.s3",
     "tests.support.server",
     "tests.support.browser",
+    "tests.support.skips",
+    "pytester",  # tests/test_skips.py runs small suites through that plugin
 ]
 
 # In-process gateways log every audit event; in tests those lines are noise on the terminal

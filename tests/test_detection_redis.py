@@ -7,7 +7,6 @@ Each test uses its own key prefix, and deletes it.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,18 +16,22 @@ import pytest
 from gateway.detection.counters import Gate, Tally
 from gateway.detection.redis_counters import CounterStoreUnavailable, RedisCounters
 from gateway.types import EventType
+from tests.support.cluster import require_redis
 from tests.test_detection_rules import START, Harness, only
 
-REDIS_URL = os.environ.get("FOOTGW_TEST_REDIS_URL")
-needs_redis = pytest.mark.skipif(not REDIS_URL, reason="FOOTGW_TEST_REDIS_URL is not set")
 pytestmark = [pytest.mark.redis]
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def redis_url() -> str:
+    return require_redis()
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
     name = f"footgw:test:{uuid.uuid4().hex}:"
     yield name
-    store = RedisCounters.from_url(REDIS_URL or "", name)
+    store = RedisCounters.from_url(redis_url, name)
 
     async def cleanup() -> None:
         keys = [k async for k in store.client.scan_iter(match=name + "*")]
@@ -39,10 +42,9 @@ def prefix() -> Iterator[str]:
     asyncio.run(cleanup())
 
 
-@needs_redis
-def test_distinct_members_within_the_window(prefix):
+def test_distinct_members_within_the_window(redis_url, prefix):
     async def scenario() -> list[Any]:
-        store = RedisCounters.from_url(REDIS_URL or "", prefix)
+        store = RedisCounters.from_url(redis_url, prefix)
         try:
             t0 = START.timestamp()
             a = await store.add([Tally("k", "c1", t0, 600), Tally("other", "x", t0, 600)])
@@ -61,15 +63,14 @@ def test_distinct_members_within_the_window(prefix):
     assert 600 < ttl <= 660  # idle keys vanish on their own
 
 
-@needs_redis
-def test_counts_hold_across_replicas(prefix, tmp_path):
+def test_counts_hold_across_replicas(redis_url, prefix, tmp_path):
     """Two detectors (two replicas) on one database and one Redis see one principal's sum."""
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     config = only("customer_browsing", "[rules.customer_browsing]\nflag_at = 4\nsuspend_at = 6\n")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    one = Harness(tmp_path / "a", config, RedisCounters.from_url(REDIS_URL or "", prefix), db)
-    two = Harness(tmp_path / "b", config, RedisCounters.from_url(REDIS_URL or "", prefix), db)
+    one = Harness(tmp_path / "a", config, RedisCounters.from_url(redis_url, prefix), db)
+    two = Harness(tmp_path / "b", config, RedisCounters.from_url(redis_url, prefix), db)
     try:
         for i in range(3):
             (one if i % 2 == 0 else two).access(customer=f"c{i}")

@@ -149,19 +149,43 @@ async def test_early_close_closes_the_body(storage: S3Storage) -> None:
     assert body._raw_stream.closed
 
 
+class DiesAfterFirstRead:
+    """A response body's connection that dies between its first read and its second.
+
+    The break is placed on the stream itself: closed from the test instead, it would race the
+    read-ahead thread (_ReadAhead), which may already hold the next chunk.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.reads = 0
+
+    def read(self, amt: int | None = None) -> bytes:
+        self.reads += 1
+        if self.reads == 2:
+            self._raw.close()  # the connection dies under the stream
+        return self._raw.read(amt)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 async def test_body_that_breaks_mid_stream_is_storage_unavailable(storage: S3Storage) -> None:
     await storage.put(clip_ref(), b"\0" * (3 * CHUNK_SIZE))
-    spy = GetObjectSpy(storage)
+    dying: list[DiesAfterFirstRead] = []
+
+    def break_the_body(parsed: dict[str, Any], **_: Any) -> None:
+        dying.append(DiesAfterFirstRead(parsed["Body"]._raw_stream))
+        parsed["Body"]._raw_stream = dying[-1]
+
+    storage.client.meta.events.register("after-call.s3.GetObject", break_the_body)
     opened = await storage.open(clip_ref())
     stream = opened.read(0, 3 * CHUNK_SIZE - 1)
-    received = len(await anext(stream))
-    spy.bodies[0]._raw_stream.close()  # the connection dies under the stream
-    # The next chunk may already have been read ahead (_ReadAhead), so the failure comes on
-    # this chunk or the one after; never a stream that ends short without an error.
+    assert len(await anext(stream)) == CHUNK_SIZE
+    # Never a stream that ends short without an error: the chunk the connection died under.
     with pytest.raises(StorageUnavailable):
-        async for chunk in stream:
-            received += len(chunk)
-    assert received < 3 * CHUNK_SIZE
+        await anext(stream)
+    assert [d.reads for d in dying] == [2]
 
 
 async def test_missing_key_is_not_found(storage: S3Storage) -> None:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from gateway.db import create_db_engine
 from tests.support.server import free_port
+from tests.support.skips import skip_unconfigured
 
 DATABASE_ENV = "FOOTGW_TEST_DATABASE_URL"
 REDIS_ENV = "FOOTGW_TEST_REDIS_URL"
@@ -37,7 +38,9 @@ def require_postgres() -> str:
     """The test PostgreSQL URL, or skip the test with the reason."""
     url = os.environ.get(DATABASE_ENV, "").strip()
     if not url:
-        pytest.skip(f"{DATABASE_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        skip_unconfigured(
+            f"{DATABASE_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     return url
 
 
@@ -45,7 +48,7 @@ def require_redis() -> str:
     """The test Redis URL, or skip the test with the reason."""
     url = os.environ.get(REDIS_ENV, "").strip()
     if not url:
-        pytest.skip(f"{REDIS_ENV} is not set (e.g. redis://127.0.0.1:6379/0)")
+        skip_unconfigured(f"{REDIS_ENV} is not set (e.g. redis://127.0.0.1:6379/0)")
     return url
 
 

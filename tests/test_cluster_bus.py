@@ -8,8 +8,8 @@ dropping the connection.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from gateway.cluster import Cluster as ClusterNode
+from gateway.cluster.policy_watch import PolicyWatcher
 from tests.support.cluster import (
     copy_policies,
     fresh_schema,
@@ -24,7 +25,7 @@ from tests.support.cluster import (
     require_redis,
     write_atomically,
 )
-from tests.support.server import GatewayEnv, Live, make_env, start_live
+from tests.support.server import GatewayEnv, Live, make_env, start_live, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -71,13 +72,23 @@ def legal_may_view(live: Live) -> bool:
     return node(live).watcher.policy.rule_for("legal", "legal_request", "view", "indoor").allowed
 
 
-def wait(predicate, timeout: float) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"not within {timeout} s")
-        time.sleep(0.005)
-    return time.monotonic() - started
+@contextmanager
+def not_polling(live: Live) -> Iterator[PolicyWatcher]:
+    """The replica's poll task stopped, no turn of it in flight: only a broadcast reloads it.
+
+    Stopped on its own loop and awaited, so a poll turn that had already read the files
+    cannot load the edit the test makes next.
+    """
+    watcher = node(live).watcher
+    live.server.run_on_loop(watcher.close())
+    try:
+        yield watcher
+    finally:
+        live.server.run_on_loop(_start(watcher))
+
+
+async def _start(watcher: PolicyWatcher) -> None:
+    watcher.start()
 
 
 def edit_policy(pair: Pair, old: str, new: str) -> None:
@@ -99,23 +110,18 @@ def test_both_replicas_listen_on_their_clusters_channel(pair: Pair) -> None:
 
 
 def test_a_replica_that_does_not_poll_reloads_on_the_broadcast(pair: Pair) -> None:
-    listener = node(pair.b).watcher
-    listener.polling = False
-    reloads = listener.reloads
-    try:
+    with not_polling(pair.b) as listener:
+        reloads = listener.reloads
         assert legal_may_view(pair.b)
         edit_policy(pair, LEGAL_VIEW, "# legal withdrawn")
-        took = wait(lambda: not legal_may_view(pair.b), timeout=2.0)
-        assert took < 1.0, took
+        wait_for(lambda: not legal_may_view(pair.b))
         assert not legal_may_view(pair.a)  # the replica that found the edit, and announced it
         assert listener.reloads == reloads + 1
         assert broadcast_reloads(pair.b) == 1
         edit_policy(pair, "# legal withdrawn", LEGAL_VIEW)
         # Restored through the same path: the polling replica announces, B reloads.
-        assert wait(lambda: legal_may_view(pair.b), timeout=2.0) < 1.0
+        wait_for(lambda: legal_may_view(pair.b))
         assert broadcast_reloads(pair.b) == 2
-    finally:
-        listener.polling = True
 
 
 def test_the_subscription_comes_back_after_redis_drops_it(pair: Pair) -> None:
@@ -125,22 +131,16 @@ def test_the_subscription_comes_back_after_redis_drops_it(pair: Pair) -> None:
     assert admin.client_kill_filter(_id=before["id"]) == 1
     # The bus notices, reconnects after a short backoff and subscribes again; then it reads
     # the files once, in case an announcement was lost meanwhile.
-    wait(
-        lambda: [c["id"] for c in _bus_clients(admin, b.node)] not in ([], [before["id"]]),
-        timeout=3.0,
-    )
+    wait_for(lambda: [c["id"] for c in _bus_clients(admin, b.node)] not in ([], [before["id"]]))
     admin.close()
-    b.watcher.polling = False
-    try:
+    with not_polling(pair.b):
         edit_policy(pair, LEGAL_VIEW, "# legal withdrawn again")
-        wait(lambda: not legal_may_view(pair.a) and not legal_may_view(pair.b), timeout=2.0)
+        wait_for(lambda: not legal_may_view(pair.a) and not legal_may_view(pair.b))
         heard = broadcast_reloads(pair.b)
         edit_policy(pair, "# legal withdrawn again", LEGAL_VIEW)
         # Only A polls: B can only have this from A's announcement, on the new subscription.
-        assert wait(lambda: legal_may_view(pair.b), timeout=2.0) < 1.0
+        wait_for(lambda: legal_may_view(pair.b))
         assert broadcast_reloads(pair.b) == heard + 1
-    finally:
-        b.watcher.polling = True
 
 
 def broadcast_reloads(live: Live) -> float:

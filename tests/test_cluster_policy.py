@@ -8,17 +8,17 @@ gateway whose Redis URL points at nothing: it serves, and its own poll still rel
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from gateway.authz import PolicyEngine
 from gateway.cluster.policy_watch import (
+    POLL_SECONDS,
+    SETTLE_SECONDS,
     PolicyWatcher,
     UnsafePolicy,
     check_candidate,
@@ -187,18 +187,36 @@ async def test_after_a_bus_outage_the_files_are_looked_at_again(watcher, policy_
     assert [e["reason"] for e in recorder.events] == ["reconnect"]
 
 
-async def test_a_file_still_being_written_is_left_for_the_next_turn(watcher, policy_dir, recorder):
+def test_a_poll_turn_and_the_settle_time_fit_in_the_promised_second() -> None:
+    # docs/deploy.md: an edit reaches every replica within a second. The replica that finds
+    # it does so at its next turn and loads it after the settle time; the others reload on
+    # its announcement. Timing that end to end on a shared machine would measure the machine.
+    assert POLL_SECONDS + SETTLE_SECONDS < 1.0
+
+
+async def test_a_file_still_being_written_is_left_for_the_next_turn(
+    policy_dir: Path, recorder: Recorder, registry: CollectorRegistry
+) -> None:
     path = policy_dir / "policy.csv"
     full = path.read_text().replace(LEGAL_VIEW, "")
+    settled: list[float] = []
+
+    async def editor_finishes_meanwhile(seconds: float) -> None:
+        settled.append(seconds)
+        path.write_text(full)  # the second half lands while the watcher waits
+
+    watcher = PolicyWatcher(
+        PolicyEngine(policy_dir),
+        policy_dir,
+        node="node-a",
+        record=recorder.record,
+        publish=recorder.publish,
+        registry=registry,
+        settle=editor_finishes_meanwhile,
+    )
     path.write_text(full[: len(full) // 2])  # the first half, as an in-place write leaves it
-
-    async def finish_writing() -> None:
-        await anyio.sleep(0.02)  # within the watcher's settle time
-        path.write_text(full)
-
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(finish_writing)
-        await watcher.check_files()
+    await watcher.check_files()
+    assert settled == [SETTLE_SECONDS]
     assert recorder.events == [] and legal_may_view(watcher)  # the half was never loaded
     await watcher.check_files()
     assert [e["reason"] for e in recorder.events] == ["file"] and not legal_may_view(watcher)
@@ -206,7 +224,7 @@ async def test_a_file_still_being_written_is_left_for_the_next_turn(watcher, pol
 
 def test_a_gateway_whose_redis_is_down_still_serves_and_polls(tmp_path: Path) -> None:
     from tests.support.cluster import free_port, write_atomically
-    from tests.support.server import make_env, start_live
+    from tests.support.server import make_env, start_live, wait_for
 
     policy_dir = Path(shutil.copytree(REPO_POLICY_DIR, tmp_path / "policies"))
     env = make_env(
@@ -225,10 +243,7 @@ def test_a_gateway_whose_redis_is_down_still_serves_and_polls(tmp_path: Path) ->
         assert cluster.bus is not None and not cluster.bus.connected.is_set()
         text = (policy_dir / "policy.csv").read_text()
         write_atomically(policy_dir / "policy.csv", text.replace(LEGAL_VIEW, ""))
-        deadline = time.monotonic() + 2.0
-        while legal_may_view(cluster.watcher) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not legal_may_view(cluster.watcher)  # its own poll still reloads
+        wait_for(lambda: not legal_may_view(cluster.watcher))  # its own poll still reloads
     finally:
         live.client.close()
         live.server.stop()

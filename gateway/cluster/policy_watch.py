@@ -118,6 +118,7 @@ class PolicyWatcher:
         publish: Publish | None = None,
         registry: CollectorRegistry | None = None,
         poll_seconds: float = POLL_SECONDS,
+        settle: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.policy = policy
         self.policy_dir = policy_dir
@@ -125,6 +126,9 @@ class PolicyWatcher:
         self.record = record
         self.publish = publish
         self.poll_seconds = poll_seconds
+        # How the settle time is waited for: a parameter so that a test can finish an edit
+        # exactly while the watcher waits, instead of racing its file reads in threads.
+        self.settle = settle
         self.polling = True  # read on every turn: False leaves this node to the broadcast alone
         self.metrics = PolicyMetrics(registry)
         self.loaded_sha = fingerprint(policy_dir)  # what build_services just loaded
@@ -159,7 +163,7 @@ class PolicyWatcher:
         sha = await anyio.to_thread.run_sync(fingerprint, self.policy_dir)
         if sha in (self.loaded_sha, self.failed_sha):
             return
-        await asyncio.sleep(SETTLE_SECONDS)  # an editor may still be writing
+        await self.settle(SETTLE_SECONDS)  # an editor may still be writing
         if await anyio.to_thread.run_sync(fingerprint, self.policy_dir) != sha:
             return  # still changing: the next turn looks again
         if await self._reload(sha, trigger) and trigger == "file" and self.publish is not None:

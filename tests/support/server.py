@@ -12,11 +12,11 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +38,7 @@ from gateway.storage import open_seeder
 from gateway.types import CameraRef, ClipRef, Zone, clip_recorded_at
 
 STARTUP_TIMEOUT = 15.0
+T = TypeVar("T")
 
 
 class LiveServer:
@@ -66,6 +67,11 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=STARTUP_TIMEOUT)
+
+    def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the server's event loop, where the app's services live, and wait."""
+        loop = self.server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=STARTUP_TIMEOUT)
 
 
 @dataclass

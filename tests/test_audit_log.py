@@ -85,10 +85,12 @@ class Stuck:
 
     def __init__(self, store: AuditStore) -> None:
         self.gate = threading.Event()
+        self.entered = threading.Event()  # a batch reached the store and is held there
         self.real = store.append_batch
         store.append_batch = self.append_batch  # type: ignore[method-assign]
 
     def append_batch(self, events: Sequence[Event]) -> list[Event]:
+        self.entered.set()
         self.gate.wait(timeout=20)
         return self.real(events)
 
@@ -122,7 +124,8 @@ def test_a_shorter_timeout_applies_to_the_next_append_at_once(store):
         log = AuditLog(store, timeout=30)
         try:
             first = asyncio.ensure_future(log.append(event(1)))
-            await asyncio.sleep(0.05)
+            # The first batch is held in the store, so the next append queues behind it.
+            assert await asyncio.to_thread(stuck.entered.wait, 10)
             log.timeout = 0.2
             began = time.monotonic()
             with pytest.raises(AuditUnavailable):

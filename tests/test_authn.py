@@ -468,23 +468,29 @@ async def test_empty_jwks_does_not_replace_good_keys(server: JwksServer, ed_key:
 
 async def test_hanging_jwks_does_not_block_the_event_loop(server: JwksServer) -> None:
     server.mode = "hang"
-    auth = jwks_auth(server, Clock(), fetch_timeout=0.5)
-    ticks = 0
-    done = anyio.Event()
+    # A fetch timeout longer than the test: the hang ends when the test releases it.
+    auth = jwks_auth(server, Clock(), fetch_timeout=30)
+    order: list[str] = []
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            await anyio.sleep(0.01)
+    async def meanwhile() -> None:
+        assert await anyio.to_thread.run_sync(server.hanging.wait, 10)
+        order.append("the loop ran while the fetch hung")  # a blocked loop runs this after
+        server.release.set()  # the handler returns with no answer: the fetch fails
 
-    started = time.monotonic()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
+        tg.start_soon(meanwhile)
         await refused(auth, bearer(sign(claims(), make_keypair("ed25519", "key-1"))))
-        done.set()
-    assert time.monotonic() - started < 3.0
-    assert ticks >= 10  # the loop kept running while the fetch hung in its thread
+        order.append("refused")
+    assert order == ["the loop ran while the fetch hung", "refused"]
+
+
+async def test_hanging_jwks_is_refused_after_the_fetch_timeout(server: JwksServer) -> None:
+    server.mode = "hang"
+    auth = jwks_auth(server, Clock(), fetch_timeout=0.5)
+    started = time.monotonic()
+    await refused(auth, bearer(sign(claims(), make_keypair("ed25519", "key-1"))))
+    assert server.hanging.is_set() and not server.release.is_set()
+    assert time.monotonic() - started < 3.0  # its own timeout, not the server's 30 s hang
 
 
 async def test_hanging_refresh_serves_known_keys(server: JwksServer, ed_key: Keypair) -> None:

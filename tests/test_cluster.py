@@ -1,7 +1,7 @@
 """Two real gateway processes (`footage-gateway serve`) sharing PostgreSQL and Redis.
 
 One audit chain whatever replica answers; a suspension made on one replica refuses the next
-request on the other; a policy edit reaches both within a second; a browsing sweep split
+request on the other; a policy edit reaches both; a browsing sweep split
 across the replicas is caught at the single-replica thresholds (counters in Redis).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from gateway.db import audit_events, create_db_engine
 from gateway.types import Zone
 from tests.support.cluster import (
+    START_TIMEOUT,
     GatewayProcess,
     clean_environ,
     console_script,
@@ -32,6 +32,7 @@ from tests.support.cluster import (
     fresh_schema,
     require_postgres,
     require_redis,
+    wait_until,
     write_atomically,
 )
 from tests.support.server import GatewayEnv, make_env
@@ -204,20 +205,13 @@ def test_a_suspension_on_one_replica_refuses_the_next_request_on_the_other(clust
         assert http.get(a.url + clip_path, headers=legal).status_code == 200
 
 
-def wait_for_status(
-    urls: list[str], headers: dict[str, str], status: int, timeout: float = 3.0
-) -> list[float]:
-    """Poll each URL until it answers `status`; the seconds each took (bounded, no sleeps)."""
-    started = time.monotonic()
-    took: dict[str, float] = {}
+def wait_for_status(urls: list[str], headers: dict[str, str], status: int) -> None:
+    """Poll until every URL answers `status` (bounded, to fail a hang rather than to time it)."""
     with httpx.Client(timeout=5.0) as http:
-        while len(took) < len(urls):
-            for url in urls:
-                if url not in took and http.get(url, headers=headers).status_code == status:
-                    took[url] = time.monotonic() - started
-            if time.monotonic() - started > timeout:
-                pytest.fail(f"only {sorted(took)} answered {status} within {timeout} s")
-    return [took[url] for url in urls]
+        wait_until(
+            lambda: all(http.get(url, headers=headers).status_code == status for url in urls),
+            START_TIMEOUT,
+        )
 
 
 def policy_events(database_url: str) -> list[dict]:
@@ -238,22 +232,23 @@ def policy_events(database_url: str) -> list[dict]:
     return [json.loads(body) for body in bodies]
 
 
-def test_a_policy_edit_reaches_both_replicas_within_a_second(cluster: Cluster) -> None:
+def test_a_policy_edit_reaches_both_replicas(cluster: Cluster) -> None:
+    # "Within a second" (docs/deploy.md) is the watcher's budget, checked in
+    # tests/test_cluster_policy.py; here, that both processes switch, and each says so once.
     policy = cluster.policy_dir / "policy.csv"
     original = policy.read_text()
     assert ANALYST_RULE in original
     analyst = cluster.token_headers("ana@security", "security_analyst")
     urls = [f"{r.url}/v1/audit/events?limit=1" for r in cluster.replicas]
-    assert wait_for_status(urls, analyst, 200, timeout=0.5)
+    with httpx.Client(timeout=10.0) as http:
+        assert [http.get(url, headers=analyst).status_code for url in urls] == [200, 200]
     before = len(policy_events(cluster.database_url))
     try:
         write_atomically(policy, original.replace(ANALYST_RULE, "# audit.read withdrawn"))
-        took = wait_for_status(urls, analyst, 403)
-        assert max(took) < 1.0, took
+        wait_for_status(urls, analyst, 403)
     finally:
         write_atomically(policy, original)
-    took_back = wait_for_status(urls, analyst, 200)
-    assert max(took_back) < 1.0, took_back
+    wait_for_status(urls, analyst, 200)
     reloads = policy_events(cluster.database_url)[before:]
     # One event per replica per change, each naming the node and the content it loaded.
     assert len(reloads) == 4, [(e["reason"], e["detail"]) for e in reloads]

@@ -20,6 +20,7 @@ class JwksServer:
         self.mode: Mode = "serve"
         self.hits = 0
         self.release = threading.Event()  # set to free hanging handlers
+        self.hanging = threading.Event()  # set once a request is being held
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -47,6 +48,7 @@ class JwksServer:
             def do_GET(self) -> None:
                 owner.hits += 1
                 if owner.mode == "hang":
+                    owner.hanging.set()
                     owner.release.wait(timeout=30)
                     return
                 if owner.mode == "fail":

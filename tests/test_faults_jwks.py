@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from gateway.jwtkeys import JwksKeys
-from tests.support.faults import assert_unauthenticated, services_of, wait_until
+from tests.support.faults import assert_unauthenticated, services_of
 from tests.support.jwks import JwksServer, serve_jwks
 from tests.support.server import Live, make_env, start_live
 from tests.support.tokens import Keypair, claims, jwks, make_keypair, sign
@@ -27,7 +27,9 @@ from tests.support.tokens import Keypair, claims, jwks, make_keypair, sign
 CLIP = "20261127T101500Z.mp4"
 PATH = f"/v1/footage/c1/front/{CLIP}"
 DATA = b"NURSERY" * 4096
-PROMPT = 1.5  # seconds: generous for a loaded 2-core machine; a stalled loop takes 3+
+# The hang tests hold the fetch until they release it: "meanwhile" is then a fact the test
+# arranges, not a latency it measures (the fetch timeout itself: tests/test_authn.py).
+HELD = 60.0
 
 
 class Clock:
@@ -55,6 +57,7 @@ def jwks_live(tmp_path, idp) -> Iterator[tuple[Live, JwksServer, Keypair, Clock]
     assert isinstance(keys, JwksKeys)
     clock = Clock()
     keys._clock = clock  # the key source's injected clock, moved by hand below
+    keys._fetch_timeout = keys._client.timeout = HELD
     try:
         yield live, server, key, clock
     finally:
@@ -72,40 +75,28 @@ def in_background(func: Any) -> tuple[threading.Thread, dict[str, Any]]:
     out: dict[str, Any] = {}
 
     def run() -> None:
-        started = time.monotonic()
         out["response"] = func()
-        out["seconds"] = time.monotonic() - started
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, out
 
 
-def healthz_latencies(live: Live, while_alive: threading.Thread) -> list[float]:
-    latencies = []
-    with httpx.Client(base_url=live.url, timeout=10) as c:
-        while while_alive.is_alive():  # bounded: the fetch gives up after its own timeout
-            started = time.monotonic()
-            assert c.get("/healthz").status_code == 200
-            latencies.append(time.monotonic() - started)
-    return latencies
-
-
 def test_a_hanging_jwks_never_stalls_the_event_loop(jwks_live) -> None:
     live, server, key, _ = jwks_live
     server.mode = "hang"
     waiting, out = in_background(lambda: view(live, key, "alice"))
-    wait_until(lambda: server.hits == 1, 10, "the fetch to hang")
-    # A second unknown-kid caller is refused at once: one fetch at a time, never a queue.
-    started = time.monotonic()
+    assert server.hanging.wait(10), "the fetch never reached the endpoint"
+    # A second unknown-kid caller is refused while the fetch hangs: one fetch at a time,
+    # never a queue behind it.
     second = view(live, make_keypair("ed25519", "k2"), "mallory")
-    assert time.monotonic() - started < PROMPT
-    latencies = healthz_latencies(live, waiting)
+    with httpx.Client(base_url=live.url, timeout=10) as c:
+        assert [c.get("/healthz").status_code for _ in range(3)] == [200] * 3
+    assert waiting.is_alive() and server.hits == 1  # all of that while the fetch hung
+    server.release.set()  # the endpoint hangs up: the fetch fails
     waiting.join(timeout=15)
     assert_unauthenticated(live.env.settings.database_url, out["response"], DATA)
     assert_unauthenticated(live.env.settings.database_url, second, DATA)
-    assert out["seconds"] < 3.0 + 3.0  # the fetch timeout, then a refusal
-    assert len(latencies) >= 3 and max(latencies) < PROMPT, latencies
     assert server.hits == 1
 
 
@@ -132,14 +123,11 @@ def test_a_refresh_that_hangs_still_serves_known_keys_promptly(jwks_live) -> Non
     server.mode = "hang"
     clock.now += 301  # due for refresh, and the refresh will hang
     waiting, out = in_background(lambda: view(live, key, "alice-2"))
-    wait_until(lambda: server.hits == 2, 10, "the refresh to hang")
-    latencies = []
-    while waiting.is_alive() and len(latencies) < 5:  # others, meanwhile, are not held up
-        started = time.monotonic()
-        r = view(live, key, f"bob-{len(latencies)}")
-        latencies.append(time.monotonic() - started)
-        assert r.status_code == 200
+    assert server.hanging.wait(10), "the refresh never reached the endpoint"
+    # Others, meanwhile, are not held up: served with the kept keys while the refresh hangs.
+    served = [view(live, key, f"bob-{i}").status_code for i in range(5)]
+    assert served == [200] * 5
+    assert waiting.is_alive() and server.hits == 2
+    server.release.set()
     waiting.join(timeout=15)
     assert out["response"].status_code == 200  # the refresher itself is served with kept keys
-    assert out["seconds"] < 3.0 + 3.0
-    assert latencies and max(latencies) < PROMPT, latencies

@@ -372,7 +372,10 @@ def server(ed_key: Keypair) -> Iterator[JwksServer]:
 
 
 def jwks_auth(server: JwksServer, clock: Clock, **kwargs: Any) -> Authenticator:
-    kwargs.setdefault("fetch_timeout", 0.5)
+    # Long enough that a fetch from a busy machine is never cut short: a fetch that times out
+    # still reaches the endpoint later, and `hits` would then be read too early. The tests of
+    # a hanging endpoint pass their own timeout.
+    kwargs.setdefault("fetch_timeout", 30)
     keys = JwksKeys(server.url, clock=clock, **kwargs)
     # The token cache is off so that every call really asks the key source.
     return Authenticator(keys, algorithms=DEFAULT_ALGORITHMS, cache_size=0)

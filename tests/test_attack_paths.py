@@ -28,6 +28,7 @@ from tests.support.faults import (
     trace,
 )
 from tests.support.server import Live, make_env, raw_get, start_live
+from tests.support.skips import skip_unsupported
 
 CLIP = "20261127T101500Z.mp4"
 SECRET = b"NURSERY-FOOTAGE-" * 4096
@@ -137,7 +138,7 @@ VICTIM = b"ANOTHER-CUSTOMERS-NURSERY-" * 2048
 def resolving(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The live gateway's file store resolving paths each way open_beneath can."""
     if request.param == "openat2" and not beneath.HAS_OPENAT2:
-        pytest.skip("this kernel has no openat2")
+        skip_unsupported("this kernel has no openat2")
     mechanism = beneath.openat2 if request.param == "openat2" else beneath.open_per_component
     monkeypatch.setattr(beneath, "_OPEN", mechanism)
 

@@ -87,8 +87,7 @@ def test_counts_hold_across_replicas(redis_url, prefix, tmp_path):
         two.close()
 
 
-@needs_redis
-def test_admission_refuses_at_the_limit_and_counts_only_when_admitted(prefix):
+def test_admission_refuses_at_the_limit_and_counts_only_when_admitted(redis_url, prefix):
     """The same answers as MemoryCounters.admit (tests/test_detection_rules.py)."""
 
     def gates(member: str, at: float) -> list[Gate]:
@@ -98,7 +97,7 @@ def test_admission_refuses_at_the_limit_and_counts_only_when_admitted(prefix):
         ]
 
     async def scenario() -> list[Any]:
-        store = RedisCounters.from_url(REDIS_URL or "", prefix)
+        store = RedisCounters.from_url(redis_url, prefix)
         try:
             t0 = START.timestamp()
             out: list[Any] = [await store.admit(gates("c1", t0))]
@@ -119,12 +118,11 @@ def test_admission_refuses_at_the_limit_and_counts_only_when_admitted(prefix):
     assert denials_key == 0 and 600 < ttl <= 660
 
 
-@needs_redis
-def test_forty_concurrent_admissions_on_two_replicas_admit_exactly_the_limit(prefix):
+def test_forty_concurrent_admissions_on_two_replicas_admit_exactly_the_limit(redis_url, prefix):
     """One script per admission: however the replicas interleave, the limit is never passed."""
 
     async def scenario() -> tuple[list[int | None], int]:
-        replicas = [RedisCounters.from_url(REDIS_URL or "", prefix) for _ in range(2)]
+        replicas = [RedisCounters.from_url(redis_url, prefix) for _ in range(2)]
         try:
             t0 = START.timestamp()
             answers = await asyncio.gather(

@@ -1,4 +1,4 @@
-"""tests/support/skips.py: under CI=true a skip fails the run, except an unset FOOTGW_TEST_*."""
+"""tests/support/skips.py: under CI=true a skip fails the run, but for the two kinds it keeps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 SUITE = """
 import pytest
-from tests.support.skips import skip_unconfigured
+from tests.support.skips import skip_unconfigured, skip_unsupported
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -26,6 +26,9 @@ def test_no_tool_in_a_fixture(browser):
 
 def test_no_database():
     skip_unconfigured("FOOTGW_TEST_DATABASE_URL is not set")
+
+def test_no_kernel_feature():
+    skip_unsupported("this kernel has no openat2")
 
 @pytest.mark.xfail(reason="known", strict=True)
 def test_expected_failure():
@@ -48,16 +51,17 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str | No
 def test_under_ci_a_missing_tool_fails_and_says_why(pytester, monkeypatch) -> None:
     result = run(pytester, monkeypatch, "true")
     # A skip in setup (a marker, a fixture) becomes an error; one in the test, a failure.
-    result.assert_outcomes(failed=1, errors=2, skipped=1, xfailed=1, passed=1)
+    result.assert_outcomes(failed=1, errors=2, skipped=2, xfailed=1, passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*skipped under CI=true*nginx is not installed*"])
     result.stdout.fnmatch_lines(["*skipped under CI=true*curl is not installed*"])
     result.stdout.fnmatch_lines(["*skipped under CI=true*no chromium*"])
     result.stdout.fnmatch_lines(["SKIPPED*FOOTGW_TEST_DATABASE_URL is not set*"])
+    result.stdout.fnmatch_lines(["SKIPPED*this kernel has no openat2*"])
 
 
 @pytest.mark.parametrize("ci", [None, "", "false"])
 def test_a_developer_without_the_tool_gets_a_skip(pytester, monkeypatch, ci) -> None:
     result = run(pytester, monkeypatch, ci)
-    result.assert_outcomes(skipped=4, xfailed=1, passed=1)
+    result.assert_outcomes(skipped=5, xfailed=1, passed=1)
     result.stdout.fnmatch_lines(["SKIPPED*nginx is not installed*"])

@@ -17,6 +17,7 @@ from gateway.storage import beneath, fs, open_storage, presigner_of
 from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind, StoredObject
 from gateway.storage.fs import FILE_CHUNK_SIZE, FileStorage
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
+from tests.support.skips import skip_unsupported
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +40,7 @@ def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     and one O_NOFOLLOW openat per component where the kernel lacks openat2."""
     if request.param == "openat2":
         if not beneath.HAS_OPENAT2:
-            pytest.skip("this kernel has no openat2")
+            skip_unsupported("this kernel has no openat2")
         monkeypatch.setattr(beneath, "_OPEN", beneath.openat2)
     else:
         monkeypatch.setattr(beneath, "_OPEN", beneath.open_per_component)

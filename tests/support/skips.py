@@ -3,9 +3,10 @@
 A developer without chromium, firefox-esr, Playwright, nginx or curl gets a skip that says
 how to get the tool. CI (its runner exports CI=true) runs `make test`, which installs them,
 so there a skip can only mean the run tested less than it claims: it is reported as a failure
-with the skip's reason. The one skip CI keeps is the documented contract for the servers
-the environment names: a test needing PostgreSQL or Redis skips when FOOTGW_TEST_*_URL is
-unset (`.ci/run` sets both), through `skip_unconfigured`.
+with the skip's reason. CI keeps two kinds of skip, which no install can cure: the documented
+contract for the servers the environment names (a test needing PostgreSQL or Redis skips
+when FOOTGW_TEST_*_URL is unset; `.ci/run` sets both), through `skip_unconfigured`, and a
+kernel that lacks a feature (openat2), through `skip_unsupported`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,25 @@ from typing import NoReturn
 
 import pytest
 
-# Set on the skip that skip_unconfigured raises; a plain skip (a subclass would show its
-# class name in place of "Skipped" in pytest's summary).
-NOT_CONFIGURED = "footgw_not_configured"
+# Set on the skips CI keeps; plain skips otherwise (a subclass would show its class name in
+# place of "Skipped" in pytest's summary).
+KEPT_IN_CI = "footgw_kept_in_ci"
+
+
+def _kept_skip(reason: str) -> NoReturn:
+    skip = pytest.skip.Exception(reason)
+    setattr(skip, KEPT_IN_CI, True)
+    raise skip
 
 
 def skip_unconfigured(reason: str) -> NoReturn:
     """Skip this test because a FOOTGW_TEST_* variable is unset (never a failure)."""
-    skip = pytest.skip.Exception(reason)
-    setattr(skip, NOT_CONFIGURED, True)
-    raise skip
+    _kept_skip(reason)
+
+
+def skip_unsupported(reason: str) -> NoReturn:
+    """Skip this test because the kernel lacks a feature it tests (never a failure)."""
+    _kept_skip(reason)
 
 
 def in_ci() -> bool:
@@ -47,7 +57,7 @@ def pytest_runtest_makereport(
     report = yield
     if not (in_ci() and report.skipped) or hasattr(report, "wasxfail"):
         return report
-    if call.excinfo is not None and getattr(call.excinfo.value, NOT_CONFIGURED, False):
+    if call.excinfo is not None and getattr(call.excinfo.value, KEPT_IN_CI, False):
         return report
     report.outcome = "failed"
     report.longrepr = (

@@ -23,11 +23,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from gateway.migrations import SchemaError
+
     try:
         settings = load_settings(config_file=args.config)
         return int(args.func(args, settings))
     except ConfigError as exc:
         print(f"footage-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SchemaError as exc:
+        print(f"footage-gateway: {exc}", file=sys.stderr)
         return 2
 
 

@@ -312,3 +312,13 @@ def test_serve_logs_where_it_listens_and_warns_in_dev_mode(tmp_path):
     assert by_event["dev_mode_enabled"]["level"] == "warning"
     assert "FOOTGW_DEV_MODE=1" in by_event["dev_mode_enabled"]["message"]
     assert by_event["listening"]["url"] == f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("command", [("audit", "verify"), ("audit", "export")])
+def test_audit_tools_on_an_unmigrated_database_say_migrate_in_one_line(tmp_path, command):
+    # Exit 1 from `audit verify` means "tampered": a missing schema must not read as that.
+    result = run(*command, env={"FOOTGW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "run `footage-gateway migrate`" in line
+    assert result.stdout == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from gateway import migrations
 from gateway.audit.store import AuditStore
 from gateway.audit.verify import Checkpoint, VerifyResult, verify_rows
 from gateway.db import create_db_engine
@@ -27,6 +28,8 @@ def verify_log(settings: Settings) -> VerifyResult:
     """Walk the whole chain, against the last signed checkpoint when there is one."""
     store = AuditStore(create_db_engine(settings.database_url))
     try:
+        # An unmigrated database is a SchemaError (one line, exit 2), never "not intact" (1).
+        migrations.check(store.engine)
         return verify_rows(store.iter_rows(), latest_checkpoint(settings, store))
     finally:
         store.engine.dispose()
@@ -37,6 +40,7 @@ def export_log(settings: Settings, out: TextIO) -> int:
     store = AuditStore(create_db_engine(settings.database_url))
     count = 0
     try:
+        migrations.check(store.engine)
         for event in store.iter_events():
             out.write(json.dumps(event, sort_keys=True) + "\n")
             count += 1

@@ -129,7 +129,7 @@ def _add_token(sub: Subparsers, config: argparse.ArgumentParser) -> None:
         help=f"a role, repeatable; one of: {', '.join(Role)}",
     )
     token.add_argument("--customer-id", help="the customer_id claim (for the customer role)")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
+    token.add_argument("--ttl", type=_positive_int, default=3600, help="lifetime in seconds (3600)")
     token.add_argument(
         "--private-key",
         help="sign with this PEM private key (Ed25519, P-256 or RSA) instead of the dev key, "
@@ -137,6 +137,17 @@ def _add_token(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     )
     token.add_argument("--kid", help="the kid header to send with --private-key")
     token.set_defaults(func=_token)
+
+
+def _positive_int(raw: str) -> int:
+    """A whole number of seconds above zero (argparse reports anything else as a usage error)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {raw!r}")
+    return value
 
 
 def _add_audit(sub: Subparsers, config: argparse.ArgumentParser) -> None:
@@ -204,7 +215,10 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         print(_signed_token(args, settings))
         return 0
     if not settings.dev_mode:
-        raise ConfigError("FOOTGW_DEV_MODE", "`token` signs with the local dev key: set it to 1")
+        raise ConfigError(
+            "FOOTGW_DEV_MODE",
+            "`token` signs with the local dev key: set it to 1, or pass --private-key PEM",
+        )
     print(
         mint_dev_token(
             settings.dev_key_file,

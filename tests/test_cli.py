@@ -322,3 +322,17 @@ def test_audit_tools_on_an_unmigrated_database_say_migrate_in_one_line(tmp_path,
     [line] = result.stderr.strip().splitlines()
     assert "run `footage-gateway migrate`" in line
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", "soon"])
+def test_token_refuses_a_ttl_that_is_not_a_positive_number_as_a_usage_error(tmp_path, ttl):
+    env = {"FOOTGW_DATA_DIR": str(tmp_path), "FOOTGW_DEV_MODE": "1"}
+    result = run("token", "--sub", "x", "--role", "legal", "--ttl", ttl, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--ttl: expected a positive number of seconds" in result.stderr
+
+
+def test_token_without_dev_mode_names_the_other_way_to_sign(tmp_path):
+    result = run("token", "--sub", "x", "--role", "legal", env={"FOOTGW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "--private-key" in result.stderr

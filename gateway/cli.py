@@ -172,7 +172,15 @@ def _add_policy(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     # No `choices`: an unknown role or purpose is a question the policy answers (deny), too.
     check.add_argument("--role", required=True, help=f"one of: {', '.join(Role)}")
     check.add_argument("--purpose", required=True, help=f"one of: {', '.join(Purpose)}")
-    check.add_argument("--zone", required=True, help=f"one of: {', '.join(Zone)}")
+    # A zone is a closed set the gateway never sees outside it; a typo here would match the
+    # `*` zone rows and print "allow" for a zone that cannot exist, so it is refused instead.
+    check.add_argument(
+        "--zone",
+        required=True,
+        choices=[str(z) for z in Zone],
+        metavar="ZONE",
+        help=f"one of: {', '.join(Zone)}",
+    )
     check.add_argument(
         "--action", default=Action.VIEW, help=f"one of: {', '.join(Action)} ({Action.VIEW})"
     )

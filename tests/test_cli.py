@@ -336,3 +336,12 @@ def test_token_refuses_a_ttl_that_is_not_a_positive_number_as_a_usage_error(tmp_
 def test_token_without_dev_mode_names_the_other_way_to_sign(tmp_path):
     result = run("token", "--sub", "x", "--role", "legal", env={"FOOTGW_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2 and "--private-key" in result.stderr
+
+
+def test_policy_check_refuses_an_unknown_zone_instead_of_matching_the_star_rows():
+    # legal's rows have zone `*`: a typo'd zone used to print "allow" and exit 0.
+    result = run(
+        "policy", "check", "--role", "legal", "--purpose", "legal_request", "--zone", "attic"
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--zone: invalid choice: 'attic'" in result.stderr

@@ -283,8 +283,10 @@ def _signed_token(args: argparse.Namespace, settings: Settings) -> str:
 def _audit_verify(_args: argparse.Namespace, settings: Settings) -> int:
     from gateway.audit.tools import verify_log
 
-    result = verify_log(settings)
-    print(json.dumps(result.as_json()))
+    result, checkpoint = verify_log(settings)
+    # The same JSON as GET /v1/audit/verify (contract §5), checkpoint included.
+    body = {**result.as_json(), "checkpoint": checkpoint.as_json() if checkpoint else None}
+    print(json.dumps(body))
     if not result.ok:
         print(
             f"audit log is NOT intact: first bad seq {result.first_bad_seq}: {result.problem}",

@@ -9,10 +9,12 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "make install: footage-gateway and its test tools into $(VENV)/ (pip is quiet; minutes on a fresh machine)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+	@echo "make install: done; the command is $(BIN)/footage-gateway"
 
 run: install
 	FOOTGW_DEV_MODE=1 $(BIN)/footage-gateway demo

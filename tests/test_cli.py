@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -345,3 +346,18 @@ def test_policy_check_refuses_an_unknown_zone_instead_of_matching_the_star_rows(
     )
     assert result.returncode == 2 and result.stdout == ""
     assert "--zone: invalid choice: 'attic'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("demo",), ("serve",)])
+def test_a_port_in_use_is_one_line_naming_footgw_port_before_any_curl_line(tmp_path, command):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {"FOOTGW_DATA_DIR": str(tmp_path), "FOOTGW_DEV_MODE": "1", "FOOTGW_PORT": str(port)}
+        result = run(*command, env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""  # no curl lines that another server would answer
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("footage-gateway: configuration error: FOOTGW_PORT:")
+    assert f"127.0.0.1:{port}" in line

@@ -90,7 +90,14 @@ def _vocabulary() -> str:
 def _add_serve_and_demo(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     from gateway.demo import SCENARIOS
 
-    serve = sub.add_parser("serve", parents=[config], help="serve the gateway")
+    serve = sub.add_parser(
+        "serve",
+        parents=[config],
+        help="serve the gateway",
+        description="Serve on FOOTGW_HOST:FOOTGW_PORT (127.0.0.1:8080). Tokens are verified "
+        "with FOOTGW_JWT_PUBLIC_KEY_FILE or FOOTGW_JWT_JWKS_URL; without either it stops, "
+        "unless FOOTGW_DEV_MODE=1 (a local dev key, never for a deployment).",
+    )
     serve.add_argument("--migrate", action="store_true", help="apply schema migrations first")
     serve.set_defaults(func=_serve)
 

@@ -361,3 +361,9 @@ def test_a_port_in_use_is_one_line_naming_footgw_port_before_any_curl_line(tmp_p
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("footage-gateway: configuration error: FOOTGW_PORT:")
     assert f"127.0.0.1:{port}" in line
+
+
+def test_serve_help_names_the_key_sources_it_needs():
+    text = " ".join(run("serve", "--help").stdout.split())
+    for key in ("FOOTGW_JWT_PUBLIC_KEY_FILE", "FOOTGW_JWT_JWKS_URL", "FOOTGW_DEV_MODE=1"):
+        assert key in text, key

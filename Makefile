@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml $(LOCK) | $(UV)
 	@echo "install: footage-gateway itself, editable"
 	@$(UV) pip install --quiet --no-deps --python $(BIN)/python -e .
 	@touch $(STAMP)
+	@echo "install: done; the command is $(BIN)/footage-gateway"
 
 # pip (from the standard library's venv) only ever installs uv; uv installs everything else.
 # --isolated: the machine's pip configuration has no say in which uv we get.

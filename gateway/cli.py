@@ -23,11 +23,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from gateway.migrations import SchemaError
+
     try:
         settings = load_settings(config_file=args.config)
         return int(args.func(args, settings))
     except ConfigError as exc:
         print(f"footage-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SchemaError as exc:
+        print(f"footage-gateway: {exc}", file=sys.stderr)
         return 2
 
 
@@ -85,7 +90,14 @@ def _vocabulary() -> str:
 def _add_serve_and_demo(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     from gateway.demo import SCENARIOS
 
-    serve = sub.add_parser("serve", parents=[config], help="serve the gateway")
+    serve = sub.add_parser(
+        "serve",
+        parents=[config],
+        help="serve the gateway",
+        description="Serve on FOOTGW_HOST:FOOTGW_PORT (127.0.0.1:8080). Tokens are verified "
+        "with FOOTGW_JWT_PUBLIC_KEY_FILE or FOOTGW_JWT_JWKS_URL; without either it stops, "
+        "unless FOOTGW_DEV_MODE=1 (a local dev key, never for a deployment).",
+    )
     serve.add_argument("--migrate", action="store_true", help="apply schema migrations first")
     serve.set_defaults(func=_serve)
 
@@ -124,7 +136,7 @@ def _add_token(sub: Subparsers, config: argparse.ArgumentParser) -> None:
         help=f"a role, repeatable; one of: {', '.join(Role)}",
     )
     token.add_argument("--customer-id", help="the customer_id claim (for the customer role)")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
+    token.add_argument("--ttl", type=_positive_int, default=3600, help="lifetime in seconds (3600)")
     token.add_argument(
         "--private-key",
         help="sign with this PEM private key (Ed25519, P-256 or RSA) instead of the dev key, "
@@ -132,6 +144,17 @@ def _add_token(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     )
     token.add_argument("--kid", help="the kid header to send with --private-key")
     token.set_defaults(func=_token)
+
+
+def _positive_int(raw: str) -> int:
+    """A whole number of seconds above zero (argparse reports anything else as a usage error)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {raw!r}")
+    return value
 
 
 def _add_audit(sub: Subparsers, config: argparse.ArgumentParser) -> None:
@@ -156,7 +179,15 @@ def _add_policy(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     # No `choices`: an unknown role or purpose is a question the policy answers (deny), too.
     check.add_argument("--role", required=True, help=f"one of: {', '.join(Role)}")
     check.add_argument("--purpose", required=True, help=f"one of: {', '.join(Purpose)}")
-    check.add_argument("--zone", required=True, help=f"one of: {', '.join(Zone)}")
+    # A zone is a closed set the gateway never sees outside it; a typo here would match the
+    # `*` zone rows and print "allow" for a zone that cannot exist, so it is refused instead.
+    check.add_argument(
+        "--zone",
+        required=True,
+        choices=[str(z) for z in Zone],
+        metavar="ZONE",
+        help=f"one of: {', '.join(Zone)}",
+    )
     check.add_argument(
         "--action", default=Action.VIEW, help=f"one of: {', '.join(Action)} ({Action.VIEW})"
     )
@@ -199,7 +230,10 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         print(_signed_token(args, settings))
         return 0
     if not settings.dev_mode:
-        raise ConfigError("FOOTGW_DEV_MODE", "`token` signs with the local dev key: set it to 1")
+        raise ConfigError(
+            "FOOTGW_DEV_MODE",
+            "`token` signs with the local dev key: set it to 1, or pass --private-key PEM",
+        )
     print(
         mint_dev_token(
             settings.dev_key_file,
@@ -256,8 +290,10 @@ def _signed_token(args: argparse.Namespace, settings: Settings) -> str:
 def _audit_verify(_args: argparse.Namespace, settings: Settings) -> int:
     from gateway.audit.tools import verify_log
 
-    result = verify_log(settings)
-    print(json.dumps(result.as_json()))
+    result, checkpoint = verify_log(settings)
+    # The same JSON as GET /v1/audit/verify (contract §5), checkpoint included.
+    body = {**result.as_json(), "checkpoint": checkpoint.as_json() if checkpoint else None}
+    print(json.dumps(body))
     if not result.ok:
         print(
             f"audit log is NOT intact: first bad seq {result.first_bad_seq}: {result.problem}",

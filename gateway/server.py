@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -25,6 +26,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from gateway import migrations
 from gateway.app import create_app
 from gateway.db import create_db_engine
+from gateway.errors import ConfigError
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings, require_key_source
 
@@ -36,6 +38,7 @@ log = structlog.get_logger("gateway.server")
 def serve(settings: Settings, *, migrate: bool = False) -> int:
     """Check the configuration and schema, then serve until interrupted."""
     require_key_source(settings)
+    require_free_port(settings)
     configure_logging(settings.log_format)
     if settings.dev_mode:
         # Loud on purpose: dev mode accepts tokens anyone with this machine's data dir can mint.
@@ -51,7 +54,7 @@ def serve(settings: Settings, *, migrate: bool = False) -> int:
             migrations.migrate(engine)
         migrations.check(engine)
     except migrations.SchemaError as exc:
-        print(f"footage-gateway: {exc}")
+        print(f"footage-gateway: {exc}", file=sys.stderr)
         return 2
     engine.dispose()
     _Server(server_config(create_app(settings), settings.host, settings.port)).run()
@@ -170,6 +173,29 @@ class _BoundedH11(H11Protocol):
         log.warning("request_refused_by_server", status=status, code=code, client=self.client)
         self.transport.write(head.encode("ascii") + body)
         self.transport.close()
+
+
+def require_free_port(settings: Settings) -> None:
+    """ConfigError naming FOOTGW_PORT when host:port cannot be bound (another server has it).
+
+    Asked before anything is printed: `demo` would otherwise print curl lines for a port that
+    another process answers, and uvicorn's own bind error is one log line among many, exit 3.
+    """
+    if settings.port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            "FOOTGW_PORT",
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}): "
+            "is another server using it? Set FOOTGW_PORT to a free port",
+        ) from exc
 
 
 class _Server(uvicorn.Server):

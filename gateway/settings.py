@@ -194,17 +194,26 @@ def _build(read: _Reader) -> Settings:
         dev_mode=dev_mode,
         delivery=delivery,
         accel_prefix=_accel_prefix(read),
-        retention_days=read.parse("RETENTION_DAYS", _positive_int, cast(int | None, None), "days"),
+        retention_days=read.parse(
+            "RETENTION_DAYS",
+            _positive_int,
+            cast(int | None, None),
+            "a whole number of days above 0",
+        ),
         host=read.text("HOST", "127.0.0.1") or "127.0.0.1",
         port=read.parse("PORT", _port, 8080, "a port number"),
-        grant_max_ttl_seconds=read.parse("GRANT_MAX_TTL", _positive_int, 7 * 86400, "seconds"),
+        grant_max_ttl_seconds=read.parse(
+            "GRANT_MAX_TTL", _positive_int, 7 * 86400, "a whole number of seconds above 0"
+        ),
         alert_webhook=read.text("ALERT_WEBHOOK"),
         trusted_proxies=read.parse("TRUSTED_PROXIES", _csv, (), "a comma list of addresses"),
         checkpoint_key_file=Path(checkpoint_key) if checkpoint_key else None,
         checkpoint_retired_keys=_existing_files(
             read.parse("CHECKPOINT_RETIRED_KEYS", _csv, (), "a comma list of PEM files")
         ),
-        checkpoint_every_events=read.parse("CHECKPOINT_EVERY", _positive_int, 1000, "events"),
+        checkpoint_every_events=read.parse(
+            "CHECKPOINT_EVERY", _positive_int, 1000, "a whole number of events above 0"
+        ),
         checkpoint_every_seconds=read.parse("CHECKPOINT_SECONDS", float, 60.0, "seconds"),
         log_format=cast(
             Literal["json", "console", "auto"],

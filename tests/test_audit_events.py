@@ -101,3 +101,9 @@ def test_a_new_event_has_every_field_and_refuses_unknown_ones() -> None:
     assert event["seq"] is None and event["hash"] is None and len(event["event_id"]) == 36
     with pytest.raises(ValueError, match="unknown audit fields"):
         new_event(EventType.ACCESS_DECISION, principal="sam", color="red")
+
+
+def test_an_event_without_detail_still_carries_the_field_as_null() -> None:
+    # Contract §7: every event has one canonical shape, `detail` included (grant.revoked had none).
+    event = new_event(EventType.GRANT_REVOKED, customer_id="c1", grant_id="gr_1")
+    assert "detail" in event and event["detail"] is None

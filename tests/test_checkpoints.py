@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import stat
 from datetime import UTC, datetime, timedelta
@@ -192,8 +193,12 @@ def test_truncating_the_event_table_is_caught_by_the_api_and_the_cli(live_every_
     analyst = live.env.auth("ana", "security_analyst")
     intact = live.client.get("/v1/audit/verify", headers=analyst).json()
     assert intact["ok"] and intact["checkpoint"]["valid"]
-    # The CLI finds the same key and checkpoints, and passes the intact chain.
-    assert run("audit", "verify", env=cli_env(live.env.root)).returncode == 0
+    # The CLI finds the same key and checkpoints, passes the intact chain, and prints the
+    # verify JSON's fields as the API does, checkpoint included (contract §9).
+    printed = run("audit", "verify", env=cli_env(live.env.root))
+    assert printed.returncode == 0
+    body = json.loads(printed.stdout)
+    assert body.keys() == intact.keys() and body["checkpoint"]["valid"]
     engine = create_db_engine(live.env.settings.database_url)
     with engine.begin() as conn:
         last = conn.execute(sa.select(sa.func.max(audit_events.c.seq))).scalar()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -312,3 +313,57 @@ def test_serve_logs_where_it_listens_and_warns_in_dev_mode(tmp_path):
     assert by_event["dev_mode_enabled"]["level"] == "warning"
     assert "FOOTGW_DEV_MODE=1" in by_event["dev_mode_enabled"]["message"]
     assert by_event["listening"]["url"] == f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("command", [("audit", "verify"), ("audit", "export")])
+def test_audit_tools_on_an_unmigrated_database_say_migrate_in_one_line(tmp_path, command):
+    # Exit 1 from `audit verify` means "tampered": a missing schema must not read as that.
+    result = run(*command, env={"FOOTGW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "run `footage-gateway migrate`" in line
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", "soon"])
+def test_token_refuses_a_ttl_that_is_not_a_positive_number_as_a_usage_error(tmp_path, ttl):
+    env = {"FOOTGW_DATA_DIR": str(tmp_path), "FOOTGW_DEV_MODE": "1"}
+    result = run("token", "--sub", "x", "--role", "legal", "--ttl", ttl, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--ttl: expected a positive number of seconds" in result.stderr
+
+
+def test_token_without_dev_mode_names_the_other_way_to_sign(tmp_path):
+    result = run("token", "--sub", "x", "--role", "legal", env={"FOOTGW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "--private-key" in result.stderr
+
+
+def test_policy_check_refuses_an_unknown_zone_instead_of_matching_the_star_rows():
+    # legal's rows have zone `*`: a typo'd zone used to print "allow" and exit 0.
+    result = run(
+        "policy", "check", "--role", "legal", "--purpose", "legal_request", "--zone", "attic"
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--zone: invalid choice: 'attic'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("demo",), ("serve",)])
+def test_a_port_in_use_is_one_line_naming_footgw_port_before_any_curl_line(tmp_path, command):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {"FOOTGW_DATA_DIR": str(tmp_path), "FOOTGW_DEV_MODE": "1", "FOOTGW_PORT": str(port)}
+        result = run(*command, env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""  # no curl lines that another server would answer
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("footage-gateway: configuration error: FOOTGW_PORT:")
+    assert f"127.0.0.1:{port}" in line
+
+
+def test_serve_help_names_the_key_sources_it_needs():
+    text = " ".join(run("serve", "--help").stdout.split())
+    for key in ("FOOTGW_JWT_PUBLIC_KEY_FILE", "FOOTGW_JWT_JWKS_URL", "FOOTGW_DEV_MODE=1"):
+        assert key in text, key

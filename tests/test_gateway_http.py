@@ -272,3 +272,12 @@ def test_every_response_says_nosniff(seeded):
     unexpected = error_handlers()[Exception]
     crashed = asyncio.run(unexpected(Request({"type": "http"}), RuntimeError("boom")))
     assert crashed.status_code == 500 and crashed.headers["x-content-type-options"] == "nosniff"
+
+
+def test_audit_search_refuses_an_unknown_event_type_as_it_refuses_an_unknown_decision(seeded):
+    analyst = seeded.env.auth("ana", "security_analyst")
+    known = seeded.client.get("/v1/audit/events?type=access.decision", headers=analyst)
+    assert known.status_code == 200
+    for query in ("type=flag.raise", "type=access.decision&type=nope"):
+        r = seeded.client.get(f"/v1/audit/events?{query}", headers=analyst)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", query

@@ -80,3 +80,12 @@ def test_bad_toml_names_the_config_key(tmp_path):
 
 def test_hmac_is_only_accepted_in_dev_mode():
     assert load_settings({"FOOTGW_DEV_MODE": "1", "FOOTGW_JWT_ALGORITHMS": "HS256"})
+
+
+@pytest.mark.parametrize(
+    "key", ["FOOTGW_RETENTION_DAYS", "FOOTGW_GRANT_MAX_TTL", "FOOTGW_CHECKPOINT_EVERY"]
+)
+def test_a_zero_count_says_it_must_be_above_zero(key):
+    # "expected days, got '0'" left the reader guessing what was wrong with 0.
+    with pytest.raises(ConfigError, match="above 0, got '0'"):
+        load_settings({key: "0"})

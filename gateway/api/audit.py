@@ -12,7 +12,7 @@ from gateway.api.common import int_param, services
 from gateway.audit.store import EventQuery
 from gateway.audit.verify import verify_rows
 from gateway.errors import BadRequest
-from gateway.types import Principal, Verdict, format_ts, parse_input_ts
+from gateway.types import EventType, Principal, Verdict, format_ts, parse_input_ts
 
 
 @requires("audit.read")
@@ -21,12 +21,16 @@ async def search_events(request: Request, _analyst: Principal) -> Response:
     decision = q.get("decision")
     if decision not in (None, *Verdict):
         raise BadRequest("decision must be allow or deny.")
+    types = tuple(t for t in q.getlist("type") if t)
+    if not set(types) <= set(EventType):
+        # As with decision: a typo (`flag.raise`, the action) must not read as "no such events".
+        raise BadRequest("type must be an event type (contract §7), e.g. access.decision.")
     limit = int_param(request, "limit", 100, 1, 1000) or 100
     query = EventQuery(
         principal=q.get("principal"),
         customer_id=q.get("customer_id"),
         decision=decision,
-        types=tuple(t for t in q.getlist("type") if t),
+        types=types,
         since=_time(request, "since"),
         until=_time(request, "until"),
         after_seq=int_param(request, "after_seq", None, 0, 2**62),

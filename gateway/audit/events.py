@@ -40,7 +40,9 @@ FIELDS = (
 # Extra facts an event may carry beyond the contract's fields (a flag's rule, a zone, …).
 DETAIL_FIELD = "detail"
 _KNOWN = frozenset((*FIELDS, DETAIL_FIELD))
-_BLANK = dict.fromkeys(FIELDS)  # copied, never changed: a copy is cheaper than fromkeys()
+# Copied, never changed (a copy is cheaper than fromkeys()). `detail` is in it too: every event
+# carries every field, null where it does not apply (contract §7, "Fields").
+_BLANK = dict.fromkeys((*FIELDS, DETAIL_FIELD))
 
 # json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=True), the bytes every
 # hash covers, encoded by one C encoder built once: json.dumps() builds an encoder object, a

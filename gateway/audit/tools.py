@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from gateway import migrations
 from gateway.audit.store import AuditStore
-from gateway.audit.verify import Checkpoint, VerifyResult, verify_rows
+from gateway.audit.verify import VerifyResult, verify_rows
 from gateway.db import create_db_engine
 from gateway.settings import Settings
 
+if TYPE_CHECKING:
+    from gateway.audit.checkpoints import SignedCheckpoint
 
-def latest_checkpoint(settings: Settings, store: AuditStore) -> Checkpoint | None:
+
+def latest_checkpoint(settings: Settings, store: AuditStore) -> SignedCheckpoint | None:
     """The newest checkpoint whose signature verifies (None until checkpoints exist)."""
     try:
         from gateway.audit.checkpoints import Checkpointer
     except ImportError:
         return None
-    checkpoint: Checkpoint | None = Checkpointer.from_settings(
+    checkpoint: SignedCheckpoint | None = Checkpointer.from_settings(
         settings, store.engine
     ).latest_verified()
     return checkpoint
 
 
-def verify_log(settings: Settings) -> VerifyResult:
-    """Walk the whole chain, against the last signed checkpoint when there is one."""
+def verify_log(settings: Settings) -> tuple[VerifyResult, SignedCheckpoint | None]:
+    """Walk the whole chain, against the last signed checkpoint when there is one (returned)."""
     store = AuditStore(create_db_engine(settings.database_url))
     try:
-        return verify_rows(store.iter_rows(), latest_checkpoint(settings, store))
+        # An unmigrated database is a SchemaError (one line, exit 2), never "not intact" (1).
+        migrations.check(store.engine)
+        checkpoint = latest_checkpoint(settings, store)
+        return verify_rows(store.iter_rows(), checkpoint), checkpoint
     finally:
         store.engine.dispose()
 
@@ -37,6 +44,7 @@ def export_log(settings: Settings, out: TextIO) -> int:
     store = AuditStore(create_db_engine(settings.database_url))
     count = 0
     try:
+        migrations.check(store.engine)
         for event in store.iter_events():
             out.write(json.dumps(event, sort_keys=True) + "\n")
             count += 1

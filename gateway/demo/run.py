@@ -19,6 +19,10 @@ def run_demo(settings: Settings, *, scenario: str = "basic", serve_after: bool =
         raise ConfigError("FOOTGW_DEV_MODE", "the demo mints dev tokens: set it to 1")
     if scenario not in SCENARIOS:
         raise ConfigError("--scenario", f"no scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    if serve_after:
+        from gateway.server import require_free_port
+
+        require_free_port(settings)  # before the curl lines, which would name a port not ours
     # Logs to stderr from the start: the in-process scenario's audit lines would otherwise land
     # on stdout, between the curl lines a newcomer is meant to paste.
     configure_logging(settings.log_format)

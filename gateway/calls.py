@@ -45,6 +45,7 @@ class FootageCall:
     if_match: str | None = None  # the conditional headers (gateway/conditionals.py)
     if_none_match: str | None = None
     if_range: str | None = None
+    client_request_id: str | None = None  # the caller's own X-Request-ID, never ours
 
 
 def resolve_camera(call: FootageCall) -> CameraRef:
@@ -81,6 +82,11 @@ def staff_headers(call: FootageCall) -> tuple[Purpose | None, str | None]:
     return purpose, justification
 
 
+def call_detail(call: FootageCall) -> dict[str, Any]:
+    """The `detail` facts every event about this request carries beside its own."""
+    return {"client_request_id": call.client_request_id} if call.client_request_id else {}
+
+
 def call_fields(call: FootageCall, principal: Principal | None) -> dict[str, Any]:
     """The fields every event about this request carries (ids as given, length-capped)."""
     return {
@@ -89,7 +95,7 @@ def call_fields(call: FootageCall, principal: Principal | None) -> dict[str, Any
         "roles": sorted(principal.roles) if principal else None,
         "purpose": (call.purpose or None) and call.purpose[:64],
         "justification": call.justification[:MAX_JUSTIFICATION] if call.justification else None,
-        "action": str(call.action),
+        "action": "delete" if call.method == "DELETE" else str(call.action),
         "customer_id": call.customer_id[:64],
         "camera_id": call.camera_id[:64],
         "clip_id": call.clip_id[:80] if call.clip_id else None,

@@ -60,6 +60,12 @@ class DeletionBlocked(GatewayError):
         return {"blocked": list(self.blocked), "removed": list(self.removed)}
 
 
+class MethodNotAllowed(GatewayError):
+    """The path exists; the method does not (with an `Allow` header)."""
+
+    status, code = 405, "method_not_allowed"
+
+
 class RetentionExpired(GatewayError):
     """The footage is older than the retention period and is never served."""
 
@@ -80,6 +86,12 @@ class PreconditionFailed(GatewayError):
     """An `If-Match` the clip does not satisfy (RFC 9110 §13.1.1)."""
 
     status, code = 412, "precondition_failed"
+
+
+class RateLimited(GatewayError):
+    """Too many unauthenticated footage requests from one client address."""
+
+    status, code = 429, "rate_limited"
 
 
 class StorageUnavailable(GatewayError):

@@ -101,9 +101,9 @@ class FactsReader:
         self, principal: Principal, camera: CameraRef, grantees: list[str], now: datetime
     ) -> Facts:
         with reading(self.principals.engine) as conn:  # the stores share the one engine
+            zone = self.cameras.zone_of(camera, conn)  # a suspended caller's denial names it
             if self.principals.status(principal.sub, conn).suspended:
-                return Facts(True, Zone.PRIVATE, [])
-            zone = self.cameras.zone_of(camera, conn)
+                return Facts(True, zone, [])
             found = (
                 self.grants.candidates(grantees, camera.customer_id, now, conn) if grantees else []
             )
@@ -149,10 +149,10 @@ class _InlineSqlite:
         db = self._db
         db.execute("BEGIN")  # one snapshot for the three reads
         try:
-            if self.status(sub).suspended:
-                return Facts(True, Zone.PRIVATE, [])
             key = {"customer_id": camera.customer_id, "camera_id": camera.camera_id}
             zone = zone_from_row(db.execute(self._zone, key).fetchone())
+            if self.status(sub).suspended:  # refused, in the camera's real zone
+                return Facts(True, zone, [])
             found: list[Grant] = []
             if grantees:
                 params = candidates_params(grantees, camera.customer_id, now)

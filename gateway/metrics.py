@@ -39,6 +39,11 @@ class Metrics:
             "Footage bytes the gateway streamed itself (not redirects or nginx hand-offs)",
             registry=self.registry,
         )
+        self.unauthenticated_limited = Counter(
+            "footgw_unauthenticated_rate_limited",
+            "Unauthenticated footage requests refused 429 (not audited one by one)",
+            registry=self.registry,
+        )
         self.flags = Counter(
             "footgw_flags_raised",
             "Detection flags raised (a flag extended with more evidence counts once)",

@@ -42,7 +42,9 @@ def route_label(path: str) -> str:
 
 
 class RequestContextMiddleware:
-    """Gives every request an X-Request-ID, binds it for logging, and times the response."""
+    """Gives every request the server's own X-Request-ID, binds it for logging, times the
+    response, and answers an unhandled exception with the contract's 500 (so that response,
+    too, carries the request id and, on footage paths, `Cache-Control: private, no-store`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,22 +53,58 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or random_hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        # The request id is always made here: audit events are joined by it (contract §5,
+        # Headers), so a caller must not be able to choose or repeat it. A caller's own id is
+        # kept beside it, as client_request_id, for their own correlation.
+        request_id = random_hex()
+        client_request_id = _incoming_request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_request_id"] = client_request_id
         started = time.perf_counter()
         route = route_label(scope["path"])
+        footage = route == "/v1/footage"
+        responded = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal responded
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).setdefault("X-Request-ID", request_id)
+                responded = True
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                if footage:  # error or not: no cache between us and the caller keeps it
+                    headers["Cache-Control"] = NO_STORE
                 # No response is ever content-sniffed: a JSON error echoing a caller's text must
                 # not be read as HTML (docs/contract.md §5, response headers).
-                MutableHeaders(scope=message).setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Content-Type-Options", "nosniff")
                 _observe(scope, route, message["status"], time.perf_counter() - started)
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
+        ids = {"request_id": request_id}
+        if client_request_id:
+            ids["client_request_id"] = client_request_id
+        with structlog.contextvars.bound_contextvars(**ids):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if responded:  # too late for an error response: the server closes the stream
+                    raise
+                log.error("unhandled_error", error=repr(exc), exc_info=exc)
+                await _internal_error()(scope, receive, send_with_id)
+
+
+NO_STORE = "private, no-store"
+
+
+def _internal_error() -> Response:
+    # Also sent by Starlette's outermost ServerErrorMiddleware (an error in a middleware
+    # outside RequestContextMiddleware), which never passes through it: nosniff is set here too.
+    return error_response(
+        500,
+        "internal_error",
+        "The gateway failed to handle this request.",
+        {"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -109,14 +147,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", error=repr(exc), exc_info=exc)
-    # Sent by Starlette's outermost ServerErrorMiddleware, around RequestContextMiddleware: the
-    # header that middleware adds to every other response is set here.
-    return error_response(
-        500,
-        "internal_error",
-        "The gateway failed to handle this request.",
-        {"X-Content-Type-Options": "nosniff"},
-    )
+    return _internal_error()
 
 
 Handler = Callable[[Request, Exception], Coroutine[Any, Any, Response]]

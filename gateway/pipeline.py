@@ -21,7 +21,14 @@ from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
 from gateway.authn import Authenticator
 from gateway.authz import Authorizer
-from gateway.calls import FootageCall, call_fields, resolve_camera, resolve_clip, staff_headers
+from gateway.calls import (
+    FootageCall,
+    call_detail,
+    call_fields,
+    resolve_camera,
+    resolve_clip,
+    staff_headers,
+)
 from gateway.cameras import CameraStore
 from gateway.conditionals import Condition, evaluate, range_applies
 from gateway.delivery import (
@@ -32,11 +39,19 @@ from gateway.delivery import (
     not_modified_response,
     redirect_response,
 )
-from gateway.errors import Forbidden, GatewayError, RetentionExpired, Unauthenticated
+from gateway.errors import (
+    AuditUnavailable,
+    Forbidden,
+    GatewayError,
+    RateLimited,
+    RetentionExpired,
+    Unauthenticated,
+)
 from gateway.facts import FactsReader
 from gateway.grants import GrantStore
 from gateway.metrics import Metrics
 from gateway.ranges import ByteRange, parse_range
+from gateway.ratelimit import AttemptLimiter
 from gateway.storage.base import ObjectInfo, OpenClip, Presigner, Storage
 from gateway.streamguard import RECHECK_SECONDS, StreamGuard, Ticker
 from gateway.types import (
@@ -87,6 +102,7 @@ class FootageFlow:
     facts: FactsReader
     retention_days: int | None
     metrics: Metrics
+    attempts: AttemptLimiter  # unauthenticated footage requests per client address
     presigner: Presigner | None = None  # FOOTGW_DELIVERY=redirect: S3 presigned URLs
     accel_prefix: str | None = None  # FOOTGW_DELIVERY=accel: nginx's internal location
     observers: Sequence[Observer] = ()
@@ -115,10 +131,43 @@ class FootageFlow:
         try:
             return await self.authn.authenticate(call.authorization)
         except Unauthenticated as exc:
+            if not self.attempts.admit(call.client_ip):
+                # Counted, not audited one by one: the audit log must not be the flood's sink
+                # (docs/security.md). The address's earlier attempts are in it already.
+                self.metrics.unauthenticated_limited.inc()
+                retry = str(self.attempts.retry_after(call.client_ip))
+                message = "Too many unauthenticated requests from this address."
+                raise RateLimited(message, headers={"Retry-After": retry}) from None
             denied = Outcome(None, Decision.deny("unauthenticated"), status=401)
             event = await self._record(call, denied)
             exc.headers["X-Audit-Event-ID"] = event["event_id"]
             raise
+
+    async def refuse(
+        self, call: FootageCall, exc: GatewayError, decision: Decision | None = None
+    ) -> GatewayError:
+        """Audit a footage request that ends in `exc` outside view and list_clips (a refused
+        or failed DELETE, a method the path does not allow): one access.decision, named on
+        the response, so every footage response is audited (contract §7)."""
+        if "X-Audit-Event-ID" in exc.headers or isinstance(exc, AuditUnavailable):
+            return exc  # already audited, or nothing can be
+        try:
+            principal: Principal | None = await self.authn.authenticate(call.authorization)
+        except Unauthenticated:
+            principal = None
+        outcome = Outcome(principal, decision or Decision.deny(exc.code), exc.status, error=exc)
+        outcome.zone = await self._zone_if_named(call)
+        event = await self._record(call, outcome)
+        exc.headers["X-Audit-Event-ID"] = event["event_id"]
+        return exc
+
+    async def _zone_if_named(self, call: FootageCall) -> Zone:
+        """The zone of the camera a call names, for its event; `private` if it names none."""
+        try:
+            camera = resolve_camera(call)
+            return await anyio.to_thread.run_sync(self.cameras.zone_of, camera)
+        except Exception:  # the refusal stands either way; private is what unknown counts as
+            return Zone.PRIVATE
 
     async def view(self, call: FootageCall) -> Response:
         """GET or HEAD one clip."""
@@ -236,6 +285,9 @@ class FootageFlow:
             if exc.status in (400, 410):
                 outcome.decision = Decision.deny(exc.code, outcome.decision.rule)
             return outcome, None, None
+        except Exception as exc:  # deny by default: an error while deciding is a denial
+            _failed(outcome, exc)
+            return outcome, None, None
 
     async def list_clips(self, call: FootageCall) -> tuple[dict[str, Any], dict[str, str]]:
         """The clips of one camera the caller may see, as JSON, and the response headers."""
@@ -252,6 +304,9 @@ class FootageFlow:
             outcome.status, outcome.error = exc.status, exc
             if exc.status == 400:
                 outcome.decision = Decision.deny(exc.code)
+        except Exception as exc:  # deny by default: an error while deciding is a denial
+            _failed(outcome, exc)
+            clips = []
         event = await self._record(call, outcome)
         headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
         if outcome.status >= 400:
@@ -299,7 +354,7 @@ class FootageFlow:
         now = self.clock()
         facts = await self.facts.read(principal, camera, now)
         if facts.suspended:
-            return Decision.deny("principal_suspended"), Zone.PRIVATE
+            return Decision.deny("principal_suspended", SUSPENSION_RULE), facts.zone
         purpose, justification = staff_headers(call)
         request = AccessRequest(
             principal=principal,
@@ -337,7 +392,12 @@ class FootageFlow:
             grant_id=decision.grant_id,
             status=outcome.status,
             range=_range_text(outcome.byte_range),
-            detail={"rule": decision.rule, "zone": str(outcome.zone), "method": call.method},
+            detail={
+                "rule": decision.rule,
+                "zone": str(outcome.zone),
+                "method": call.method,
+                **call_detail(call),
+            },
         )
         committed = await self.audit.append(event)  # AuditUnavailable → 503, nothing served
         self.metrics.decision_committed(committed["decision"], decision.reason)
@@ -375,6 +435,7 @@ class FootageFlow:
                 "clip": clip.key,
                 **({"delivered_by": delivered_by} if delivered_by else {}),
                 **(ended or {}),  # why the stream was cut: its permission ended mid-stream
+                **call_detail(call),
             },
         )
         try:
@@ -396,6 +457,18 @@ def _served_part(call: FootageCall, info: ObjectInfo) -> tuple[int, ByteRange | 
     if byte_range is not None and not range_applies(call.if_range, info.etag, info.last_modified):
         byte_range = None  # the client's piece is of another version: send the whole clip
     return (206 if byte_range else 200), byte_range
+
+
+# The `rule` of a suspended principal's denial: the principals table, not the policy, decides.
+SUSPENSION_RULE = "principal_status: suspended"
+
+
+def _failed(outcome: Outcome, exc: Exception) -> None:
+    """An unexpected error while deciding: a denial, audited, and the contract's 500."""
+    log.error("decision_failed", error=repr(exc), exc_info=exc)
+    outcome.decision = Decision.deny("internal_error", "error")
+    outcome.status = 500
+    outcome.error = GatewayError("The gateway failed to decide this request.")
 
 
 def _range_text(byte_range: ByteRange | None) -> str | None:

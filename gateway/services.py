@@ -30,6 +30,7 @@ from gateway.grants import GrantStore, covering_grant
 from gateway.metrics import Metrics
 from gateway.pipeline import FootageFlow
 from gateway.principals import PrincipalStore
+from gateway.ratelimit import AttemptLimiter
 from gateway.settings import Settings
 from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import Storage
@@ -101,6 +102,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         facts=facts,
         retention_days=settings.retention_days,
         metrics=metrics,
+        attempts=AttemptLimiter(settings.unauthenticated_per_minute),
         presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
         observers=(detector,),  # every access decision, before its response is sent

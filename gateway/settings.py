@@ -63,6 +63,7 @@ class Settings:
     checkpoint_every_events: int
     checkpoint_every_seconds: float
     log_format: Literal["json", "console", "auto"]
+    unauthenticated_per_minute: int
 
     @property
     def dev_key_file(self) -> Path:
@@ -218,6 +219,9 @@ def _build(read: _Reader) -> Settings:
         log_format=cast(
             Literal["json", "console", "auto"],
             read.choice("LOG_FORMAT", ("json", "console", "auto"), "auto"),
+        ),
+        unauthenticated_per_minute=read.parse(
+            "UNAUTHENTICATED_PER_MINUTE", _positive_int, 60, "requests per minute"
         ),
     )
 

@@ -14,7 +14,7 @@ from gateway.types import PrincipalState, Role
 from tests.support.server import Live
 
 # The footage routes decide and audit in the flow (pipeline.py); these are open to anyone.
-NOT_ADMINISTRATIVE = {"list_clips", "malformed", "healthz", "readyz", "metrics"}
+NOT_ADMINISTRATIVE = {"list_clips", "malformed", "not_allowed", "healthz", "readyz", "metrics"}
 # One route per clip (so a 405 lists every method): GET and HEAD decide in the flow; DELETE
 # refuses a percent-escaped path (400) before authentication, then calls a guarded handler.
 GUARDED_WITHIN = {"clip"}

@@ -69,9 +69,12 @@ def test_alert_delivery_after_a_request_does_not_log_its_id(running):
         assert break_glass(live).status_code == 200
         wait_for(lambda: any(e["event"] == "alert_not_delivered" for e in logs))
     [alert] = [e for e in logs if e["event"] == "detection_alert"]
-    assert alert["request_id"] == "req-break-glass-01"  # logged while serving: it belongs
+    # Logged while serving: the request's ids belong (the server's own, and the caller's beside it)
+    assert alert["client_request_id"] == "req-break-glass-01"
+    assert alert["request_id"] != "req-break-glass-01"
     background = [e for e in logs if e["event"] in {"alert_attempt_failed", "alert_not_delivered"}]
-    assert background and all("request_id" not in e for e in background)
+    assert background
+    assert all("request_id" not in e and "client_request_id" not in e for e in background)
 
 
 def test_every_task_in_gateway_is_spawned_detached():

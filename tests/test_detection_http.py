@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.pipeline import SUSPENSION_RULE
 from gateway.settings import REPO_POLICY_DIR
 from gateway.types import RECORDED_AT_FORMAT, Zone
 from tests.support.server import Live, make_env, start_live
@@ -142,7 +143,13 @@ def test_browsing_replay_flags_at_5_suspends_at_10_refuses_the_11th(running):
     assert status["reason"].startswith("customer_browsing")
     assert flag["flag_id"] in [f["flag_id"] for f in status["open_flags"]]
     assert status["activity"]["distinct_customers_last_hour"] == 10
-    assert status["activity"]["denials_last_hour"] == 0  # suspended refusals are not "denials"
+    # The page counts every denial its timeline lists: the 11th and 12th, refused as
+    # suspended, each in the camera's real zone and naming what refused it.
+    refusals = events(live, type="access.decision", principal="mallory", decision="deny")
+    assert [e["reason"] for e in refusals] == ["principal_suspended"] * 2
+    assert {e["detail"]["zone"] for e in refusals} == {"outdoor"}
+    assert {e["detail"]["rule"] for e in refusals} == {SUSPENSION_RULE}
+    assert status["activity"]["denials_last_hour"] == len(refusals)
 
 
 def test_a_normal_support_day_raises_no_browsing_or_bulk_flag(running):

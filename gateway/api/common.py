@@ -30,6 +30,12 @@ def request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
+def client_request_id(request: Request) -> str | None:
+    """The caller's own X-Request-ID, when it is plainly an id (gateway/middleware.py)."""
+    found = request.scope.get("state", {}).get("client_request_id")
+    return str(found) if found else None
+
+
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import requires
-from gateway.api.common import authorization, client_ip, record, request_id, services
+from gateway.api.common import (
+    authorization,
+    client_ip,
+    client_request_id,
+    record,
+    request_id,
+    services,
+)
 from gateway.calls import FootageCall
-from gateway.errors import BadRequest, DeletionBlocked, GatewayError
-from gateway.types import Action, ClipRef, EventType, Principal, clip_recorded_at, is_valid_id
+from gateway.errors import BadRequest, DeletionBlocked, GatewayError, MethodNotAllowed
+from gateway.types import (
+    Action,
+    ClipRef,
+    EventType,
+    Principal,
+    clip_recorded_at,
+    is_valid_id,
+)
 
 NO_STORE = {"Cache-Control": "private, no-store"}
 CLIP_METHODS = ["GET", "HEAD", "DELETE"]
@@ -42,6 +57,7 @@ def _call(request: Request, action: Action, path_problem: str | None = None) -> 
         if_match=headers.get("if-match"),
         if_none_match=headers.get("if-none-match"),
         if_range=headers.get("if-range"),
+        client_request_id=client_request_id(request),
     )
 
 
@@ -73,9 +89,17 @@ async def list_clips(request: Request) -> Response:
 
 
 async def delete_clip(request: Request) -> Response:
-    """The owner deletes a clip for good; the audit log keeps a footage.deleted event."""
-    _refuse_encoded(request)  # before authentication: an escaped path names nothing at all
-    return await _delete_owned_clip(request)
+    """The owner deletes a clip for good; the audit log keeps a footage.deleted event.
+
+    A DELETE refused before the storage is asked (400, 401, 403) is a footage response like
+    any other: audited as one access.decision (contract §7). One the storage refuses is named
+    by its footage.delete_failed event instead (_record_failure).
+    """
+    try:
+        _refuse_encoded(request)  # before authentication: an escaped path names nothing at all
+        return await _delete_owned_clip(request)
+    except GatewayError as exc:
+        raise await services(request).flow.refuse(_call(request, Action.VIEW), exc) from None
 
 
 def _clip_owner(request: Request) -> str:
@@ -153,9 +177,28 @@ def _clip_ref(request: Request) -> ClipRef:
 async def malformed(request: Request) -> Response:
     """A path under /v1/footage that names no clip: refused, and audited like any decision."""
     if request.method == "DELETE":
-        raise BadRequest(MALFORMED)
+        raise await services(request).flow.refuse(
+            _call(request, Action.VIEW, MALFORMED), BadRequest(MALFORMED)
+        )
     await services(request).flow.list_clips(_call(request, Action.VIEW, MALFORMED))
     raise AssertionError("a malformed footage path is never allowed")  # pragma: no cover
+
+
+async def not_allowed(request: Request) -> Response:
+    """A method no footage route answers: 405, audited (401 first when unauthenticated)."""
+    parts = request.path_params["rest"].split("/")
+    clip_path = len(parts) == 3
+    call = replace(
+        _call(request, Action.VIEW if clip_path else Action.LIST),
+        customer_id=parts[0],
+        camera_id=parts[1] if len(parts) > 1 else "",
+        clip_id=parts[2] if clip_path else None,
+    )
+    flow = services(request).flow
+    await flow.identify(call)
+    allow = "GET, HEAD, DELETE" if clip_path else "GET, HEAD"
+    refused = MethodNotAllowed(f"{request.method} is not allowed here.", headers={"Allow": allow})
+    raise await flow.refuse(call, refused)
 
 
 routes = [
@@ -163,4 +206,6 @@ routes = [
     Route("/v1/footage/{customer_id}/{camera_id}", list_clips, methods=["GET"]),
     # Anything else under /v1/footage (an encoded slash, an extra segment) is malformed, not 404.
     Route("/v1/footage/{rest:path}", malformed, methods=["GET", "HEAD", "DELETE"]),
+    # Any other method, on any footage path: the router would answer 405 unaudited.
+    Route("/v1/footage/{rest:path}", not_allowed),
 ]

@@ -72,8 +72,16 @@ async def _completions(query: Any, customer_id: str, decisions: list[Event]) -> 
     return {e["request_id"]: e for e in found}
 
 
+# Free text a caller wrote before anyone knew who they were: kept in the audit log as
+# evidence, never shown to the customer as if a member of staff had said it (docs/security.md).
+UNVERIFIED_TEXT = ("purpose", "justification")
+
+
 def _entry(decision: Event, complete: Event | None) -> dict[str, Any]:
     entry = {k: decision.get(k) for k in ENTRY_FIELDS}
+    entry["authenticated"] = decision.get("principal") is not None
+    if not entry["authenticated"]:
+        entry.update(dict.fromkeys(UNVERIFIED_TEXT))
     entry["bytes_sent"] = complete.get("bytes_sent") if complete else None
     entry["completed"] = (complete.get("detail") or {}).get("completed") if complete else None
     return entry

@@ -13,7 +13,7 @@ from typing import Any
 from gateway.audit.events import Event
 from gateway.audit.store import MAX_PAGE, AuditStore, EventQuery
 from gateway.detection.rules import Access, access_of
-from gateway.types import EventType, format_ts
+from gateway.types import EventType, Verdict, format_ts
 
 MAX_PAGES = 20  # 20 000 decisions in an hour is far past every threshold already
 
@@ -22,6 +22,16 @@ def staff_accesses(
     store: AuditStore, principal: str, since: datetime, until: datetime | None = None
 ) -> Iterator[tuple[Event, Access]]:
     """The principal's access decisions since a moment, oldest first, with their facts."""
+    for event in decisions(store, principal, since, until):
+        access = access_of(event)
+        if access is not None:
+            yield event, access
+
+
+def decisions(
+    store: AuditStore, principal: str, since: datetime, until: datetime | None = None
+) -> Iterator[Event]:
+    """Every access.decision of the principal since a moment, oldest first."""
     after: int | None = None
     for _ in range(MAX_PAGES):
         page = store.query(
@@ -34,10 +44,7 @@ def staff_accesses(
                 limit=MAX_PAGE,
             )
         )
-        for event in page:
-            access = access_of(event)
-            if access is not None:
-                yield event, access
+        yield from page
         if len(page) < MAX_PAGE:
             return
         after = int(page[-1]["seq"])
@@ -49,14 +56,19 @@ def recent_activity(store: AuditStore, principal: str, now: datetime) -> dict[st
     views = denials = 0
     customers: set[str] = set()
     clips: set[str] = set()
-    for _, access in staff_accesses(store, principal, since):
+    for event in decisions(store, principal, since):
+        # Every denial the principal's timeline lists counts, whatever its status or reason
+        # (a suspended principal's refusals too); detection's own rule is narrower (§8).
+        if event.get("decision") == Verdict.DENY:
+            denials += 1
+        access = access_of(event)
+        if access is None:
+            continue
         if access.is_view:
             views += 1
             clips.add(access.clip_key or "")
         if access.shows_customer and access.customer_id:
             customers.add(access.customer_id)
-        if access.is_denial:
-            denials += 1
     return {
         "since": format_ts(since),
         "views_last_hour": views,

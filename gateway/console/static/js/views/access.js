@@ -69,6 +69,8 @@ export async function render(root, { params, session }) {
 function entry(e, session) {
   const allowed = e.decision === "allow";
   const you = e.principal === session.claims.sub;
+  // No valid token: whoever it was, nothing they wrote is shown as a staff statement.
+  const anonymous = e.authenticated === false || !e.principal;
   const roles = (e.roles || []).map((r) => ROLE_NAMES[r] || r).join(", ");
   const clip = [e.camera_id, e.clip_id].filter(Boolean).join(" / ");
   const action = e.action === "list" ? "listed the clips of" : "viewed";
@@ -84,7 +86,7 @@ function entry(e, session) {
     h(
       "p",
       { class: "entry-who" },
-      h("strong", { text: you ? "You" : e.principal || "someone" }),
+      h("strong", { text: you ? "You" : anonymous ? "Someone without a valid sign-in" : e.principal }),
       roles && !you ? ` (${roles})` : "",
       allowed ? ` ${action} ` : ` asked for `,
       h("code", { text: clip || "your footage" }),
@@ -92,8 +94,8 @@ function entry(e, session) {
     h(
       "dl",
       { class: "facts compact" },
-      e.purpose ? fact("Purpose", PURPOSES[e.purpose] || e.purpose) : null,
-      e.justification
+      e.purpose && !anonymous ? fact("Purpose", PURPOSES[e.purpose] || e.purpose) : null,
+      e.justification && !anonymous
         ? fact("Justification", h("span", { class: "justification", text: e.justification }))
         : null,
       allowed ? null : fact("Refused because", refusal(e.reason)),

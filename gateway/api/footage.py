@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from gateway.api.access import requires
 from gateway.api.common import (
@@ -201,11 +203,22 @@ async def not_allowed(request: Request) -> Response:
     raise await flow.refuse(call, refused)
 
 
+class AnyMethod:
+    """A handler as an ASGI endpoint, for every method (Starlette routes a plain function's
+    requests only for the methods it is given, GET by default)."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(handler)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 routes = [
     Route("/v1/footage/{customer_id}/{camera_id}/{clip_id}", clip, methods=CLIP_METHODS),
     Route("/v1/footage/{customer_id}/{camera_id}", list_clips, methods=["GET"]),
     # Anything else under /v1/footage (an encoded slash, an extra segment) is malformed, not 404.
     Route("/v1/footage/{rest:path}", malformed, methods=["GET", "HEAD", "DELETE"]),
     # Any other method, on any footage path: the router would answer 405 unaudited.
-    Route("/v1/footage/{rest:path}", not_allowed),
+    Route("/v1/footage/{rest:path}", AnyMethod(not_allowed), name="not_allowed"),
 ]

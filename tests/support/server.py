@@ -46,7 +46,15 @@ class LiveServer:
 
     def __init__(self, app: ASGIApp) -> None:
         self.config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            # As gateway/server.py: X-Forwarded-For only through FOOTGW_TRUSTED_PROXIES (uvicorn
+            # would otherwise believe it from 127.0.0.1, where every test client is).
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

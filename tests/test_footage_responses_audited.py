@@ -1,0 +1,129 @@
+"""Every footage response is audited, and every exception while deciding is an audited
+denial (contract §7): refused or failed DELETEs, methods a footage path does not allow, and a
+database that fails while the request's facts are read. Every footage response, error or
+not, carries `Cache-Control: private, no-store` and the server's X-Request-ID."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from gateway.db import create_db_engine
+from gateway.types import Zone
+from tests.support.faults import assert_no_footage, trace
+from tests.support.server import Live
+
+CLIP = "20261127T101500Z.mp4"
+PATH = f"/v1/footage/c1/front/{CLIP}"
+DATA = b"OUTDOOR-PORCH-BYTES" * 4096
+
+
+def audited(live: Live, r: httpx.Response, status: int, code: str) -> dict:
+    """`status` and `code`, no footage, no-store, and the one decision the response names."""
+    assert r.status_code == status, r.text[:300]
+    if r.request.method != "HEAD":
+        assert r.json()["error"]["code"] == code
+    assert r.headers["cache-control"] == "private, no-store"
+    assert_no_footage(r, DATA)
+    events = trace(live.env.settings.database_url, r.headers["x-request-id"])
+    decisions = [e for e in events if e["type"] == "access.decision"]
+    assert [e["event_id"] for e in decisions] == [r.headers["x-audit-event-id"]]
+    event = decisions[0]
+    assert event["status"] == status
+    return event
+
+
+@pytest.fixture
+def porch(live: Live) -> Live:
+    live.env.put_clip("c1", "front", CLIP, DATA)
+    live.env.set_zone("c1", "front", Zone.OUTDOOR)
+    return live
+
+
+def owner(live: Live) -> dict[str, str]:
+    return live.env.auth("alice", "customer", customer_id="c1")
+
+
+def test_a_refused_delete_is_an_audited_denial(porch: Live) -> None:
+    live = porch
+    other = live.env.auth("bob", "customer", customer_id="c2")
+    event = audited(live, live.client.delete(PATH, headers=other), 403, "not_owner")
+    assert (event["decision"], event["reason"], event["principal"]) == ("deny", "not_owner", "bob")
+    assert event["action"] == "delete" and event["detail"]["method"] == "DELETE"
+    assert event["customer_id"] == "c1" and event["clip_id"] == CLIP
+    assert event["detail"]["zone"] == "outdoor"
+
+    anonymous = audited(live, live.client.delete(PATH), 401, "unauthenticated")
+    assert anonymous["principal"] is None and anonymous["decision"] == "deny"
+
+    escaped = live.client.delete("/v1/footage/c1/front/20261127T101500Z%2Emp4", headers=owner(live))
+    assert audited(live, escaped, 400, "bad_request")["reason"] == "bad_request"
+    extra = live.client.delete(f"{PATH}/more", headers=owner(live))
+    assert audited(live, extra, 400, "bad_request")["decision"] == "deny"
+
+    missing = live.client.delete("/v1/footage/c1/front/20261127T111500Z.mp4", headers=owner(live))
+    event = audited(live, missing, 404, "not_found")
+    assert (event["decision"], event["reason"]) == ("allow", "owner")  # allowed; nothing there
+    assert live.client.get(PATH, headers=owner(live)).content == DATA  # nothing was deleted
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST", "PATCH", "OPTIONS", "PURGE"])
+def test_a_method_a_clip_path_does_not_allow_is_an_audited_405(porch: Live, method: str) -> None:
+    live = porch
+    r = live.client.request(method, PATH, headers=owner(live))
+    event = audited(live, r, 405, "method_not_allowed")
+    assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "DELETE"}
+    assert (event["principal"], event["decision"], event["reason"]) == (
+        "alice",
+        "deny",
+        "method_not_allowed",
+    )
+    assert (event["customer_id"], event["camera_id"], event["clip_id"]) == ("c1", "front", CLIP)
+    assert event["detail"]["method"] == method
+
+    listing = live.client.request(method, "/v1/footage/c1/front", headers=owner(live))
+    assert audited(live, listing, 405, "method_not_allowed")["clip_id"] is None
+    assert "DELETE" not in listing.headers["allow"]
+    # Without a token, 401 comes first, audited as ever.
+    anonymous = audited(live, live.client.request(method, PATH), 401, "unauthenticated")
+    assert anonymous["principal"] is None
+
+
+def test_a_database_error_while_deciding_is_an_audited_denial(porch: Live) -> None:
+    live = porch
+    engine = create_db_engine(live.env.settings.database_url)
+    try:
+        with engine.begin() as conn:  # the facts' table goes away; the audit log does not
+            conn.execute(sa.text("ALTER TABLE cameras RENAME TO cameras_away"))
+        for r in (
+            live.client.get(PATH, headers=owner(live)),
+            live.client.head(PATH, headers=owner(live)),
+            live.client.get("/v1/footage/c1/front", headers=owner(live)),
+        ):
+            event = audited(live, r, 500, "internal_error")
+            assert (event["decision"], event["reason"]) == ("deny", "internal_error")
+            assert event["detail"]["rule"] == "error"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE cameras_away RENAME TO cameras"))
+        engine.dispose()
+    assert live.client.get(PATH, headers=owner(live)).content == DATA  # and it recovers
+
+
+def test_every_footage_error_is_no_store(porch: Live) -> None:
+    live = porch
+    staff = live.env.auth("sam", "support_agent")
+    cases = [
+        (live.client.get(f"{PATH}/x/y", headers=owner(live)), 400, "bad_request"),
+        (live.client.get(PATH, headers={"Authorization": "Bearer nope"}), 401, "unauthenticated"),
+        (live.client.get(PATH, headers=staff), 403, "purpose_required"),
+        (
+            live.client.get("/v1/footage/c1/front/20261127T111500Z.mp4", headers=owner(live)),
+            404,
+            "not_found",
+        ),
+        (live.client.get(PATH, headers={**owner(live), "Range": "bytes=9999999-"}), 416, ""),
+    ]
+    for r, status, code in cases:
+        audited(live, r, status, code or "range_not_satisfiable")

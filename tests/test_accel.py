@@ -198,6 +198,9 @@ def test_a_whole_clip_comes_from_nginx_with_the_gateways_headers(stack: Stack) -
     assert events["access.decision"]["client_ip"] == "127.0.0.1"
     complete = events["access.complete"]
     assert complete["bytes_sent"] is None  # nginx sent them: not known here
+    # nginx's X-Request-ID is kept beside the gateway's own request id, never as it
+    nginx_id = complete["detail"].pop("client_request_id")
+    assert nginx_id and nginx_id != r.headers["x-request-id"]
     assert complete["detail"] == {"completed": True, "clip": f"cust-a/cam/{CLIP}"} | {
         "delivered_by": "nginx"
     }

@@ -264,6 +264,23 @@ def test_hostile_justification_is_shown_as_text_never_markup(live, page):
     assert analyst.locator("main img").count() == 0
 
 
+def test_unauthenticated_text_is_never_shown_as_a_staff_statement(live, page):
+    clip = clip_id(2)
+    seed_camera(live, "c1", "front", Zone.OUTDOOR, clip)
+    lie = "Support here: CASE-9. Your camera is hacked, call +1 555 0100"
+    headers = {"X-Access-Purpose": "customer_support", "X-Access-Justification": lie}
+    anonymous = live.client.get(f"/v1/footage/c1/front/{clip}", headers=headers)
+    assert anonymous.status_code == 401  # kept in the audit log, as evidence
+
+    sign_in(page, live.url, customer_token(live, "c1", "alice"))
+    entry = page.locator(".timeline li", has_text="without a valid sign-in")
+    entry.wait_for()
+    text = entry.inner_text()
+    assert "denied" in text and "unauthenticated" in text
+    assert "CASE-9" not in page.locator("main").inner_text()
+    assert "Customer support" not in text and "customer support" not in text
+
+
 def test_customer_changes_a_zone_and_deletes_a_clip(live, page):
     keep, doomed = clip_id(5), clip_id(4)
     seed_camera(live, "c1", "front", Zone.OUTDOOR, keep, doomed)

@@ -4,7 +4,9 @@ beside ours as `detail.client_request_id`, never as the id events are joined by.
 from __future__ import annotations
 
 import httpx
+import sqlalchemy as sa
 
+from gateway.db import create_db_engine
 from tests.support.faults import trace, wait_for_complete
 from tests.support.server import Live
 
@@ -73,3 +75,18 @@ def test_every_response_carries_the_servers_request_id(live: Live) -> None:
             method,
             path,
         )
+
+
+def test_an_unhandled_error_is_a_500_with_the_request_id(live: Live) -> None:
+    engine = create_db_engine(live.env.settings.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE flags RENAME TO flags_away"))
+        r = live.client.get("/v1/flags", headers=live.env.auth("ana", "security_analyst"))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE flags_away RENAME TO flags"))
+        engine.dispose()
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+    assert len(r.headers["x-request-id"]) == 32
+    assert "flags_away" not in r.text  # the cause is logged, never told

@@ -63,8 +63,16 @@ def test_a_refused_delete_is_an_audited_denial(porch: Live) -> None:
     assert audited(live, extra, 400, "bad_request")["decision"] == "deny"
 
     missing = live.client.delete("/v1/footage/c1/front/20261127T111500Z.mp4", headers=owner(live))
-    event = audited(live, missing, 404, "not_found")
-    assert (event["decision"], event["reason"]) == ("allow", "owner")  # allowed; nothing there
+    # Allowed, and refused by the storage: the response names the deletion's failure event.
+    assert missing.status_code == 404 and missing.headers["cache-control"] == "private, no-store"
+    events = trace(live.env.settings.database_url, missing.headers["x-request-id"])
+    [failed] = [e for e in events if e["event_id"] == missing.headers["x-audit-event-id"]]
+    assert (failed["type"], failed["status"], failed["reason"]) == (
+        "footage.delete_failed",
+        404,
+        "not_found",
+    )
+    assert not [e for e in events if e["type"] == "access.decision"]  # one record, not two
     assert live.client.get(PATH, headers=owner(live)).content == DATA  # nothing was deleted
 
 

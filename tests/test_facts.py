@@ -119,7 +119,9 @@ def test_every_change_counts_from_the_next_read(world: World) -> None:
     world.cameras.set(CAMERA, Zone.OUTDOOR, "", "alice", NOW)
     assert world.read().zone == Zone.OUTDOOR
     world.principals.set_status("sam", PrincipalState.SUSPENDED, "sweep", "analyst", NOW)
-    assert world.read() == Facts(True, Zone.PRIVATE, [])
+    # Suspended: no grants, and the camera's real zone, for the denial's event to record
+    assert world.read() == Facts(True, Zone.OUTDOOR, [])
+    assert world.read(reader=world.threaded) == Facts(True, Zone.OUTDOOR, [])
 
 
 def test_the_loop_connection_cannot_write(world: World) -> None:

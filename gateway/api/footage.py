@@ -198,7 +198,7 @@ async def not_allowed(request: Request) -> Response:
     )
     flow = services(request).flow
     await flow.identify(call)
-    allow = "GET, HEAD, DELETE" if clip_path else "GET, HEAD"
+    allow = "DELETE, GET, HEAD" if clip_path else "GET, HEAD"
     refused = MethodNotAllowed(f"{request.method} is not allowed here.", headers={"Allow": allow})
     raise await flow.refuse(call, refused)
 

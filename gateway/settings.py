@@ -221,7 +221,7 @@ def _build(read: _Reader) -> Settings:
             read.choice("LOG_FORMAT", ("json", "console", "auto"), "auto"),
         ),
         unauthenticated_per_minute=read.parse(
-            "UNAUTHENTICATED_PER_MINUTE", _positive_int, 60, "requests per minute"
+            "UNAUTHENTICATED_PER_MINUTE", _positive_int, 60, "a whole number of requests above 0"
         ),
     )
 

@@ -83,9 +83,20 @@ def test_hmac_is_only_accepted_in_dev_mode():
 
 
 @pytest.mark.parametrize(
-    "key", ["FOOTGW_RETENTION_DAYS", "FOOTGW_GRANT_MAX_TTL", "FOOTGW_CHECKPOINT_EVERY"]
+    "key",
+    [
+        "FOOTGW_RETENTION_DAYS",
+        "FOOTGW_GRANT_MAX_TTL",
+        "FOOTGW_CHECKPOINT_EVERY",
+        "FOOTGW_UNAUTHENTICATED_PER_MINUTE",
+    ],
 )
 def test_a_zero_count_says_it_must_be_above_zero(key):
     # "expected days, got '0'" left the reader guessing what was wrong with 0.
     with pytest.raises(ConfigError, match="above 0, got '0'"):
         load_settings({key: "0"})
+
+
+def test_the_unauthenticated_limit_defaults_to_sixty_a_minute():
+    assert load_settings({}).unauthenticated_per_minute == 60
+    assert load_settings({"FOOTGW_UNAUTHENTICATED_PER_MINUTE": "5"}).unauthenticated_per_minute == 5

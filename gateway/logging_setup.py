@@ -49,7 +49,7 @@ def _route_standard_logging(
     botocore, SQLAlchemy) through the same processors: without this they reach stderr as raw
     text through logging's last-resort handler, and a JSON log is no longer one JSON record per
     line (a traceback there could even carry request text onto lines of its own)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _SharedStreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
@@ -59,6 +59,25 @@ def _route_standard_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # what the last-resort handler let through before
+
+
+class _SharedStreamHandler(logging.Handler):
+    """A handler that writes through structlog's PrintLogger for the same stream.
+
+    Both then take the one lock structlog keeps per stream. With a StreamHandler of its own,
+    the standard library's lock and structlog's are different locks, and a uvicorn warning
+    could land between an audit line and its newline: two records on one line, neither JSON.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._out = structlog.PrintLogger(stream)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._out.msg(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def log_each(event: str, records: Sequence[Mapping[str, Any]]) -> None:

@@ -130,3 +130,47 @@ def test_configured_logging_writes_a_batch_in_one_write(fmt: str) -> None:
         records = [json.loads(line) for line in lines]
         assert [(r["seq"], r["level"]) for r in records] == [(i, "info") for i in range(5)]
         assert all(r["timestamp"].endswith("Z") for r in records)
+
+
+def test_structlog_and_standard_logging_lines_never_share_a_line() -> None:
+    # uvicorn's warnings come through the standard library, audit lines through structlog, from
+    # different threads at once. A stream whose write() gives up the GIL between the two halves
+    # print() writes (the text, then the newline) is what a loaded machine does now and then.
+    script = textwrap.dedent(
+        """
+        import json, logging, sys, threading, time
+        class Yielding:
+            def __init__(self, inner):
+                self.inner = inner
+            def write(self, text):
+                time.sleep(0)
+                return self.inner.write(text)
+            def flush(self):
+                self.inner.flush()
+            def isatty(self):
+                return False
+        sys.stderr = Yielding(sys.stderr)
+        import structlog
+        from gateway.logging_setup import configure_logging, log_each
+        configure_logging("json")
+        def audit():
+            for i in range(300):
+                log_each("audit_event", [{"seq": i}])
+                structlog.get_logger().info("one", seq=i)
+        def stdlib():
+            for i in range(300):
+                logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+        threads = [threading.Thread(target=audit), threading.Thread(target=stdlib)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = done.stderr.splitlines()
+    assert len(lines) == 900
+    events = [json.loads(line)["event"] for line in lines]  # each line one whole JSON record
+    assert events.count("Invalid HTTP request received.") == 300

@@ -150,15 +150,15 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         _ensure_parent_dir(url)
         if ":memory:" not in url and "mode=memory" not in url:
-            # One pooled connection per worker thread (anyio's default is 40). SQLAlchemy's
-            # default (5 + 10 overflow) made concurrent requests open and close connections,
-            # each paying the pragmas and a schema read, and queue for the rest (issue 7).
+            # One pooled connection per worker thread (anyio's default is 40). SQLAlchemy's default
+            # (5 + 10 overflow) made concurrent requests open and close connections, each paying the
+            # pragmas and a schema read, and queue for the rest (docs/benchmarks.md).
             kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
             kwargs.setdefault("max_overflow", 10)
             # Hand out the connection returned last. The audit writer checks one out per batch:
             # first in, first out gave it the least recently used one, whose page cache every
-            # commit since had made stale, and each batch read its index pages in again (a
-            # third more system time per batch, issue 7).
+            # commit since had made stale, and each batch read its index pages in again (more
+            # system time per batch, docs/benchmarks.md).
             kwargs.setdefault("pool_use_lifo", True)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 5.0}, **kwargs
@@ -197,7 +197,8 @@ def _sqlite_begin(conn: Any) -> None:
     # start, or two processes could read the same head and fork the chain.
     immediate = conn.get_execution_options().get(WRITE_LOCK_OPTION, False)
     # Straight to the driver: the same statement, without a trip through SQLAlchemy's execution
-    # machinery, which cost more than the three lookups it starts on every request (issue 7).
+    # machinery, which cost more than the three lookups it starts on every request
+    # (docs/benchmarks.md).
     conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

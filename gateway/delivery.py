@@ -5,7 +5,8 @@ FootageStream is a pure ASGI response (STYLE.md §1). It reads the clip only as 
 takes it (one `await send` per chunk of at most CHUNK_SIZE), stops reading the moment the client
 goes away, and tells the caller how it ended through `on_complete(bytes_sent, completed)`, which
 the audit step turns into the `access.complete` event (contract §7). A body that fits in its
-first chunk (a short range) is sent in one message, with nothing to watch or stop (issue 7).
+first chunk (a short range) is sent in one message, with nothing to watch or stop
+(docs/benchmarks.md).
 Before each further chunk it asks `recheck` whether its permission still holds, and stops short
 when it no longer does (gateway/streamguard.py).
 """
@@ -293,7 +294,7 @@ class FootageStream(Response):
         """The whole body as one final message: no task group, no disconnect watcher.
 
         With nothing left to read there is nothing to stop, and a task group plus a watcher
-        task per response was a large share of a short range's cost (issue 7).
+        task per response was a large share of a short range's cost (docs/benchmarks.md).
         """
         if len(body) > self.length:
             body = body[: self.length]  # never send more than Content-Length promised

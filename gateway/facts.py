@@ -8,11 +8,10 @@ the same statement and the same mapping from its row, on the same path described
 Nothing here is cached: a suspension, a zone change or a revocation counts from the very next
 request. The three reads are one read transaction.
 
-Where they run is the whole point of this module (issue 7). Sent to a worker thread, they cost
-more in thread wake-ups and GIL hand-offs than in SQL: profiles of the gateway under 32
-clients showed about 40% of its CPU in futex wake-ups and context switches, and the reads
-through SQLAlchemy Core a further few hundred µs a request. On SQLite, the three indexed
-lookups take tens of µs in C, so they run right here on the event loop's thread, on a
+Where they run is the whole point of this module (docs/benchmarks.md has the profiles). Sent
+to a worker thread, they cost more in thread wake-ups and GIL hand-offs than in SQL, and
+SQLAlchemy Core's execution machinery costs more than the lookups themselves. On SQLite, the
+three indexed lookups are cheap in C, so they run right here on the event loop's thread, on a
 connection of their own, through the driver, with statements compiled once from the stores'
 own SQLAlchemy statements (one source for the SQL). That connection never waits for a lock
 (busy_timeout 0: in WAL mode a reader does not wait for writers anyway); if SQLite says busy

@@ -50,8 +50,9 @@ def candidates_statement(grantees: int) -> sa.Select[Any]:
     """The grant check's one index probe, for this many grantee names (:g0, :g1, …).
 
     Built once per count (a principal has its sub and a few roles): on every request, building
-    and keying the statement cost more than running it (issue 7). Plain parameters rather than
-    an expanding IN, so the same statement also compiles once to SQLite text (gateway/facts.py).
+    and keying the statement cost more than running it (docs/benchmarks.md). Plain parameters
+    rather than an expanding IN, so the same statement also compiles once to SQLite text
+    (gateway/facts.py).
     """
     return (
         grants.select()

@@ -1,11 +1,11 @@
 """Random UUIDs for request and event ids, drawn from the OS generator a page at a time.
 
 uuid.uuid4() calls os.urandom(16) every time, and CPython releases the GIL around its
-getrandom() call. On a quiet machine that costs 2.5 µs. On the event loop's thread under
-load (32 clients, worker threads busy), it hands the GIL to a worker thread every time, and
-getting it back cost about 90 µs a call (cProfile). A footage request makes three ids (its
-request id and two audit events), so that was a tenth of its budget (issue 7,
-docs/benchmarks.md). Here one call fills a 4 KiB pool that serves 256 ids. The bytes are the
+getrandom() call. On the event loop's thread under load (worker threads busy), it hands
+the GIL to a worker thread every time, and getting it back costs far more than the call
+itself. A footage request makes three ids (its request id and two audit events), so that was
+a visible share of its budget (docs/benchmarks.md has the profile's figures). Here one call
+fills a 4 KiB pool that serves 256 ids. The bytes are the
 same os.urandom() bytes, so the ids are exactly as unpredictable. The pool is per process
 (the pid is checked, so a fork never shares it) and guarded by a lock, since worker threads
 make ids too.

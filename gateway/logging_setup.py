@@ -37,7 +37,7 @@ def configure_logging(
 
 
 def _utc_timestamp(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    """What TimeStamper(fmt="iso", utc=True) adds, for less than half its cost (issue 7)."""
+    """What TimeStamper(fmt="iso", utc=True) adds, more cheaply (docs/benchmarks.md)."""
     event_dict["timestamp"] = now_ts()
     return event_dict
 
@@ -85,7 +85,7 @@ def log_each(event: str, records: Sequence[Mapping[str, Any]]) -> None:
 
     The audit writer logs every committed batch this way: a bound logger's call and a write per
     line cost it more than sealing the events, in the thread the event loop shares its GIL with
-    (issue 7). See render_lines() and write_lines() for the two halves.
+    (docs/benchmarks.md). See render_lines() and write_lines() for the two halves.
     """
     lines = render_lines(event, records)
     if lines is None:

@@ -81,7 +81,7 @@ class PrincipalStore:
         }
         # Read-then-write under the write lock from the start: a deferred SQLite transaction
         # that reads first fails at once ("database is locked") if another writer committed
-        # meanwhile, and an automatic suspension must not be lost to that (issue 4).
+        # meanwhile, and an automatic suspension must not be lost to that (contract §8).
         with writing(self.engine, conn) as c:
             current = c.execute(
                 sa.select(principals.c.status).where(principals.c.sub == sub)

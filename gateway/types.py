@@ -125,8 +125,8 @@ def clip_recorded_at(clip_id: str) -> datetime | None:
     match = CLIP_ID_PATTERN.fullmatch(clip_id)
     if match is None:
         return None
-    # The fields straight into datetime, which checks them as strptime would: strptime cost
-    # ~40 µs, and every footage request parses its clip id more than once (issue 7).
+    # The fields straight into datetime, which checks them as strptime would: strptime is
+    # slow, and every footage request parses its clip id more than once (docs/benchmarks.md).
     year, month, day, hour, minute, second = (int(match[name]) for name in "YmdHMS")
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
@@ -231,7 +231,7 @@ def format_ts(moment: datetime) -> str:
 
 
 def now_ts() -> str:
-    """format_ts(datetime.now(UTC)) to the character, at half the cost (issue 7).
+    """format_ts(datetime.now(UTC)) to the character, more cheaply (docs/benchmarks.md).
 
     Every audit event and every log line is stamped: the date and time of day are formatted
     once a second, the microseconds each time.

@@ -20,7 +20,7 @@ from gateway.audit.events import (
 )
 from gateway.types import EventType, now_ts, parse_ts
 
-# An event sealed by the gateway before the canonical encoder was built once (issue 7): its
+# An event sealed by the gateway before the canonical encoder was built once: its
 # hash must never change, or `audit verify` would fail every log written until then.
 KNOWN_EVENT: dict[str, Any] = {
     "seq": None,

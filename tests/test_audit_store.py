@@ -1,4 +1,7 @@
-"""The SQLite append path of the audit store: one driver-level transaction per batch (issue 7)."""
+"""The SQLite append path of the audit store: one driver-level transaction per batch.
+
+Why the batch skips SQLAlchemy's execution machinery: docs/benchmarks.md.
+"""
 
 from __future__ import annotations
 

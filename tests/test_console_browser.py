@@ -1,4 +1,4 @@
-"""The web console in a real browser against a real gateway (issue 5).
+"""The web console in a real browser against a real gateway (docs/console.md).
 
 Chromium (Debian's, through Playwright) drives /console/ on the `live` gateway; staff requests
 that the console should then show go through httpx with the contract's headers. Each main view

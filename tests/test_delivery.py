@@ -433,7 +433,7 @@ def test_content_type_by_extension(clip_id: str, expected: str) -> None:
 
 
 # A body that fits in its first chunk goes out as one message, with no disconnect watcher
-# (issue 7); every response, however it ends, releases its source once and reports once.
+# (docs/benchmarks.md); every response, however it ends, releases its source once and reports once.
 
 
 def test_a_short_body_is_one_message(served: Served, client: httpx.Client) -> None:

@@ -1,4 +1,4 @@
-"""The flow opens a clip once per view (issue 7) and closes it on every way out.
+"""The flow opens a clip once per view (docs/benchmarks.md) and closes it on every way out.
 
 File-store gateways run in this process (tests.support.server), so an fd left open on the clip
 shows in /proc/self/fd. Each gateway's storage is also wrapped to count the opened clips that

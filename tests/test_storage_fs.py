@@ -347,7 +347,8 @@ async def test_walk_of_an_unreadable_directory_is_storage_unavailable(
 
 
 # Chunks after the first come straight from the page cache when it holds them (preadv2 with
-# RWF_NOWAIT on the event loop, issue 7), else from a worker thread. Both give the same bytes.
+# RWF_NOWAIT on the event loop: docs/benchmarks.md), else from a worker thread. Both give the
+# same bytes.
 
 
 def _preadv_failing(errno_value: int, calls: list[int]) -> object:
@@ -399,8 +400,8 @@ async def test_a_failing_cached_read_is_storage_unavailable_and_closes_the_fd(
     assert open_paths() == before
 
 
-# open(): one worker-thread call for what a response needs before its headers (issue 7); the
-# reads that follow are bound to the very file that was opened.
+# open(): one worker-thread call for what a response needs before its headers
+# (docs/benchmarks.md); the reads that follow are bound to the very file that was opened.
 
 
 async def test_open_gives_the_info_and_reads_of_that_file(storage: FileStorage, root: Path) -> None:

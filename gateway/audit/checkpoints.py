@@ -1,4 +1,4 @@
-"""Signed checkpoints of the audit chain: (seq, head hash) signed with Ed25519 (issue 4).
+"""Signed checkpoints of the audit chain: (seq, head hash) signed with Ed25519 (contract §7).
 
 The hash chain shows an event changed or removed in the middle; it cannot show that the
 *tail* was cut off, because a shorter chain is still a valid chain. A checkpoint is a signed

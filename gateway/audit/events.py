@@ -44,11 +44,11 @@ _KNOWN = frozenset((*FIELDS, DETAIL_FIELD))
 # carries every field, null where it does not apply (contract §7, "Fields").
 _BLANK = dict.fromkeys((*FIELDS, DETAIL_FIELD))
 
-# json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=True), the bytes every
-# hash covers, encoded by one C encoder built once: json.dumps() builds an encoder object, a
-# C encoder and a closure on every call, a third of its cost for an event, on the writer's
-# critical path (issue 7). No circular-reference bookkeeping (markers=None): events are JSON
-# trees. Where the C accelerator is missing, the same options through the json module.
+# json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=True), the bytes every hash
+# covers, encoded by one C encoder built once: json.dumps() builds an encoder object, a C encoder
+# and a closure on every call, a real share of its cost for an event, on the writer's critical path
+# (docs/benchmarks.md). No circular-reference bookkeeping (markers=None): events are JSON trees.
+# Where the C accelerator is missing, the same options through the json module.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

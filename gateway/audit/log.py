@@ -101,9 +101,9 @@ class AuditLog:
     def _expire(self) -> None:
         """Fail every append past its deadline; wake again for the next one still waiting.
 
-        One timer for all waiting appends rather than asyncio.timeout() per append: a timer
-        per request cost the event loop more than the rest of append() (issue 7). A batch that
-        misses the deadline may still land later; its callers fail closed all the same.
+        One timer for all waiting appends rather than asyncio.timeout() per append: a timer per
+        request cost the event loop more than the rest of append() (docs/benchmarks.md). A batch
+        that misses the deadline may still land later; its callers fail closed all the same.
         """
         self._watchdog = None
         loop = asyncio.get_running_loop()
@@ -154,10 +154,10 @@ class AuditLog:
     def _append_and_log(self, events: list[Event]) -> list[Event]:
         """Commit, then write each event's log line, in the writer's worker thread.
 
-        On the event loop, rendering and printing two lines per request held up every other
-        request (issue 7). The lines are rendered by a helper thread while the COMMIT waits on
-        the disk, and leave in one write once it returned: still after the commit and before
-        anyone is answered.
+        On the event loop, rendering and printing two lines per request held up every other request
+        (docs/benchmarks.md). The lines are rendered by a helper thread while the COMMIT waits on
+        the disk, and leave in one write once it returned: still after the commit and before anyone
+        is answered.
         """
         lines = _BatchLines(self._line_renderer())
         with before_commit(lines.render):

@@ -5,9 +5,9 @@ A batch is one transaction: read the head, seal each event onto it, insert, comm
 advisory lock and the primary key on `seq` do, across replicas, so `seq` stays dense and the
 chain never forks; pg_append.py sends a batch in one round trip.
 
-On SQLite a batch goes straight to the driver on a pooled connection (issue 7): SQLAlchemy's
-execution machinery (events, a compiled INSERT, a dict per row) cost more Python than the
-sealing itself, and every Python instruction in the writer thread competes with the event loop
+On SQLite a batch goes straight to the driver on a pooled connection (docs/benchmarks.md):
+SQLAlchemy's execution machinery (events, a compiled INSERT, a dict per row) cost more Python than
+the sealing itself, and every Python instruction in the writer thread competes with the event loop
 for the GIL. Queries and everything else stay on SQLAlchemy Core.
 """
 
@@ -56,7 +56,7 @@ def before_commit(hook: SealedHook) -> Iterator[None]:
     """Within this block, append_batch on SQLite calls hook(sealed) just before its COMMIT.
 
     For work that may overlap the commit's fsync (the writer renders the batch's log lines
-    meanwhile, issue 7). Nothing is durable yet when it runs and the COMMIT may still fail: the
+    meanwhile). Nothing is durable yet when it runs and the COMMIT may still fail: the
     hook must not publish anything. It must not raise either: that fails the batch.
     """
     token = _before_commit.set(hook)
@@ -165,7 +165,8 @@ class AuditStore:
 
 
 def _pg_appender(engine: Engine) -> PgAppender:
-    # Imported here: psycopg costs a SQLite deployment 10 MiB of resident memory (issue 7).
+    # Imported here: psycopg would add to a SQLite deployment's resident memory for nothing
+    # (docs/benchmarks.md).
     from gateway.audit.pg_append import PgAppender
 
     return PgAppender(engine, row_of)

@@ -1,4 +1,4 @@
-"""Several replicas as one system (issue 6): what each kind of state needs to stay shared.
+"""Several replicas as one system (docs/deploy.md): what each kind of state needs to stay shared.
 
 - The audit chain, grants, cameras, flags and suspensions live in the database. A principal's
   status is read from it on every request, so a suspension made through any replica refuses

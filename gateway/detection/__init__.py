@@ -1,4 +1,4 @@
-"""Detection (contract §8, issue 4): rules over the audit stream → flags, suspensions, alerts.
+"""Detection (contract §8): rules over the audit stream → flags, suspensions, alerts.
 
 - `config`: thresholds, windows and working hours from `policies/detection.toml`
 - `counters`, `redis_counters`: sliding-window counts, in process or shared in Redis

@@ -45,8 +45,8 @@ from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 T = TypeVar("T")
 
 # Half the storage-wide ceiling: read from the page cache on the spot (_read_cached) there is no
-# thread hop left to amortise, and 512 KiB streamed as fast as 1 MiB while 16 streams held
-# about 20 MiB less (issue 7, docs/benchmarks.md).
+# thread hop left to amortise, and 512 KiB streamed as fast as 1 MiB with less memory held
+# per stream (docs/benchmarks.md).
 FILE_CHUNK_SIZE = CHUNK_SIZE // 2
 # ELOOP: a symlink (or a loop) on the way; EXDEV: a path that would leave the root; ENXIO: a
 # socket (or a device without a driver) sits there. None is a clip: each is refused as absent.
@@ -309,7 +309,7 @@ def _pread(fd: int, size: int, offset: int) -> Callable[[], bytes]:
 async def _read_at(fd: int, size: int, offset: int, nowait: bool) -> tuple[bytes, bool]:
     """A chunk, from the page cache on the spot if it can be, else in a worker thread; and
     whether to try the page cache first next time. The first chunk too: a hot 64 KiB range
-    then costs no thread hop beyond the open (issue 7)."""
+    then costs no thread hop beyond the open (docs/benchmarks.md)."""
     if nowait:
         try:
             cached = _read_cached(fd, size, offset)
@@ -325,8 +325,8 @@ def _read_cached(fd: int, size: int, offset: int) -> bytes | None:
     """The bytes if the page cache holds them, read on the spot; None if it would need the disk.
 
     preadv2(RWF_NOWAIT) returns EAGAIN instead of waiting for the disk, so the event loop never
-    stalls on a slow one, and a hot clip streams without a worker-thread hop per chunk, the
-    largest cost of streaming it (issue 7). _NoWaitUnsupported where the filesystem refuses it.
+    stalls on a slow one, and a hot clip streams without a worker-thread hop per chunk, the largest
+    cost of streaming it (docs/benchmarks.md). _NoWaitUnsupported where the filesystem refuses it.
     """
     assert _NOWAIT is not None
     buffer = bytearray(size)

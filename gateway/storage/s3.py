@@ -361,9 +361,8 @@ class _ReadAhead:
     """Chunks of one response body, the next one read in a thread while this one is sent.
 
     Reading a chunk from S3 and sending the previous one to the client overlap, instead of
-    taking turns. It costs one chunk (CHUNK_SIZE) more in memory per stream; on the bench, where
-    moto's server shares two cores with the gateway and the client, a stream went from 0.60–0.65×
-    to 0.68–0.69× of boto3 reading directly (issue 7, docs/benchmarks.md).
+    taking turns. It costs one chunk (CHUNK_SIZE) more in memory per stream, for a faster
+    stream on the bench (docs/benchmarks.md has the figures).
     """
 
     def __init__(self, body: StreamingBody, length: int, readers: ThreadPoolExecutor) -> None:

@@ -1,4 +1,4 @@
-"""Playwright driving Debian's chromium, for the console's browser tests (issue 5).
+"""Playwright driving Debian's chromium, for the console's browser tests (docs/console.md).
 
 No browser is ever downloaded: Playwright is pointed at the system chromium (`make browser`
 installs it with apt). Where there is none, or no Playwright, the browser tests skip and say

@@ -176,7 +176,7 @@ def _add_policy(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     check = policy.add_parser(
         "check", parents=[config], help="print allow or deny, and the rule that decided"
     )
-    # No `choices`: an unknown role or purpose is a question the policy answers (deny), too.
+    # No `choices`: an unknown term is named, with the closest known one (policy_check.py).
     check.add_argument("--role", required=True, help=f"one of: {', '.join(Role)}")
     check.add_argument("--purpose", required=True, help=f"one of: {', '.join(Purpose)}")
     # A zone is a closed set the gateway never sees outside it; a typo here would match the
@@ -311,8 +311,13 @@ def _audit_export(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.policy_check import explain
+    from gateway.policy_check import explain, unknown_term
 
+    problem = unknown_term(args.role, args.purpose, args.zone, args.action)
+    if problem:
+        # A typo answered "deny" would read as the policy's answer; name it instead.
+        print(f"footage-gateway: policy check: {problem}", file=sys.stderr)
+        return 2
     allowed, text = explain(
         settings.policy_dir,
         args.role,

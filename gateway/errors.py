@@ -106,6 +106,12 @@ class AuditUnavailable(GatewayError):
     status, code = 503, "audit_unavailable"
 
 
+class DetectionUnavailable(GatewayError):
+    """Detection's counters cannot be read, so staff are refused rather than left uncounted."""
+
+    status, code = 503, "detection_unavailable"
+
+
 class ConfigError(Exception):
     """A missing or contradictory setting; the message names the key."""
 

@@ -41,6 +41,7 @@ from gateway.delivery import (
 )
 from gateway.errors import (
     AuditUnavailable,
+    DetectionUnavailable,
     Forbidden,
     GatewayError,
     RateLimited,
@@ -267,7 +268,7 @@ class FootageFlow:
             clip = resolve_clip(call)
             outcome.decision, outcome.zone = await self._authorize(call, principal, clip)
             if not outcome.decision:
-                outcome.status = 403
+                outcome.status = _denied_status(outcome.decision)
                 return outcome, None, None
             self._check_retention(clip)
             # Storage is touched only once the decision allows it. One open answers for the
@@ -297,7 +298,7 @@ class FootageFlow:
         try:
             camera = resolve_camera(call)
             outcome.decision, outcome.zone = await self._authorize(call, principal, None, camera)
-            outcome.status = 200 if outcome.decision else 403
+            outcome.status = 200 if outcome.decision else _denied_status(outcome.decision)
             if outcome.decision:
                 clips = await self._visible_clips(camera, outcome)
         except GatewayError as exc:
@@ -486,7 +487,14 @@ def _error_for(outcome: Outcome, headers: dict[str, str]) -> GatewayError:
         return outcome.error
     reason = outcome.decision.reason
     message = _DENIAL_MESSAGES.get(reason, "Access denied.")
+    if reason == DetectionUnavailable.code:
+        return DetectionUnavailable(message, headers=headers)
     return Forbidden(message, code=reason, headers=headers)
+
+
+def _denied_status(decision: Decision) -> int:
+    """403, except that detection unable to count is the service failing, not the caller: 503."""
+    return DetectionUnavailable.status if decision.reason == DetectionUnavailable.code else 403
 
 
 _DENIAL_MESSAGES = {

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+from enum import StrEnum
 from pathlib import Path
 
 from gateway.authz import Cond, PolicyEngine, RuleResult
-from gateway.types import Zone
+from gateway.types import Action, Purpose, Role, Zone
 
 CONDITION_TEXT = {
     Cond.OWNER: "only on the caller's own footage",
@@ -14,6 +16,23 @@ CONDITION_TEXT = {
     Cond.BREAK_GLASS: "break-glass: short-lived token; flagged high",
     Cond.NONE: "no further condition",
 }
+
+
+def unknown_term(role: str, purpose: str, zone: str, action: str) -> str | None:
+    """A sentence naming the first term outside our closed sets (and the closest), or None."""
+    asked: tuple[tuple[str, str, type[StrEnum]], ...] = (
+        ("role", role, Role),
+        ("purpose", purpose, Purpose),
+        ("zone", zone, Zone),
+        ("action", action, Action),
+    )
+    for what, value, known in asked:
+        names = [str(member) for member in known]
+        if value not in names:
+            close = difflib.get_close_matches(value, names, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            return f"unknown {what} {value!r}{hint} (one of: {', '.join(names)})"
+    return None
 
 
 def explain(

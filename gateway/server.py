@@ -28,6 +28,7 @@ from gateway.app import create_app
 from gateway.db import create_db_engine
 from gateway.errors import ConfigError
 from gateway.logging_setup import configure_logging
+from gateway.preflight import preflight
 from gateway.settings import Settings, require_key_source
 
 GRACEFUL_SHUTDOWN_SECONDS = 25
@@ -39,6 +40,7 @@ def serve(settings: Settings, *, migrate: bool = False) -> int:
     """Check the configuration and schema, then serve until interrupted."""
     require_key_source(settings)
     require_free_port(settings)
+    preflight(settings)  # a named file, directory or database that is not usable: exit 2
     configure_logging(settings.log_format)
     if settings.dev_mode:
         # Loud on purpose: dev mode accepts tokens anyone with this machine's data dir can mint.

@@ -6,6 +6,8 @@ CLI turns that into one line on stderr and a non-zero exit (contract §2).
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -75,6 +77,26 @@ class Settings:
         return self.checkpoint_key_file or self.data_dir / "checkpoint-key.pem"
 
 
+# Every key a gateway reads (contract §2). A key outside it is a typo that would otherwise be
+# silently ignored (FOOTGW_JWT_ISUER turns the issuer check off), so it stops start-up.
+KEYS = frozenset(
+    PREFIX + name
+    for name in (
+        *("CONFIG", "DATA_DIR", "STORAGE", "S3_ENDPOINT_URL", "DATABASE_URL", "REDIS_URL"),
+        *("POLICY_DIR", "JWT_PUBLIC_KEY_FILE", "JWT_JWKS_URL", "JWT_ALGORITHMS", "JWT_ISSUER"),
+        *("JWT_AUDIENCE", "JWT_LEEWAY", "DEV_MODE", "DELIVERY", "ACCEL_PREFIX", "HOST", "PORT"),
+        *("RETENTION_DAYS", "GRANT_MAX_TTL", "ALERT_WEBHOOK", "TRUSTED_PROXIES", "LOG_FORMAT"),
+        *("CHECKPOINT_KEY_FILE", "CHECKPOINT_RETIRED_KEYS", "CHECKPOINT_EVERY"),
+        "CHECKPOINT_SECONDS",
+    )
+)
+# The test suite's own knobs share the prefix but are never the gateway's (contract §2).
+TOOLING_KEYS = frozenset({f"{PREFIX}SOAK_SECONDS", f"{PREFIX}SCREENSHOTS_DIR"})
+TOOLING_PREFIX = f"{PREFIX}TEST_"
+MAX_LEEWAY_SECONDS = 30
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
 ) -> Settings:
@@ -82,8 +104,19 @@ def load_settings(
     env = dict(os.environ if environ is None else environ)
     file_name = config_file or env.get(f"{PREFIX}CONFIG")
     values: dict[str, str] = _read_toml(Path(file_name)) if file_name else {}
-    values.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
+    from_env = {k: v for k, v in env.items() if k.startswith(PREFIX)}
+    _refuse_unknown(from_env, "the environment")
+    values.update(from_env)
     return _build(_Reader(values))
+
+
+def _refuse_unknown(values: Mapping[str, str], where: str) -> None:
+    for key in sorted(values):
+        if key in KEYS or key in TOOLING_KEYS or key.startswith(TOOLING_PREFIX):
+            continue
+        close = difflib.get_close_matches(key, sorted(KEYS), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(key, f"unknown setting in {where}{hint}")
 
 
 def _read_toml(path: Path) -> dict[str, str]:
@@ -102,6 +135,7 @@ def _read_toml(path: Path) -> dict[str, str]:
         elif isinstance(value, bool):
             value = "1" if value else "0"
         out[full] = str(value)
+    _refuse_unknown(out, str(path))
     return out
 
 
@@ -158,6 +192,33 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _leeway(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= MAX_LEEWAY_SECONDS:
+        raise ValueError(raw)
+    return value
+
+
+def _addresses(raw: str) -> tuple[str, ...]:
+    """IP addresses and networks: uvicorn would take anything else as a literal never matched."""
+    names = _csv(raw)
+    for name in names:
+        if "/" in name:
+            ipaddress.ip_network(name)  # ValueError, host bits set included
+        else:
+            ipaddress.ip_address(name)
+    return names
+
+
+def _redis_url(read: _Reader) -> str | None:
+    url = read.text("REDIS_URL")
+    if url is not None and not url.startswith(REDIS_SCHEMES):
+        raise ConfigError(
+            f"{PREFIX}REDIS_URL", "must be redis://, rediss:// (TLS) or unix:// (a socket)"
+        )
+    return url
+
+
 def _build(read: _Reader) -> Settings:
     data_dir = Path(read.text("DATA_DIR", "./var") or "./var")
     storage = read.text("STORAGE") or f"file://{data_dir / 'footage'}"
@@ -177,6 +238,11 @@ def _build(read: _Reader) -> Settings:
         raise ConfigError(f"{PREFIX}JWT_JWKS_URL", "set either it or JWT_PUBLIC_KEY_FILE, not both")
     if key_file and not Path(key_file).is_file():
         raise ConfigError(f"{PREFIX}JWT_PUBLIC_KEY_FILE", f"no such file: {key_file}")
+    if dev_mode and (key_file or jwks_url):
+        # Dev mode trusts a key anyone with the data dir can use; beside a real key it would
+        # quietly open a deployment to forged tokens (docs/deploy.md).
+        which = "JWT_PUBLIC_KEY_FILE" if key_file else "JWT_JWKS_URL"
+        raise ConfigError(f"{PREFIX}DEV_MODE", f"1 is refused beside FOOTGW_{which}: unset one")
     delivery = _delivery(read, storage)
     checkpoint_key = read.text("CHECKPOINT_KEY_FILE")
     return Settings(
@@ -184,14 +250,16 @@ def _build(read: _Reader) -> Settings:
         storage=storage,
         s3_endpoint_url=read.text("S3_ENDPOINT_URL"),
         database_url=database_url,
-        redis_url=read.text("REDIS_URL"),
+        redis_url=_redis_url(read),
         policy_dir=Path(read.text("POLICY_DIR") or REPO_POLICY_DIR),
         jwt_public_key_file=Path(key_file) if key_file else None,
         jwt_jwks_url=jwks_url,
         jwt_algorithms=algorithms,
         jwt_issuer=read.text("JWT_ISSUER"),
         jwt_audience=read.text("JWT_AUDIENCE"),
-        jwt_leeway_seconds=min(read.parse("JWT_LEEWAY", int, 30, "seconds"), 30),
+        jwt_leeway_seconds=read.parse(
+            "JWT_LEEWAY", _leeway, MAX_LEEWAY_SECONDS, f"0 to {MAX_LEEWAY_SECONDS} seconds"
+        ),
         dev_mode=dev_mode,
         delivery=delivery,
         accel_prefix=_accel_prefix(read),
@@ -207,7 +275,9 @@ def _build(read: _Reader) -> Settings:
             "GRANT_MAX_TTL", _positive_int, 7 * 86400, "a whole number of seconds above 0"
         ),
         alert_webhook=read.text("ALERT_WEBHOOK"),
-        trusted_proxies=read.parse("TRUSTED_PROXIES", _csv, (), "a comma list of addresses"),
+        trusted_proxies=read.parse(
+            "TRUSTED_PROXIES", _addresses, (), "a comma list of IP addresses or networks"
+        ),
         checkpoint_key_file=Path(checkpoint_key) if checkpoint_key else None,
         checkpoint_retired_keys=_existing_files(
             read.parse("CHECKPOINT_RETIRED_KEYS", _csv, (), "a comma list of PEM files")

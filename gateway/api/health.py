@@ -1,4 +1,4 @@
-"""Liveness, readiness (database, storage, audit writable) and Prometheus metrics."""
+"""Liveness, readiness (database, storage, audit writable, detection counting) and metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from gateway.api.common import services
 from gateway.db import begin_write, lock_audit_chain
-from gateway.errors import GatewayError
+from gateway.errors import DetectionUnavailable, GatewayError
 
 
 async def healthz(_request: Request) -> Response:
@@ -37,6 +37,12 @@ async def readyz(request: Request) -> Response:
         checks["storage"] = "ok"
     except GatewayError as exc:
         checks["storage"] = f"failed: {exc.code}"
+    try:
+        # Not ready while staff would be refused: Redis's counters are part of the decision.
+        await svc.detector.ready()
+        checks["detection"] = "ok"
+    except DetectionUnavailable as exc:
+        checks["detection"] = f"failed: {exc.code}: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 

@@ -62,6 +62,10 @@ class CounterStore(Protocol):
         """Drop these keys (a reinstated principal starts from zero)."""
         ...
 
+    async def check(self) -> None:
+        """Raise CounterStoreUnavailable unless the store answers right now."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -104,6 +108,9 @@ class MemoryCounters:
     async def forget(self, keys: Sequence[str]) -> None:
         for key in keys:
             self._keys.pop(key, None)
+
+    async def check(self) -> None:
+        return None  # this process's memory is always there
 
     async def close(self) -> None:
         self._keys.clear()

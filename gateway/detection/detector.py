@@ -31,7 +31,7 @@ from gateway.audit.store import AuditStore, EventQuery
 from gateway.detection.activity import recent_activity, staff_accesses
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig
-from gateway.detection.counters import CounterStore
+from gateway.detection.counters import CounterStore, CounterStoreUnavailable
 from gateway.detection.flags import Flag, FlagStore, NewFlag
 from gateway.detection.rules import (
     WINDOW_RULES,
@@ -46,7 +46,7 @@ from gateway.detection.rules import (
     tallies_for,
     window_findings,
 )
-from gateway.errors import GatewayError
+from gateway.errors import DetectionUnavailable, GatewayError
 from gateway.metrics import Metrics
 from gateway.principals import PrincipalStore
 from gateway.types import (
@@ -237,6 +237,13 @@ class Detector:
             await self.audit.append(event)
         except GatewayError as exc:  # the flag or suspension stands; the gap is logged
             log.error("detection_event_not_recorded", type=event["type"], error=exc.message)
+
+    async def ready(self) -> None:
+        """Raise DetectionUnavailable unless the counters answer (/readyz asks)."""
+        try:
+            await self.counters.check()
+        except CounterStoreUnavailable as exc:
+            raise DetectionUnavailable(f"the counter store cannot be reached ({exc})") from exc
 
     async def summary(self, sub: str) -> dict[str, Any]:
         """Open flags and the last hour's activity of one principal (GET /v1/principals/{sub})."""

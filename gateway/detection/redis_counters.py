@@ -8,6 +8,11 @@ replica's command lands between a key's add and its count.
 
 Admission (`admit`) is one Lua script: Redis runs a script to the end before any other
 command, so the check of every threshold and the count are one step across all replicas.
+
+Redis is a trust boundary (docs/security.md §3), trusted for counts and never for uptime:
+when it cannot be reached admission fails closed (503 `detection_unavailable` for staff) and
+/readyz, which asks `check`, is not ready. `rediss://` (TLS) and AUTH
+(`redis://user:password@host`) come from the URL through redis-py's `from_url`.
 """
 
 from __future__ import annotations
@@ -100,6 +105,13 @@ class RedisCounters:
                 await self.client.delete(*(self.prefix + k for k in keys))
             except RedisError as exc:
                 raise CounterStoreUnavailable(str(exc)) from exc
+
+    async def check(self) -> None:
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            # The class alone: readiness is public, and an error's text may name the host.
+            raise CounterStoreUnavailable(type(exc).__name__) from exc
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -78,7 +78,7 @@ class Settings:
 
 
 # Every key a gateway reads (contract §2). A key outside it is a typo that would otherwise be
-# silently ignored (FOOTGW_JWT_ISUER turns the issuer check off), so it stops start-up.
+# silently ignored (a misspelt JWT_ISSUER turns the issuer check off), so it stops start-up.
 KEYS = frozenset(
     PREFIX + name
     for name in (
@@ -88,6 +88,7 @@ KEYS = frozenset(
         *("RETENTION_DAYS", "GRANT_MAX_TTL", "ALERT_WEBHOOK", "TRUSTED_PROXIES", "LOG_FORMAT"),
         *("CHECKPOINT_KEY_FILE", "CHECKPOINT_RETIRED_KEYS", "CHECKPOINT_EVERY"),
         "CHECKPOINT_SECONDS",
+        "UNAUTHENTICATED_PER_MINUTE",
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).

@@ -577,14 +577,11 @@ async def test_dev_tokens_are_refused_outside_dev_mode(tmp_path: Path, rsa_key: 
     await refused(auth, bearer(token))
 
 
-async def test_from_settings_dev_mode_and_key_file(tmp_path: Path, rsa_key: Keypair) -> None:
+def test_dev_mode_beside_a_real_key_is_refused(tmp_path: Path, rsa_key: Keypair) -> None:
+    """Dev mode next to a real key would accept forged dev tokens in a deployment (contract §2)."""
     path = rsa_key.write_public_pem(tmp_path)
-    auth = Authenticator.from_settings(
+    with pytest.raises(ConfigError, match="FOOTGW_DEV_MODE"):
         settings_for(tmp_path, DEV_MODE="1", JWT_PUBLIC_KEY_FILE=str(path))
-    )
-    dev = mint_dev_token(tmp_path / "dev-jwt-key.pem", sub="dana", roles=["admin"])
-    assert (await auth.authenticate(bearer(dev))).sub == "dana"
-    assert (await auth.authenticate(bearer(sign(claims(), rsa_key)))).sub == "alice"
 
 
 async def test_from_settings_jwks(server: JwksServer, ed_key: Keypair, tmp_path: Path) -> None:

@@ -125,7 +125,8 @@ def test_token_needs_dev_mode_and_then_signs_with_the_dev_key(tmp_path):
             "deny: rule [*, model_training",
         ),
         (
-            ["--role", "nobody", "--purpose", "customer_support", "--zone", "outdoor"],
+            # Known terms no rule names (an unknown one is refused: test_startup_refusals.py).
+            ["--role", "customer", "--purpose", "customer_support", "--zone", "outdoor"],
             1,
             "no rule matches",
         ),

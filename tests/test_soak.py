@@ -1,6 +1,7 @@
 """Soak: 64 concurrent clients against a real `footage-gateway serve` process (opt-in, `make soak`).
 
-Mixed traffic for FOOTGW_SOAK_SECONDS (default 120) on loopback: owners' ranged and whole reads,
+Mixed traffic for FOOTGW_SOAK_SECONDS (default 120; `FOOTGW_SOAK_SECONDS=600 make soak` for the
+ten-minute run docs/security.md §7 records) on loopback: owners' ranged and whole reads,
 HEADs and listings; support agents reading under role grants that owners create and revoke
 while it runs; and denials of every kind (other customers, missing purposes, analysts, no
 grant, bad ranges, malformed ids, forged tokens). Every 30 s the audit database is held locked
@@ -9,7 +10,7 @@ for a second (an injected fault shorter than every timeout, so it must cost late
 Asserted: zero 5xx and zero transport errors; exactly one access.decision event per footage
 request, found by the X-Request-ID each request carries; the chain verifies after a graceful
 stop (`footage-gateway audit verify`); the server's memory is flat after warm-up. Figures are
-printed (run with -s): throughput, latency percentiles, statuses, RSS over time and peak.
+printed (run with -s): throughput, latency percentiles, statuses, peak RSS, and RSS every 30 s.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ CLIPS = [f"20261127T1{m}1500Z.mp4" for m in range(5)]
 CLIP_SIZE = 512 * 1024
 WARMUP = 0.2  # the first fifth of the run is warm-up for the memory comparison
 LOCK_EVERY, LOCK_FOR = 30.0, 1.0
+CURVE_EVERY = 30.0  # the RSS curve's step, as docs/security.md §7 records it
 
 
 @dataclass
@@ -76,12 +78,12 @@ class Traffic:
         self.env, self.tally = env, tally
         self.forger = make_keypair("ed25519", "forged")
         self.counter = 0
-        self.tokens: dict[str, str] = {}  # tokens live 10 min: longer than any soak run
+        self.tokens: dict[str, str] = {}  # owners' tokens outlive the run, however long
 
     def owner(self, customer: str) -> dict[str, str]:
         if customer not in self.tokens:
             self.tokens[customer] = self.env.token(
-                f"owner-{customer}", "customer", customer_id=customer
+                f"owner-{customer}", "customer", customer_id=customer, ttl=int(SECONDS) + 600
             )
         return {"Authorization": f"Bearer {self.tokens[customer]}"}
 
@@ -333,6 +335,14 @@ def fifths(samples: list[tuple[float, int]]) -> list[int]:
     return [min(samples, key=lambda s: abs(s[0] - end * k / 5))[1] for k in range(1, 6)]
 
 
+def every(samples: list[tuple[float, int]], step: float) -> list[tuple[int, int]]:
+    """(second, RSS kB) of the sample nearest each multiple of `step`, from the start."""
+    if not samples:
+        return []
+    marks = [step * k for k in range(int(samples[-1][0] // step) + 1)]
+    return [(int(m), min(samples, key=lambda s: abs(s[0] - m))[1]) for m in marks]
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
@@ -366,6 +376,7 @@ def test_soak(tmp_path: Path) -> None:
 
     requests = sum(tally.statuses.values())
     curve = " ".join(f"{rss / 1024:.0f}" for rss in fifths(samples))
+    steps = " ".join(f"{t}s:{rss / 1024:.0f}" for t, rss in every(samples, CURVE_EVERY))
     warm = [rss for t, rss in samples if t >= SECONDS * WARMUP]
     early = statistics.mean(warm[: max(1, len(warm) // 4)])
     late = statistics.mean(warm[-max(1, len(warm) // 4) :])
@@ -383,6 +394,7 @@ def test_soak(tmp_path: Path) -> None:
         f"RSS after warm-up {early / 1024:.1f} MiB -> end {late / 1024:.1f} MiB, "
         f"peak RSS (VmHWM) {memory['VmHWM'] / 1024:.1f} MiB\n"
         f"RSS by fifths of the run (MiB): {curve}\n"
+        f"RSS every {CURVE_EVERY:.0f} s (MiB): {steps}\n"
         f"audit verify: exit {verified.returncode} {verified.stdout.strip()}\n"
     )
     assert not tally.server_errors, tally.server_errors[:10]

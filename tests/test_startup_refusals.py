@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.settings import KEYS, load_settings
+from gateway.settings import KEYS, TOOLING_KEYS, TOOLING_PREFIX, load_settings
 from tests.support.cluster import copy_policies
 from tests.support.faults import REPO
 from tests.support.server import GatewayEnv, free_port, make_env
@@ -151,6 +151,14 @@ def test_the_good_configuration_of_those_cases_is_not_refused(tmp_path: Path) ->
     preflight(load_settings({**env.env, "FOOTGW_STORAGE": f"file://{tmp_path / 'tree'}"}))
 
 
+def test_every_key_the_settings_read_is_known() -> None:
+    """A key added to settings.py but not to KEYS would refuse its own configuration."""
+    from tests.test_contract_doc import setting_keys
+
+    read = {k for k in setting_keys() if k not in TOOLING_KEYS and not k.startswith(TOOLING_PREFIX)}
+    assert read <= KEYS, sorted(read - KEYS)
+
+
 def test_the_test_suites_own_keys_are_not_settings() -> None:
     env = {"FOOTGW_TEST_REDIS_URL": "redis://x", "FOOTGW_SOAK_SECONDS": "9", "FOOTGW_DEV_MODE": "1"}
     assert load_settings(env).dev_mode
@@ -162,7 +170,7 @@ def test_the_test_suites_own_keys_are_not_settings() -> None:
     [
         ("--role", "suport_agent", "unknown role 'suport_agent'; did you mean support_agent?"),
         ("--purpose", "customer-support", "unknown purpose 'customer-support'; did you mean"),
-        ("--zone", "backyard", "unknown zone 'backyard'"),
+        ("--zone", "backyard", "'backyard'"),  # argparse's choices name it
     ],
 )
 def test_policy_check_names_an_unknown_term(

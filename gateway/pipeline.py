@@ -272,7 +272,8 @@ class FootageFlow:
                 return outcome, None, None
             self._check_retention(clip)
             # Storage is touched only once the decision allows it. One open answers for the
-            # headers and the body alike: for files, one worker-thread hop in all (docs/benchmarks.md).
+            # headers and the body alike: for files, one worker-thread hop in all
+            # (docs/benchmarks.md).
             opened = await self.storage.open(clip)
             try:
                 outcome.status, outcome.byte_range = _served_part(call, opened.info)

@@ -142,6 +142,7 @@ def normalise_url(url: str) -> str:
 
 
 SQLITE_POOL_SIZE = 40
+SQLITE_CACHE_KIB = 256  # per connection (PRAGMA cache_size, negative: KiB)
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -189,6 +190,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Each pooled connection keeps a private page cache (2 MiB by default), and the pool holds
+    # up to SQLITE_POOL_SIZE + overflow of them: as the log grew, every cache filled and the
+    # process grew with it (docs/security.md §7). The OS page cache already holds the file for
+    # every connection alike, so a small private cache bounds memory at little cost.
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

@@ -8,7 +8,7 @@ grant, bad ranges, malformed ids, forged tokens). Every 30 s the audit database 
 for a second (an injected fault shorter than every timeout, so it must cost latency only).
 
 Asserted: zero 5xx and zero transport errors; exactly one access.decision event per footage
-request, found by the X-Request-ID each request carries; the chain verifies after a graceful
+request, found by the X-Request-ID the server issues each one; the chain verifies after a graceful
 stop (`footage-gateway audit verify`); the server's memory is flat after warm-up. Figures are
 printed (run with -s): throughput, latency percentiles, statuses, peak RSS, and RSS every 30 s.
 """
@@ -246,7 +246,9 @@ class Traffic:
             client, kind, method, path, {**headers, "X-Request-ID": request_id}, expected
         )
         if r is not None:
-            self.tally.footage_requests[request_id] = r.status_code
+            # The server issues the id its events carry (contract §7); the caller's is kept aside.
+            server_id = r.headers.get("X-Request-ID", f"missing:{request_id}")
+            self.tally.footage_requests[server_id] = r.status_code
 
     async def call(
         self,

@@ -88,8 +88,10 @@ bench: install
 	  else echo "no$$missing and no root apt: the bench runs without it"; fi; fi
 	$(BIN)/python bench/run.py
 
+# Ten minutes of mixed load (FOOTGW_SOAK_SECONDS=120 make soak for a short one); RSS must stay flat.
+FOOTGW_SOAK_SECONDS ?= 600
 soak: install
-	$(BIN)/pytest -q -m soak -s
+	FOOTGW_SOAK_SECONDS=$(FOOTGW_SOAK_SECONDS) $(BIN)/pytest -q -m soak -s
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

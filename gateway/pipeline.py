@@ -132,17 +132,25 @@ class FootageFlow:
         try:
             return await self.authn.authenticate(call.authorization)
         except Unauthenticated as exc:
-            if not self.attempts.admit(call.client_ip):
-                # Counted, not audited one by one: the audit log must not be the flood's sink
-                # (docs/security.md). The address's earlier attempts are in it already.
-                self.metrics.unauthenticated_limited.inc()
-                retry = str(self.attempts.retry_after(call.client_ip))
-                message = "Too many unauthenticated requests from this address."
-                raise RateLimited(message, headers={"Retry-After": retry}) from None
+            self._limit_unauthenticated(call)
             denied = Outcome(None, Decision.deny("unauthenticated"), status=401)
             event = await self._record(call, denied)
             exc.headers["X-Audit-Event-ID"] = event["event_id"]
             raise
+
+    def _limit_unauthenticated(self, call: FootageCall) -> None:
+        """Spend one of the address's unauthenticated attempts, or refuse 429 (contract §5).
+
+        Every footage request without a valid token draws from it, whatever its method or path,
+        before it is audited: counted, not audited one by one, so the audit log and the
+        customer's access log are not the flood's sink (docs/security.md). The address's
+        earlier attempts are in the log already.
+        """
+        if not self.attempts.admit(call.client_ip):
+            self.metrics.unauthenticated_limited.inc()
+            retry = str(self.attempts.retry_after(call.client_ip))
+            message = "Too many unauthenticated requests from this address."
+            raise RateLimited(message, headers={"Retry-After": retry})
 
     async def refuse(
         self, call: FootageCall, exc: GatewayError, decision: Decision | None = None
@@ -156,6 +164,11 @@ class FootageFlow:
             principal: Principal | None = await self.authn.authenticate(call.authorization)
         except Unauthenticated:
             principal = None
+        if principal is None:
+            try:
+                self._limit_unauthenticated(call)  # a DELETE is a footage request too
+            except RateLimited as limited:
+                return limited
         outcome = Outcome(principal, decision or Decision.deny(exc.code), exc.status, error=exc)
         outcome.zone = await self._zone_if_named(call)
         event = await self._record(call, outcome)

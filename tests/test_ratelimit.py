@@ -128,6 +128,29 @@ def test_a_forged_forwarded_for_does_not_escape_the_limit(tmp_path: Path) -> Non
         assert codes == [401, 401, 429, 429]
 
 
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (PATH, {}),  # no token at all
+        (PATH, {"Authorization": "Bearer forged"}),
+        ("/v1/footage/c1/front/a/b", {}),  # a path that names no clip
+        ("/v1/footage/c1/front/%2e", {}),  # an escaped path
+    ],
+)
+def test_unauthenticated_deletes_draw_from_the_same_limit(
+    limited: Live, path: str, headers: dict[str, str]
+) -> None:
+    """A DELETE is a footage request too: without a valid token it must not be a way around
+    the limit into the audit log and the customer's access log."""
+    live = limited
+    codes = [live.client.delete(path, headers=headers).status_code for _ in range(8)]
+    assert codes[5:] == [429, 429, 429], codes
+    assert len(unauthenticated_decisions(live)) <= 5
+    assert limited_count(live) == 3
+    owner = live.env.auth("alice", "customer", customer_id="c1")
+    assert live.client.get(PATH, headers=owner).content == DATA  # the owner is not held back
+
+
 def test_the_customer_never_reads_unauthenticated_text_as_a_staff_statement(live: Live) -> None:
     live.env.put_clip("c1", "front", CLIP, DATA)
     anonymous = live.client.get(

@@ -184,3 +184,28 @@ def test_the_customer_never_reads_unauthenticated_text_as_a_staff_statement(live
     # The attempt stays in the audit log, as sent: it is evidence.
     [kept] = trace(live.env.settings.database_url, anonymous.headers["x-request-id"])
     assert kept["justification"] == LIE and kept["purpose"] == "customer_support"
+
+
+@pytest.mark.parametrize("roles", [("customer",), (), ("Security team",)])
+def test_text_from_someone_who_is_not_staff_is_not_shown_as_a_staff_statement(
+    live: Live, roles: tuple[str, ...]
+) -> None:
+    """Another customer (or a token with no staff role) is signed in, but purpose and
+    justification are staff statements (contract §6): theirs is evidence, not for the page."""
+    live.env.put_clip("c1", "front", CLIP, DATA)
+    mallory = live.env.auth(
+        "mallory",
+        *roles,
+        customer_id="c2",
+        **{"X-Access-Purpose": "customer_support", "X-Access-Justification": LIE},
+    )
+    attempt = live.client.get(PATH, headers=mallory)
+    assert attempt.status_code == 403
+    owner = live.env.auth("alice", "customer", customer_id="c1")
+    log = live.client.get("/v1/me/access-log", headers=owner).json()["events"]
+    [shown] = [e for e in log if e["event_id"] == attempt.headers["x-audit-event-id"]]
+    assert shown["principal"] == "mallory"  # who it was is a verified fact
+    assert shown["purpose"] is None and shown["justification"] is None
+    assert LIE not in str(log)
+    [kept] = trace(live.env.settings.database_url, attempt.headers["x-request-id"])
+    assert kept["justification"] == LIE  # still evidence in the audit log

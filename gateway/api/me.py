@@ -13,7 +13,7 @@ from gateway.api.access import requires
 from gateway.api.common import int_param, services
 from gateway.audit.events import Event
 from gateway.audit.store import EventQuery
-from gateway.types import EventType, Principal, Verdict
+from gateway.types import STAFF_ROLES, EventType, Principal, Verdict
 
 ENTRY_FIELDS = (
     "seq",
@@ -72,15 +72,19 @@ async def _completions(query: Any, customer_id: str, decisions: list[Event]) -> 
     return {e["request_id"]: e for e in found}
 
 
-# Free text a caller wrote before anyone knew who they were: kept in the audit log as
-# evidence, never shown to the customer as if a member of staff had said it (docs/security.md).
+# Free text a caller wrote: kept in the audit log as evidence, but shown to the customer only
+# as a statement of staff (contract §6: only staff declare a purpose). Text written before
+# anyone knew who the caller was, or by someone with no staff role (another customer, a token
+# whose roles are unknown), is never shown as if a member of staff had said it
+# (docs/security.md).
 UNVERIFIED_TEXT = ("purpose", "justification")
 
 
 def _entry(decision: Event, complete: Event | None) -> dict[str, Any]:
     entry = {k: decision.get(k) for k in ENTRY_FIELDS}
     entry["authenticated"] = decision.get("principal") is not None
-    if not entry["authenticated"]:
+    staff = not STAFF_ROLES.isdisjoint(decision.get("roles") or ())
+    if not (entry["authenticated"] and staff):
         entry.update(dict.fromkeys(UNVERIFIED_TEXT))
     entry["bytes_sent"] = complete.get("bytes_sent") if complete else None
     entry["completed"] = (complete.get("detail") or {}).get("completed") if complete else None

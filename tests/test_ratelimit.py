@@ -46,6 +46,21 @@ def test_an_address_gets_its_rate_and_no_more() -> None:
     assert [limiter.admit("10.0.0.1") for _ in range(7)] == [True] * 6 + [False]
 
 
+def test_an_ipv6_network_shares_one_bucket() -> None:
+    """One host holds a whole /64 (RFC 4291 §2.5.4): a new source address per request must not
+    be a new bucket. IPv4 addresses, and IPv4 written as IPv6, are one bucket each."""
+    limiter = AttemptLimiter(2, Clock())
+    assert [limiter.admit(f"2001:db8:0:1::{n:x}") for n in range(1, 5)] == [True] * 2 + [False] * 2
+    assert limiter.admit("2001:db8:0:2::1")  # the next /64 is someone else
+    assert [limiter.admit(a) for a in ("::ffff:192.0.2.7", "192.0.2.7", "192.0.2.7")] == [
+        True,
+        True,
+        False,
+    ]
+    assert limiter.admit("192.0.2.8")
+    assert limiter.retry_after("2001:db8:0:1::99") == 30  # the network's bucket, 2 a minute
+
+
 def test_the_addresses_kept_are_bounded() -> None:
     limiter = AttemptLimiter(1, Clock(), max_addresses=3)
     for n in range(100):

@@ -40,8 +40,11 @@ from gateway.types import (
 ALL_CAMERAS = "*"
 ROLE_PREFIX = "role:"
 TICKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:#/-]{1,99}", re.ASCII)
-# A ticket counts only as a whole word of the justification: "T-1" must not match "T-12".
-TICKET_BOUNDARY = r"(?<![A-Za-z0-9_-]){}(?![A-Za-z0-9_-])"
+# A ticket counts only as a whole word of the justification: "T-1" must not match "T-12", nor
+# "T-1.2", "T-1/2" or "OPS/T-1", which are other tickets (a ticket may hold . : # / -). A word
+# is a run of ticket characters; punctuation at either end of it ("T-1." or "#T-1") is prose.
+TICKET_WORD = re.compile(r"[A-Za-z0-9_.:#/-]+", re.ASCII)
+TICKET_PUNCTUATION = ".:#/-"
 MAX_CAMERAS = 100
 
 
@@ -102,8 +105,8 @@ class Grant:
         return self.footage_from <= recorded_at <= self.footage_until
 
     def ticket_in(self, justification: str) -> bool:
-        pattern = TICKET_BOUNDARY.format(re.escape(self.ticket))
-        return re.search(pattern, justification) is not None
+        words = TICKET_WORD.findall(justification)
+        return any(self.ticket in (w, w.strip(TICKET_PUNCTUATION)) for w in words)
 
     def as_json(self, now: datetime, use_count: int = 0) -> dict[str, Any]:
         return {

@@ -90,6 +90,13 @@ FLIPS = {
     "ticket missing": ({}, {"justification": "customer asked nicely"}, "no_grant"),
     "ticket prefix only": ({}, {"justification": "T-1000 other case"}, "no_grant"),
     "ticket inside a word": ({}, {"justification": "XT-100 other case"}, "no_grant"),
+    # A ticket may hold . : # / so these are other tickets that merely begin or end with it.
+    "another ticket: T-100.2": ({}, {"justification": "T-100.2 other case"}, "no_grant"),
+    "another ticket: T-100/7": ({}, {"justification": "see T-100/7"}, "no_grant"),
+    "another ticket: T-100:1": ({}, {"justification": "T-100:1"}, "no_grant"),
+    "another ticket: T-100#3": ({}, {"justification": "T-100#3"}, "no_grant"),
+    "another ticket: OPS/T-100": ({}, {"justification": "OPS/T-100 other case"}, "no_grant"),
+    "another ticket: A.T-100": ({}, {"justification": "A.T-100 other case"}, "no_grant"),
     "private without include_private": ({}, {"zone": Zone.PRIVATE}, "zone_restricted"),
 }
 
@@ -99,6 +106,14 @@ def test_each_condition_alone_denies(case):
     grant_changes, request_changes, reason = FLIPS[case]
     decision = match_grant([grant(**grant_changes)], request(**request_changes))
     assert not decision and decision.reason == reason
+
+
+@pytest.mark.parametrize(
+    "justification",
+    ["T-100", "T-100.", "T-100: porch", "(T-100)", "re T-100, T-101", "T-100... again", "#T-100"],
+)
+def test_a_ticket_followed_or_preceded_by_punctuation_is_still_the_ticket(justification):
+    assert match_grant([grant()], request(justification=justification))
 
 
 def test_window_edges_are_inclusive():

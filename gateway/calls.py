@@ -93,12 +93,19 @@ def call_fields(call: FootageCall, principal: Principal | None) -> dict[str, Any
         "request_id": call.request_id,
         "principal": principal.sub if principal else None,
         "roles": sorted(principal.roles) if principal else None,
-        "purpose": (call.purpose or None) and call.purpose[:64],
-        "justification": call.justification[:MAX_JUSTIFICATION] if call.justification else None,
+        "purpose": _storable(call.purpose, 64),
+        "justification": _storable(call.justification, MAX_JUSTIFICATION),
         "action": "delete" if call.method == "DELETE" else str(call.action),
-        "customer_id": call.customer_id[:64],
-        "camera_id": call.camera_id[:64],
-        "clip_id": call.clip_id[:80] if call.clip_id else None,
+        "customer_id": _storable(call.customer_id, 64) or "",
+        "camera_id": _storable(call.camera_id, 64) or "",
+        "clip_id": _storable(call.clip_id, 80),
         "client_ip": call.client_ip,
-        "user_agent": call.user_agent[:300] if call.user_agent else None,
+        "user_agent": _storable(call.user_agent, 300),
     }
+
+
+def _storable(text: str | None, limit: int) -> str | None:
+    """Caller text as the audit log can keep it: capped, and a NUL (a `%00` the router decoded
+    from the path) shown as U+FFFD, since PostgreSQL text refuses NUL and the event must be
+    written for the request to be answered at all (contract §7). Empty is None."""
+    return text[:limit].replace("\x00", "\ufffd") if text else None

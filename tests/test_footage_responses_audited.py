@@ -5,14 +5,19 @@ not, carries `Cache-Control: private, no-store` and the server's X-Request-ID.""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from gateway.db import create_db_engine
 from gateway.types import Zone
+from tests.support.cluster import fresh_schema, require_postgres
 from tests.support.faults import assert_no_footage, trace
-from tests.support.server import Live
+from tests.support.server import Live, make_env, start_live
 
 CLIP = "20261127T101500Z.mp4"
 PATH = f"/v1/footage/c1/front/{CLIP}"
@@ -135,3 +140,39 @@ def test_every_footage_error_is_no_store(porch: Live) -> None:
     ]
     for r, status, code in cases:
         audited(live, r, status, code or "range_not_satisfiable")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def on_either_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
+    database = (
+        fresh_schema(require_postgres())
+        if request.param == "postgresql"
+        else contextlib.nullcontext(None)
+    )
+    with database as url:
+        env = make_env(tmp_path, {"FOOTGW_DATABASE_URL": url} if url else {})
+        env.put_clip("c1", "front", CLIP, DATA)
+        with start_live(env) as live:
+            yield live
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        (f"/v1/footage/c%00/front/{CLIP}", 401, "unauthenticated"),
+        (f"/v1/footage/c1/fr%00nt/{CLIP}", 401, "unauthenticated"),
+        ("/v1/footage/c1/front/x%00", 401, "unauthenticated"),
+        ("/v1/footage/c%00/front/a/b", 401, "unauthenticated"),
+    ],
+)
+def test_a_nul_escaped_into_a_footage_path_is_still_an_audited_refusal(
+    on_either_database: Live, path: str, status: int, code: str
+) -> None:
+    """A `%00` decodes to a NUL, which PostgreSQL's text columns refuse: the attempt must still
+    be audited (as what was sent, the NUL shown as U+FFFD), never a 503 that records nothing."""
+    live = on_either_database
+    event = audited(live, live.client.get(path), status, code)
+    assert "\x00" not in str(event) and "\ufffd" in str(event)
+    owner = live.env.auth("alice", "customer", customer_id="c1", **{"X-Access-Purpose": "x"})
+    r = live.client.get(f"/v1/footage/c%00/front/{CLIP}", headers=owner)
+    audited(live, r, 400, "bad_request")

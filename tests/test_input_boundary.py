@@ -139,6 +139,9 @@ HOSTILE_JSON = [
     # A surrogate encoded as UTF-8 bytes, which json reads with surrogatepass.
     b'{"zone": "outdoor", "label": "x\xed\xa0\x80", "resolution": "x\xed\xa0\x80",'
     b' "reason": "x\xed\xa0\x80"}',
+    # A NUL, which PostgreSQL's text refuses: a 503 audit_unavailable there, stored on SQLite.
+    b'{"zone": "outdoor", "label": "a\\u0000", "resolution": "a\\u0000", "reason": "a\\u0000",'
+    b' "grantee": "s\\u0000m"}',
 ]
 
 

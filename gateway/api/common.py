@@ -47,7 +47,7 @@ def authorization(request: Request) -> str | None:
 
 async def json_body(request: Request) -> Any:
     """The request's JSON body, at most 64 KiB, nested at most 16 deep, with no lone surrogate
-    in any string; BadRequest otherwise."""
+    or NUL in any string; BadRequest otherwise."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
@@ -63,7 +63,7 @@ async def json_body(request: Request) -> Any:
 
 
 def _check_json(body: Any) -> None:
-    """Refuse deep nesting and lone surrogates, walking without recursion.
+    """Refuse deep nesting, lone surrogates and NULs, walking without recursion.
 
     A `"\\ud800"` escape (or UTF-8 bytes json reads with `surrogatepass`) gives a string that
     no database, log line or audit event can encode: refused here, not as a 500 later.
@@ -78,11 +78,15 @@ def _check_json(body: Any) -> None:
             pending.extend((item, depth + 1) for item in value.values())
         elif isinstance(value, list):
             pending.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str) and not _encodable(value):
-            raise BadRequest("The body holds a lone surrogate (not Unicode text).")
+        elif isinstance(value, str) and not _storable(value):
+            raise BadRequest("The body holds a lone surrogate or a NUL (not storable text).")
 
 
-def _encodable(text: str) -> bool:
+def _storable(text: str) -> bool:
+    # A NUL is valid Unicode, but PostgreSQL's text refuses it: the change would fail as a
+    # 503 audit_unavailable, as if the audit log were down, instead of a 400.
+    if "\x00" in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import requires
-from gateway.api.common import int_param, services
+from gateway.api.common import int_param, services, text_param
 from gateway.audit.store import EventQuery
 from gateway.audit.verify import verify_rows
 from gateway.errors import BadRequest
@@ -27,8 +27,8 @@ async def search_events(request: Request, _analyst: Principal) -> Response:
         raise BadRequest("type must be an event type (contract §7), e.g. access.decision.")
     limit = int_param(request, "limit", 100, 1, 1000) or 100
     query = EventQuery(
-        principal=q.get("principal"),
-        customer_id=q.get("customer_id"),
+        principal=text_param(request, "principal"),
+        customer_id=text_param(request, "customer_id"),
         decision=decision,
         types=types,
         since=_time(request, "since"),

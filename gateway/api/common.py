@@ -129,6 +129,15 @@ async def commit(
     return await services(request).audit.commit_with(change, event_of)
 
 
+def text_param(request: Request, name: str) -> str | None:
+    """A text query parameter (a principal, a customer id); BadRequest names it when it holds
+    a NUL, which no stored value holds and PostgreSQL refuses in a query (a 500)."""
+    raw = request.query_params.get(name) or None
+    if raw is not None and "\x00" in raw:
+        raise BadRequest(f"{name} must not hold a NUL.")
+    return raw
+
+
 def int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
     """A bounded integer query parameter; BadRequest names it when it is not one."""
     raw = request.query_params.get(name)

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.access import requires
-from gateway.api.common import admin_event, commit, int_param, json_body, services
+from gateway.api.common import admin_event, commit, int_param, json_body, services, text_param
 from gateway.audit.events import Event
 from gateway.detection.flags import Flag, FlagStore
 from gateway.errors import BadRequest
@@ -32,7 +32,7 @@ async def list_flags(request: Request, _analyst: Principal) -> Response:
     if wanted not in (None, *FlagStatus):
         raise BadRequest("status must be open or resolved.")
     status = FlagStatus(wanted) if wanted else None
-    principal = request.query_params.get("principal") or None
+    principal = text_param(request, "principal")
     limit = int_param(request, "limit", 100, 1, 1000) or 100
     store = _store(request)
     found = await anyio.to_thread.run_sync(lambda: store.search(status, principal, limit))

@@ -18,6 +18,7 @@ from gateway import migrations
 from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
 from gateway.audit.store import AuditStore, EventQuery
+from gateway.cluster.identity import read_cluster_id
 from gateway.db import create_db_engine
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig, parse_detection_config
@@ -58,6 +59,7 @@ class Harness:
             audit_store=self.store,
             alerts=AlertSender(None, self.config.alerts),
             metrics=Metrics(),
+            deployment_id=lambda: read_cluster_id(self.engine),
             clock=lambda: self.now,
         )
         self.runner = asyncio.Runner()
@@ -633,3 +635,32 @@ def test_admission_fails_closed_when_the_counters_cannot_be_reached(harness_fact
     # A customer reading their own footage is not counted, so never refused for it.
     owner = Decision.allow("owner")
     assert h.runner.run(h.detector.admit(request("customer"), owner, "GET", None)) is owner
+
+
+def test_admission_counts_from_the_first_request_of_a_new_deployment(harness_factory):
+    """The counters' namespace exists before any audit event: what a brand-new deployment
+    admits before its first event commits still counts once that event is written (a burst at
+    start-up once got past the threshold when the namespace changed under it)."""
+    from gateway.types import AccessRequest, Action, CameraRef, Decision, Principal, Purpose, Zone
+
+    h = harness_factory(only("customer_browsing", LOW))  # suspend_at = 4 customers
+    assert h.store.query(EventQuery(limit=1)) == []  # a deployment with no event yet
+
+    def admit(customer: str) -> Decision:
+        request = AccessRequest(
+            principal=Principal("lou", frozenset({"legal"})),
+            action=Action.VIEW,
+            camera=CameraRef(customer, "cam"),
+            zone=Zone.OUTDOOR,
+            purpose=Purpose.LEGAL_REQUEST,
+            justification="SUBPOENA-9",
+            now=START,
+        )
+        allowed = Decision.allow("justified", "p, legal")
+        return h.runner.run(h.detector.admit(request, allowed, "GET", None))
+
+    assert all(admit(c) for c in ("c1", "c2", "c3"))  # before any event exists
+    h.access(sub="someone-else", customer="c9")  # the deployment's first event commits
+    assert admit("c4")  # the fourth customer: the threshold's worth
+    refused = admit("c5")
+    assert not refused and refused.reason == "principal_suspended"

@@ -27,7 +27,7 @@ import structlog
 
 from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
-from gateway.audit.store import AuditStore, EventQuery
+from gateway.audit.store import AuditStore
 from gateway.detection.activity import recent_activity, staff_accesses
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig
@@ -76,12 +76,14 @@ class Detector:
     audit_store: AuditStore
     alerts: AlertSender
     metrics: Metrics
+    # The deployment's id (a blocking read, made once): the namespace of its counters.
+    deployment_id: Callable[[], str]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
         # One finding at a time per principal, so concurrent requests extend one flag.
         self._locks: dict[str, asyncio.Lock] = {}
-        self._chain_id: str | None = None
+        self._namespace_id: str | None = None
 
     async def __call__(self, event: Event) -> None:
         """Observe one committed event (the FootageFlow observer signature)."""
@@ -107,9 +109,12 @@ class Detector:
         if not gates:
             return decision
         try:
-            chain = await self._chain()
+            namespace = await self._namespace()
             refused = await self.counters.admit(
-                [replace(g, tally=replace(g.tally, key=f"{chain}:{g.tally.key}")) for _, g in gates]
+                [
+                    replace(g, tally=replace(g.tally, key=f"{namespace}:{g.tally.key}"))
+                    for _, g in gates
+                ]
             )
         except Exception as exc:  # deny by default: a request never goes uncounted (§8)
             log.error("detection_admission_unavailable", error=str(exc))
@@ -125,9 +130,9 @@ class Detector:
         if not tallies:
             return []
         try:
-            chain = await self._chain()
+            namespace = await self._namespace()
             counts = await self.counters.add(
-                [replace(tally, key=f"{chain}:{tally.key}") for _, tally in tallies]
+                [replace(tally, key=f"{namespace}:{tally.key}") for _, tally in tallies]
             )
         except Exception as exc:  # detection degrades to the single-event rules, loudly
             log.error("detection_counters_unavailable", error=str(exc))
@@ -256,25 +261,23 @@ class Detector:
 
     async def forget(self, sub: str) -> None:
         """Reset a principal's counters (on reinstatement, or they would be suspended again)."""
-        chain = await self._chain()
+        namespace = await self._namespace()
         await self.counters.forget(
-            [f"{chain}:{counter_key(rule.name, sub)}" for rule in WINDOW_RULES]
+            [f"{namespace}:{counter_key(rule.name, sub)}" for rule in WINDOW_RULES]
         )
 
-    async def _chain(self) -> str:
-        """The id of this audit chain's first event: the namespace of its counters.
+    async def _namespace(self) -> str:
+        """This deployment's id: the namespace of its counters.
 
-        Every replica of one deployment shares the chain, so they share counters; another
-        deployment (or a test) on the same Redis never counts into them.
+        Every replica of one deployment shares it (it lives in the database from the first
+        migration on, before any request), so they share counters; another deployment (or a
+        test) on the same Redis never counts into them. It must never change while the gateway
+        serves: counts made under one namespace are not seen under another, and a threshold
+        would start again from zero.
         """
-        if self._chain_id is None:
-            first = await anyio.to_thread.run_sync(
-                lambda: self.audit_store.query(EventQuery(limit=1))
-            )
-            if not first:
-                return "empty"  # nothing counted yet; asked again once there is a first event
-            self._chain_id = str(first[0]["event_id"])[:13]
-        return self._chain_id
+        if self._namespace_id is None:
+            self._namespace_id = await anyio.to_thread.run_sync(self.deployment_id)
+        return self._namespace_id
 
     async def close(self) -> None:
         await self.alerts.close()

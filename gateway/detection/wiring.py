@@ -6,6 +6,7 @@ from sqlalchemy.engine import Engine
 
 from gateway.audit.log import AuditLog
 from gateway.audit.store import AuditStore
+from gateway.cluster.identity import read_cluster_id
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import load_detection_config
 from gateway.detection.counters import CounterStore, MemoryCounters
@@ -44,4 +45,5 @@ def build_detector(
         audit_store=audit_store,
         alerts=AlertSender(settings.alert_webhook, config.alerts),
         metrics=metrics,
+        deployment_id=lambda: read_cluster_id(engine),
     )

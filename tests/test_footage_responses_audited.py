@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.db import create_db_engine
-from gateway.types import Zone
+from gateway.types import PrincipalState, Zone
 from tests.support.cluster import fresh_schema, require_postgres
 from tests.support.faults import assert_no_footage, trace
 from tests.support.server import Live, make_env, start_live
@@ -101,6 +102,20 @@ def test_a_method_a_clip_path_does_not_allow_is_an_audited_405(porch: Live, meth
     # Without a token, 401 comes first, audited as ever.
     anonymous = audited(live, live.client.request(method, PATH), 401, "unauthenticated")
     assert anonymous["principal"] is None
+
+
+def test_a_suspended_principal_is_refused_as_suspended_whatever_the_method(porch: Live) -> None:
+    """Contract §5: a suspended principal gets 403 principal_suspended on everything, so a
+    method the path does not allow says suspended too, not 405."""
+    live = porch
+    live.services.principals.set_status(
+        "alice", PrincipalState.SUSPENDED, "test", "analyst", datetime.now(UTC)
+    )
+    for method in ("POST", "OPTIONS", "PURGE"):
+        r = live.client.request(method, PATH, headers=owner(live))
+        event = audited(live, r, 403, "principal_suspended")
+        assert (event["principal"], event["reason"]) == ("alice", "principal_suspended")
+        assert "allow" not in r.headers
 
 
 def test_a_database_error_while_deciding_is_an_audited_denial(porch: Live) -> None:

@@ -21,7 +21,7 @@ from gateway.api.common import (
     services,
 )
 from gateway.calls import FootageCall
-from gateway.errors import BadRequest, DeletionBlocked, GatewayError, MethodNotAllowed
+from gateway.errors import BadRequest, DeletionBlocked, Forbidden, GatewayError, MethodNotAllowed
 from gateway.types import (
     Action,
     ClipRef,
@@ -197,7 +197,12 @@ async def not_allowed(request: Request) -> Response:
         clip_id=parts[2] if clip_path else None,
     )
     flow = services(request).flow
-    await flow.identify(call)
+    principal = await flow.identify(call)
+    if (await services(request).facts.status(principal.sub)).suspended:
+        # A suspended principal is refused as such on everything (contract §5), before the
+        # method is looked at.
+        suspended = Forbidden("This principal is suspended.", code="principal_suspended")
+        raise await flow.refuse(call, suspended)
     allow = "DELETE, GET, HEAD" if clip_path else "GET, HEAD"
     refused = MethodNotAllowed(f"{request.method} is not allowed here.", headers={"Allow": allow})
     raise await flow.refuse(call, refused)

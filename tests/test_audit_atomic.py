@@ -11,7 +11,6 @@ A clip deletion cannot share a transaction with the storage: it is recorded firs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ import sqlalchemy as sa
 
 from gateway.detection.flags import NewFlag
 from gateway.types import Severity, Zone
-from tests.support.cluster import fresh_schema, require_postgres
+from tests.support.cluster import EITHER_DATABASE, database_settings
 from tests.support.faults import services_of, verify_chain
 from tests.support.server import Live, make_env, start_live
 
@@ -81,15 +80,10 @@ class Gateway:
         return self.live.env.auth("ana", "security_analyst")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EITHER_DATABASE)
 def gw(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Gateway]:
-    database = (
-        fresh_schema(require_postgres())
-        if request.param == "postgresql"
-        else contextlib.nullcontext(None)
-    )
-    with database as url:
-        env = make_env(tmp_path, {"FOOTGW_DATABASE_URL": url} if url else {})
+    with database_settings(request.param) as database:
+        env = make_env(tmp_path, database)
         env.set_zone("c1", "front", Zone.OUTDOOR)
         env.put_clip("c1", "front", CLIP, DATA)
         with start_live(env) as live:

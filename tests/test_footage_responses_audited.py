@@ -5,7 +5,6 @@ not, carries `Cache-Control: private, no-store` and the server's X-Request-ID.""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 
 from gateway.db import create_db_engine
 from gateway.types import PrincipalState, Zone
-from tests.support.cluster import fresh_schema, require_postgres
+from tests.support.cluster import EITHER_DATABASE, database_settings
 from tests.support.faults import assert_no_footage, trace
 from tests.support.server import Live, make_env, start_live
 
@@ -157,15 +156,10 @@ def test_every_footage_error_is_no_store(porch: Live) -> None:
         audited(live, r, status, code or "range_not_satisfiable")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EITHER_DATABASE)
 def on_either_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
-    database = (
-        fresh_schema(require_postgres())
-        if request.param == "postgresql"
-        else contextlib.nullcontext(None)
-    )
-    with database as url:
-        env = make_env(tmp_path, {"FOOTGW_DATABASE_URL": url} if url else {})
+    with database_settings(request.param) as database:
+        env = make_env(tmp_path, database)
         env.put_clip("c1", "front", CLIP, DATA)
         with start_live(env) as live:
             yield live

@@ -58,6 +58,21 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
+# The parameters of a fixture that runs its tests on SQLite and, when configured, PostgreSQL.
+EITHER_DATABASE = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextlib.contextmanager
+def database_settings(kind: str) -> Iterator[dict[str, str]]:
+    """The settings that put a gateway on `kind` ("sqlite": the embedded default; "postgresql":
+    a fresh schema of the test server, dropped after)."""
+    if kind == "sqlite":
+        yield {}
+        return
+    with fresh_schema(require_postgres()) as url:
+        yield {"FOOTGW_DATABASE_URL": url}
+
+
 @contextlib.contextmanager
 def fresh_schema(base_url: str) -> Iterator[str]:
     """A new, empty schema for one test module; yields a URL that uses it; dropped after."""

@@ -8,7 +8,7 @@ byte of footage leaves; if it cannot be committed, the answer is 503 and no foot
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,14 +17,10 @@ import anyio.to_thread
 import structlog
 from starlette.responses import Response
 
-from gateway.audit.events import Event, new_event
-from gateway.audit.log import AuditLog
 from gateway.authn import Authenticator
 from gateway.authz import Authorizer
 from gateway.calls import (
     FootageCall,
-    call_detail,
-    call_fields,
     resolve_camera,
     resolve_clip,
     staff_headers,
@@ -41,7 +37,6 @@ from gateway.delivery import (
 )
 from gateway.errors import (
     AuditUnavailable,
-    DetectionUnavailable,
     Forbidden,
     GatewayError,
     RateLimited,
@@ -51,6 +46,7 @@ from gateway.errors import (
 from gateway.facts import FactsReader
 from gateway.grants import GrantStore
 from gateway.metrics import Metrics
+from gateway.outcomes import Outcome, Recorder, denied_status, error_for, failed
 from gateway.ranges import ByteRange, parse_range
 from gateway.ratelimit import AttemptLimiter
 from gateway.storage.base import ObjectInfo, OpenClip, Presigner, Storage
@@ -60,34 +56,19 @@ from gateway.types import (
     CameraRef,
     ClipRef,
     Decision,
-    EventType,
     GrantState,
     Principal,
-    Verdict,
     Zone,
     clip_recorded_at,
 )
 
 log = structlog.get_logger("gateway.pipeline")
 
-Observer = Callable[[Event], Awaitable[None]]
 # Detection's admission (contract §8): (request, allowed decision, method, clip id) → the
 # decision, or a refusal when the principal is at a suspend threshold. Checked and counted in
 # one step inside the decision, so concurrent requests cannot all slip under a threshold.
 Admit = Callable[[AccessRequest, Decision, str, str | None], Awaitable[Decision]]
 PRESIGN_TTL_SECONDS = 60
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What the flow decided, filled in step by step and written as the decision event."""
-
-    principal: Principal | None  # None: the caller could not be authenticated
-    decision: Decision
-    status: int = 200
-    zone: Zone = Zone.PRIVATE
-    byte_range: ByteRange | None = None
-    error: GatewayError | None = None  # why it ended without footage, if not a denial
 
 
 @dataclass(slots=True)
@@ -98,15 +79,14 @@ class FootageFlow:
     cameras: CameraStore
     authorizer: Authorizer
     grants: GrantStore
-    audit: AuditLog
     storage: Storage
     facts: FactsReader
     retention_days: int | None
     metrics: Metrics
+    recorder: Recorder  # the access.decision and access.complete events, and what they tell
     attempts: AttemptLimiter  # unauthenticated footage requests per client address
     presigner: Presigner | None = None  # FOOTGW_DELIVERY=redirect: S3 presigned URLs
     accel_prefix: str | None = None  # FOOTGW_DELIVERY=accel: nginx's internal location
-    observers: Sequence[Observer] = ()
     admit: Admit | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # "now" for decisions and grants
     ticker: Ticker = time.monotonic  # paces the re-checks of open streams
@@ -134,7 +114,7 @@ class FootageFlow:
         except Unauthenticated as exc:
             self._limit_unauthenticated(call)
             denied = Outcome(None, Decision.deny("unauthenticated"), status=401)
-            event = await self._record(call, denied)
+            event = await self.recorder.decision(call, denied)
             exc.headers["X-Audit-Event-ID"] = event["event_id"]
             raise
 
@@ -171,7 +151,7 @@ class FootageFlow:
                 return limited
         outcome = Outcome(principal, decision or Decision.deny(exc.code), exc.status, error=exc)
         outcome.zone = await self._zone_if_named(call)
-        event = await self._record(call, outcome)
+        event = await self.recorder.decision(call, outcome)
         exc.headers["X-Audit-Event-ID"] = event["event_id"]
         return exc
 
@@ -189,10 +169,12 @@ class FootageFlow:
         outcome, clip, opened = await self._decide_view(call, principal)
         response: Response | None = None
         try:
-            event = await self._record(call, outcome)  # AuditUnavailable → 503, nothing served
+            event = await self.recorder.decision(
+                call, outcome
+            )  # AuditUnavailable → 503, nothing served
             headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
             if outcome.status >= 400:
-                raise _error_for(outcome, headers)
+                raise error_for(outcome, headers)
             assert clip is not None and opened is not None
             if outcome.status == 304:  # the client holds this very clip: no body, no stream
                 return not_modified_response(opened.info, headers)
@@ -200,7 +182,7 @@ class FootageFlow:
                 url = await self.presigner.presign(
                     clip, *_range_bounds(outcome.byte_range), ttl=PRESIGN_TTL_SECONDS
                 )
-                await self._complete(call, outcome, clip, None, True, delivered_by="s3")
+                await self.recorder.complete(call, outcome, clip, None, True, delivered_by="s3")
                 return redirect_response(url, headers)
             if self.accel_prefix is not None and call.method == "GET":
                 # The finally below closes the clip: nginx opens the file itself.
@@ -210,7 +192,9 @@ class FootageFlow:
 
             async def on_complete(bytes_sent: int, completed: bool) -> None:
                 ended = guard.ending()
-                await self._complete(call, outcome, clip, bytes_sent, completed, ended=ended)
+                await self.recorder.complete(
+                    call, outcome, clip, bytes_sent, completed, ended=ended
+                )
 
             response = footage_response(
                 method=call.method,
@@ -269,7 +253,7 @@ class FootageFlow:
         """
         assert self.accel_prefix is not None
         path = accel_path(self.accel_prefix, clip)  # raises before any complete event if bad
-        await self._complete(call, outcome, clip, None, True, delivered_by="nginx")
+        await self.recorder.complete(call, outcome, clip, None, True, delivered_by="nginx")
         content_type = content_type_for(clip.clip_id)
         return accel_response(path, opened.info, outcome.byte_range, content_type, headers)
 
@@ -281,7 +265,7 @@ class FootageFlow:
             clip = resolve_clip(call)
             outcome.decision, outcome.zone = await self._authorize(call, principal, clip)
             if not outcome.decision:
-                outcome.status = _denied_status(outcome.decision)
+                outcome.status = denied_status(outcome.decision)
                 return outcome, None, None
             self._check_retention(clip)
             # Storage is touched only once the decision allows it. One open answers for the
@@ -301,7 +285,7 @@ class FootageFlow:
                 outcome.decision = Decision.deny(exc.code, outcome.decision.rule)
             return outcome, None, None
         except Exception as exc:  # deny by default: an error while deciding is a denial
-            _failed(outcome, exc)
+            failed(outcome, exc)
             return outcome, None, None
 
     async def list_clips(self, call: FootageCall) -> tuple[dict[str, Any], dict[str, str]]:
@@ -312,7 +296,7 @@ class FootageFlow:
         try:
             camera = resolve_camera(call)
             outcome.decision, outcome.zone = await self._authorize(call, principal, None, camera)
-            outcome.status = 200 if outcome.decision else _denied_status(outcome.decision)
+            outcome.status = 200 if outcome.decision else denied_status(outcome.decision)
             if outcome.decision:
                 clips = await self._visible_clips(camera, outcome)
         except GatewayError as exc:
@@ -320,12 +304,12 @@ class FootageFlow:
             if exc.status == 400:
                 outcome.decision = Decision.deny(exc.code)
         except Exception as exc:  # deny by default: an error while deciding is a denial
-            _failed(outcome, exc)
+            failed(outcome, exc)
             clips = []
-        event = await self._record(call, outcome)
+        event = await self.recorder.decision(call, outcome)
         headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
         if outcome.status >= 400:
-            raise _error_for(outcome, headers)
+            raise error_for(outcome, headers)
         return {"clips": clips}, headers
 
     async def _visible_clips(self, camera: CameraRef, outcome: Outcome) -> list[dict[str, Any]]:
@@ -396,73 +380,6 @@ class FootageFlow:
         if self._expired(clip.recorded_at):
             raise RetentionExpired("This footage is past its retention period.")
 
-    async def _record(self, call: FootageCall, outcome: Outcome) -> Event:
-        """Write the one access.decision event for this request, then tell the observers."""
-        decision = outcome.decision
-        event = new_event(
-            EventType.ACCESS_DECISION,
-            **call_fields(call, outcome.principal),
-            decision=Verdict.ALLOW if decision else Verdict.DENY,
-            reason=decision.reason,
-            grant_id=decision.grant_id,
-            status=outcome.status,
-            range=_range_text(outcome.byte_range),
-            detail={
-                "rule": decision.rule,
-                "zone": str(outcome.zone),
-                "method": call.method,
-                **call_detail(call),
-            },
-        )
-        committed = await self.audit.append(event)  # AuditUnavailable → 503, nothing served
-        self.metrics.decision_committed(committed["decision"], decision.reason)
-        for observer in self.observers:
-            try:
-                await observer(committed)
-            except Exception as exc:  # detection never turns an allowed view into a 500
-                log.error("observer_failed", error=str(exc))
-        return committed
-
-    async def _complete(
-        self,
-        call: FootageCall,
-        outcome: Outcome,
-        clip: ClipRef,
-        bytes_sent: int | None,
-        completed: bool,
-        delivered_by: str | None = None,
-        ended: dict[str, str | None] | None = None,
-    ) -> None:
-        """The access.complete event. bytes_sent None: another server sent the bytes
-        (`delivered_by`: a presigned S3 URL or nginx), so the gateway cannot know how many."""
-        if bytes_sent is not None:  # counted even if the event below cannot be: they are gone
-            self.metrics.footage_sent(bytes_sent)
-        event = new_event(
-            EventType.ACCESS_COMPLETE,
-            **call_fields(call, outcome.principal),
-            decision=Verdict.ALLOW,
-            grant_id=outcome.decision.grant_id,
-            status=outcome.status,
-            range=_range_text(outcome.byte_range),
-            bytes_sent=bytes_sent,
-            detail={
-                "completed": completed,
-                "clip": clip.key,
-                **({"delivered_by": delivered_by} if delivered_by else {}),
-                **(ended or {}),  # why the stream was cut: its permission ended mid-stream
-                **call_detail(call),
-            },
-        )
-        try:
-            await self.audit.append(event)
-        except GatewayError as exc:  # the bytes are gone already; say so loudly
-            log.error(
-                "access_complete_not_recorded",
-                request_id=call.request_id,
-                bytes_sent=bytes_sent,
-                error=exc.message,
-            )
-
 
 def _served_part(call: FootageCall, info: ObjectInfo) -> tuple[int, ByteRange | None]:
     """The status and range to answer with, by the conditional and Range headers (RFC 9110 §13)."""
@@ -478,47 +395,5 @@ def _served_part(call: FootageCall, info: ObjectInfo) -> tuple[int, ByteRange | 
 SUSPENSION_RULE = "principal_status: suspended"
 
 
-def _failed(outcome: Outcome, exc: Exception) -> None:
-    """An unexpected error while deciding: a denial, audited, and the contract's 500."""
-    log.error("decision_failed", error=repr(exc), exc_info=exc)
-    outcome.decision = Decision.deny("internal_error", "error")
-    outcome.status = 500
-    outcome.error = GatewayError("The gateway failed to decide this request.")
-
-
-def _range_text(byte_range: ByteRange | None) -> str | None:
-    return f"bytes={byte_range.start}-{byte_range.end}" if byte_range else None
-
-
 def _range_bounds(byte_range: ByteRange | None) -> tuple[int | None, int | None]:
     return (byte_range.start, byte_range.end) if byte_range else (None, None)
-
-
-def _error_for(outcome: Outcome, headers: dict[str, str]) -> GatewayError:
-    """The error response for a request that ends without footage, with its audit event id."""
-    if outcome.error is not None:
-        outcome.error.headers.update(headers)
-        return outcome.error
-    reason = outcome.decision.reason
-    message = _DENIAL_MESSAGES.get(reason, "Access denied.")
-    if reason == DetectionUnavailable.code:
-        return DetectionUnavailable(message, headers=headers)
-    return Forbidden(message, code=reason, headers=headers)
-
-
-def _denied_status(decision: Decision) -> int:
-    """403, except that detection unable to count is the service failing, not the caller: 503."""
-    return DetectionUnavailable.status if decision.reason == DetectionUnavailable.code else 403
-
-
-_DENIAL_MESSAGES = {
-    "purpose_required": "Staff must declare X-Access-Purpose.",
-    "justification_required": "Staff must give X-Access-Justification (a ticket or case).",
-    "purpose_not_permitted": "This purpose is not permitted for your role.",
-    "no_grant": "No active grant from the owner covers this request.",
-    "zone_restricted": "This camera's zone is not covered for you.",
-    "not_owner": "This footage belongs to another customer.",
-    "principal_suspended": "This principal is suspended.",
-    "detection_unavailable": "Staff access is refused while detection cannot count it.",
-    "forbidden": "Access denied.",
-}

@@ -28,6 +28,7 @@ from gateway.detection.wiring import build_detector
 from gateway.facts import FactsReader
 from gateway.grants import GrantStore, covering_grant
 from gateway.metrics import Metrics
+from gateway.outcomes import Recorder
 from gateway.pipeline import FootageFlow
 from gateway.principals import PrincipalStore
 from gateway.ratelimit import AttemptLimiter
@@ -97,15 +98,15 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         cameras=cameras,
         authorizer=Authorizer(policy, covering_grant),
         grants=grants,
-        audit=audit,
         storage=storage,
         facts=facts,
         retention_days=settings.retention_days,
         metrics=metrics,
+        # Every access decision is shown to detection before its response is sent.
+        recorder=Recorder(audit, metrics, observers=(detector,)),
         attempts=AttemptLimiter(settings.unauthenticated_per_minute),
         presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
-        observers=(detector,),  # every access decision, before its response is sent
         admit=detector.admit,  # inside every allowed staff decision (contract §8)
     )
     cluster = Cluster.build(

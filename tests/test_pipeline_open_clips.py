@@ -22,6 +22,7 @@ import pytest
 from gateway.audit.events import Event
 from gateway.calls import FootageCall
 from gateway.errors import AuditUnavailable
+from gateway.outcomes import Recorder
 from gateway.storage.base import ObjectInfo, OpenClip, Storage
 from gateway.types import Action, ClipRef
 from tests.support.faults import services_of, wait_for_complete
@@ -207,7 +208,8 @@ def footage_call(files: Files) -> FootageCall:
 @pytest.mark.anyio
 async def test_a_view_cancelled_while_auditing_closes_the_clip(files: Files) -> None:
     audit = StuckAudit()
-    flow = dataclasses.replace(services_of(files.live).flow, audit=audit, observers=())
+    flow = services_of(files.live).flow
+    flow = dataclasses.replace(flow, recorder=Recorder(audit, flow.metrics))
     async with anyio.create_task_group() as group:
         group.start_soon(flow.view, footage_call(files))
         await audit.started.wait()  # the clip is open, the decision not yet committed

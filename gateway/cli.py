@@ -338,8 +338,10 @@ def _retention_enforce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _storage_check(_args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.preflight import storage_dir
     from gateway.storage.check import run
 
+    storage_dir(settings)  # before the file store would make the directory it names
     return asyncio.run(run(settings, sys.stdout, sys.stderr))
 
 

@@ -25,7 +25,7 @@ def preflight(settings: Settings) -> None:
     """Raise ConfigError for the first setting that names something unusable."""
     _public_key(settings.jwt_public_key_file)
     _policy_dir(settings.policy_dir)
-    _storage_dir(settings)
+    storage_dir(settings)
     _checkpoint_key(settings)
     _database(settings.database_url)
 
@@ -59,8 +59,9 @@ def _policy_dir(policy_dir: Path) -> None:
         raise ConfigError(key, f"cannot be loaded: {exc}".splitlines()[0]) from exc
 
 
-def _storage_dir(settings: Settings) -> None:
-    """An operator's file:// tree must exist; only the embedded default is created for them."""
+def storage_dir(settings: Settings) -> None:
+    """An operator's file:// tree must exist; only the embedded default is created for them
+    (`serve` and `storage check` both ask: a mistyped path is never an empty, clean store)."""
     if not settings.storage.startswith("file://"):
         return
     root = Path(settings.storage.removeprefix("file://"))

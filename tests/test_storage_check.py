@@ -134,6 +134,19 @@ def test_a_missing_bucket_exits_2_with_one_line(s3_server: str) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_a_storage_directory_that_does_not_exist_exits_2_and_is_not_made(tmp_path: Path) -> None:
+    """A mistyped FOOTGW_STORAGE is not an empty, clean store: the check names it and stops,
+    as `serve` does, and makes nothing (only the embedded default is created)."""
+    missing = tmp_path / "footgae"
+    env = {"FOOTGW_DATA_DIR": str(tmp_path), "FOOTGW_STORAGE": f"file://{missing}"}
+    result = run(env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "FOOTGW_STORAGE" in line and str(missing) in line
+    assert not missing.exists()
+
+
 @pytest.mark.anyio
 async def test_a_name_cannot_forge_a_line_of_the_report(tmp_path: Path) -> None:
     root = tmp_path / "footage"

@@ -58,6 +58,19 @@ def problems(stdout: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines[:-1])
 
 
+def assert_names_every_misnamed(
+    result: subprocess.CompletedProcess[str], found: dict[str, str], others: int
+) -> None:
+    """`found` (the other problems popped) names exactly MISNAMED, each with its reason, and
+    the summary counts every object and problem, `others` more besides."""
+    assert found.keys() == MISNAMED.keys()
+    for path, words in MISNAMED.items():
+        assert words in found[path], (path, found[path])
+    total = len(GOOD) + len(MISNAMED) + others
+    checked = f"{total} object(s) checked, {len(MISNAMED) + others} problem(s)\n"
+    assert result.stdout.endswith(checked)
+
+
 def fill_directory(root: Path, paths: list[str]) -> None:
     for path in paths:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -85,11 +98,7 @@ def test_a_directory_names_every_misnamed_file_symlink_and_fifo(tmp_path: Path) 
     assert "symlink" in found.pop("cust1/linked")  # named, never followed into "outside"
     assert "symlink" in found.pop("cust1/cam1/20261128T101700Z.mp4")
     assert "not a regular file" in found.pop("cust1/cam1/20261128T101800Z.mp4")
-    assert found.keys() == MISNAMED.keys()
-    for path, words in MISNAMED.items():
-        assert words in found[path], (path, found[path])
-    total = len(GOOD) + len(MISNAMED) + 3
-    assert result.stdout.endswith(f"{total} object(s) checked, {len(MISNAMED) + 3} problem(s)\n")
+    assert_names_every_misnamed(result, found, others=3)
 
 
 def test_a_bucket_names_every_misnamed_key(s3_bucket: tuple[str, str]) -> None:
@@ -106,11 +115,7 @@ def test_a_bucket_names_every_misnamed_key(s3_bucket: tuple[str, str]) -> None:
     assert result.returncode == 1, result.stderr
     found = problems(result.stdout)
     assert "clip id" in found.pop("cust1/cam1/")
-    assert found.keys() == MISNAMED.keys()
-    for path, words in MISNAMED.items():
-        assert words in found[path], (path, found[path])
-    total = len(GOOD) + len(MISNAMED) + 1
-    assert result.stdout.endswith(f"{total} object(s) checked, {len(MISNAMED) + 1} problem(s)\n")
+    assert_names_every_misnamed(result, found, others=1)
 
 
 def test_a_clean_bucket_exits_0(s3_bucket: tuple[str, str]) -> None:

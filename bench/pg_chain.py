@@ -289,6 +289,27 @@ def _load_average() -> str:
     return "?"
 
 
+def for_full_bench(out_say: Say) -> dict[str, Any] | None:
+    """bench/run.py's `pgchain` group: one run per count, saved in bench/runs/; None without
+    a PostgreSQL (said, not failed: the other groups need none)."""
+    why = reachable(database_url())
+    if why:
+        out_say(f"pgchain: no PostgreSQL ({URL_ENV}): {why}; no pgchain figures in this run")
+        return None
+    result = run_all(parse(["--runs", "1", "--seconds", "4"]), out_say)
+    saved = pg_chain_figures.save(result, None)
+    print(pg_chain_figures.table(result))
+    out_say(f"pgchain: wrote {saved}")
+    return pg_chain_figures.summary_for_results(result, saved)
+
+
+def add_to_results(path: Path, pgchain: dict[str, Any]) -> None:
+    """Put the pgchain section into the results.json bench/run.py has just written."""
+    data = json.loads(path.read_text())
+    data["pgchain"] = pgchain
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, nargs="+", default=list(REPLICAS))

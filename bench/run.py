@@ -26,6 +26,7 @@ import boto3
 import fixtures
 import httpclient
 import load
+import pg_chain
 import report
 import servers
 from botocore.config import Config
@@ -435,7 +436,7 @@ def load_average() -> str:
     return "?"
 
 
-GROUPS = ("stream", "s3", "ranged", "micro", "rss")
+GROUPS = ("stream", "s3", "ranged", "micro", "rss", "pgchain")
 
 
 def main(argv: list[str]) -> int:
@@ -514,12 +515,16 @@ def main(argv: list[str]) -> int:
         finally:
             for server in reversed(started):
                 server.stop()
+    # After the servers stopped: its replicas want every core (bench/pg_chain.py, docs/scale.md).
+    pgchain = pg_chain.for_full_bench(say) if "pgchain" in groups else None
     print()
     print(report.table(figures))
     print()
     complete = groups == set(GROUPS)
     if complete:  # a partial run never overwrites the full results
         report.write_json(BENCH / "results.json", cores, figures)
+        if pgchain is not None:
+            pg_chain.add_to_results(BENCH / "results.json", pgchain)
     missed = [f.name for f in figures if f.met is False]
     say(
         f"done in {time.monotonic() - began:.0f} s, load average {load_average()}; "

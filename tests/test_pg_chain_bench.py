@@ -94,3 +94,25 @@ def test_it_says_so_and_exits_2_without_a_postgresql(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no PostgreSQL" in done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_full_bench_adds_the_curve_to_results_json_without_each_runs_detail(
+    tmp_path: Path,
+) -> None:
+    sys.path.insert(0, str(REPO / "bench"))  # pg_chain imports its sibling, as run.py does
+    try:
+        spec = importlib.util.spec_from_file_location("pg_chain", SCRIPT)
+        assert spec is not None and spec.loader is not None
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"cores": 2, "figures": [{"name": "kept"}]}))
+    run = {"utc": "2026-12-01T04:00:00Z", "verified": True, "rows": [{"replicas": 1, "runs": []}]}
+    saved = tmp_path / "runs" / "pgchain.json"
+    bench.add_to_results(results, _figures().summary_for_results(run, saved))
+    data = json.loads(results.read_text())
+    assert data["figures"] == [{"name": "kept"}]  # the other figures stay as written
+    assert data["pgchain"]["rows"] == [{"replicas": 1}]  # the curve, not every run
+    assert data["pgchain"]["detail"] == str(saved)  # where every run's detail is

@@ -149,12 +149,13 @@ def _spawn(
         )
 
 
-def _wait_line(proc: subprocess.Popen[str], what: str) -> str:
+def _wait_line(proc: subprocess.Popen[str], what: str, log: Path) -> str:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         proc.wait(timeout=READY_TIMEOUT)
-        raise RuntimeError(f"a replica exited {proc.returncode} before {what}")
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise RuntimeError(f"a replica exited {proc.returncode} before {what}:\n{tail}")
     return line.strip()
 
 
@@ -178,8 +179,9 @@ def run_once(
             for r in range(replicas)
         ]
         try:
-            for proc in procs:
-                if _wait_line(proc, "ready") != "ready":
+            logs = [workdir / f"replica-{r}.log" for r in range(replicas)]
+            for proc, log in zip(procs, logs, strict=True):
+                if _wait_line(proc, "ready", log) != "ready":
                     raise RuntimeError("a replica said something other than ready")
             seq0 = sum(
                 int(_scalar(u, "SELECT COALESCE(MAX(seq), 0) FROM audit_events")) for u in urls
@@ -189,7 +191,10 @@ def run_once(
                 assert proc.stdin is not None
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
-            results = [json.loads(_wait_line(proc, "its result")) for proc in procs]
+            results = [
+                json.loads(_wait_line(proc, "its result", log))
+                for proc, log in zip(procs, logs, strict=True)
+            ]
             for proc in procs:
                 if proc.wait(timeout=READY_TIMEOUT) != 0:
                     raise RuntimeError(f"a replica exited {proc.returncode}")
@@ -239,21 +244,14 @@ def run_all(args: argparse.Namespace, out_say: Say = say) -> dict[str, Any]:
         f"{args.seconds:g} s, {args.runs} run(s) each, shared chain vs one chain per replica"
     )
     rows: list[dict[str, Any]] = []
+    error = ""
     with tempfile.TemporaryDirectory(prefix="footgw-pgchain-") as tmp:
-        for n in args.replicas:
-            runs: dict[str, list[dict[str, Any]]] = {"shared": [], "independent": []}
-            for i in range(args.runs):
-                order = (True, False) if i % 2 == 0 else (False, True)
-                for shared in order:
-                    workdir = Path(tmp) / f"n{n}-r{i}-{'shared' if shared else 'own'}"
-                    workdir.mkdir()
-                    got = run_once(n, shared, url, args, workdir)
-                    runs["shared" if shared else "independent"].append(got)
-                    out_say(
-                        f"pgchain: {n} replica(s), {got['chain']}: {got['appends_per_s']:,.0f} "
-                        f"appends/s, p99 {got['p99_ms']} ms, verified {got['verified']}"
-                    )
-            rows.append(pg_chain_figures.row(n, runs))
+        try:
+            for n in args.replicas:
+                rows.append(_count(n, url, args, Path(tmp), out_say))
+        except RuntimeError as exc:  # a replica failed: keep the counts done, say what broke
+            error = str(exc)
+            out_say(f"pgchain: FAILED: {error}")
     return {
         "what": "durable audit appends/s on one PostgreSQL, N replica processes × "
         f"{args.writers} concurrent appenders each (bench/pg_chain.py)",
@@ -267,8 +265,26 @@ def run_all(args: argparse.Namespace, out_say: Say = say) -> dict[str, Any]:
         "seconds_per_run": args.seconds,
         "runs": args.runs,
         "rows": rows,
-        "verified": all(r["verified"] for r in rows),
+        "error": error,
+        "verified": not error and all(r["verified"] for r in rows),
     }
+
+
+def _count(n: int, url: str, args: argparse.Namespace, tmp: Path, out_say: Say) -> dict[str, Any]:
+    """args.runs pairs of runs with n replicas, the order alternating; their row."""
+    runs: dict[str, list[dict[str, Any]]] = {"shared": [], "independent": []}
+    for i in range(args.runs):
+        for shared in (True, False) if i % 2 == 0 else (False, True):
+            workdir = tmp / f"n{n}-r{i}-{'shared' if shared else 'own'}"
+            workdir.mkdir()
+            got = run_once(n, shared, url, args, workdir)
+            runs["shared" if shared else "independent"].append(got)
+            out_say(
+                f"pgchain: {n} replica(s), {got['chain']}: {got['appends_per_s']:,.0f} "
+                f"appends/s, p99 {got['p99_ms']} ms, lock held {got['lock_hold_ms_p50']} ms, "
+                f"{got['failed_appends']} timed out, verified {got['verified']}"
+            )
+    return pg_chain_figures.row(n, runs)
 
 
 def _commit() -> str:

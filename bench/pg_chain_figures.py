@@ -37,6 +37,8 @@ def summary(
         "chain": "shared" if shared else "one per replica",
         "appends_per_s": round(appends / seconds, 1),
         "appends": appends,
+        # Appends that passed AuditLog's timeout: each would have been a 503, nothing served.
+        "failed_appends": sum(r.get("failed", 0) for r in results),
         "seconds": round(seconds, 3),
         "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
         "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2) if latencies else None,
@@ -73,6 +75,8 @@ def row(n: int, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             max(r["appends_per_s"] for r in shared),
         ],
         "shared_p99_ms": median("p99_ms", shared),
+        "shared_failed_appends": sum(r["failed_appends"] for r in shared),
+        "independent_failed_appends": sum(r["failed_appends"] for r in own),
         "shared_events_per_commit": median("events_per_commit", shared),
         "shared_commits_per_s": commits_per_s,
         "shared_lock_hold_ms_p50": hold,

@@ -99,6 +99,14 @@ def _add_serve_and_demo(sub: Subparsers, config: argparse.ArgumentParser) -> Non
         "unless FOOTGW_DEV_MODE=1 (a local dev key, never for a deployment).",
     )
     serve.add_argument("--migrate", action="store_true", help="apply schema migrations first")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=None,
+        metavar="N",
+        help="worker processes on the one socket (FOOTGW_WORKERS; default: one per CPU "
+        "available); above 1 without FOOTGW_REDIS_URL, detection counts in a SQLite file",
+    )
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser(
@@ -144,6 +152,19 @@ def _add_token(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     )
     token.add_argument("--kid", help="the kid header to send with --private-key")
     token.set_defaults(func=_token)
+
+
+def _worker_count(raw: str) -> int:
+    """1 to MAX_WORKERS processes (argparse reports anything else as a usage error)."""
+    from gateway.settings import MAX_WORKERS
+
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_WORKERS} processes, got {raw!r}")
+    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -199,8 +220,12 @@ def _add_policy(sub: Subparsers, config: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
     from gateway.server import serve
 
+    if args.workers is not None:  # the flag wins over FOOTGW_WORKERS
+        settings = replace(settings, workers=args.workers)
     return serve(settings, migrate=args.migrate)
 
 

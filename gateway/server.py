@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -30,6 +31,7 @@ from gateway.errors import ConfigError
 from gateway.logging_setup import configure_logging
 from gateway.preflight import preflight
 from gateway.settings import Settings, require_key_source
+from gateway.workers import STARTUP_FAILURE, Supervisor, available_cpus
 
 GRACEFUL_SHUTDOWN_SECONDS = 25
 
@@ -59,8 +61,22 @@ def serve(settings: Settings, *, migrate: bool = False) -> int:
         print(f"footage-gateway: {exc}", file=sys.stderr)
         return 2
     engine.dispose()
-    _Server(server_config(create_app(settings), settings.host, settings.port)).run()
-    return 0
+    workers = settings.workers or available_cpus()
+    settings = replace(settings, workers=workers)  # detection picks shared counters when > 1
+    config = server_config(create_app(settings), settings.host, settings.port)
+    if workers == 1:
+        _Server(config).run()
+        return 0
+    sock = config.bind_socket()  # once, here: every worker accepts on this one socket
+    sock.listen(config.backlog)  # connections queue from now on, while the workers start
+    return Supervisor(workers, sock, lambda s: _run_worker(config, s)).run()
+
+
+def _run_worker(config: uvicorn.Config, sock: socket.socket) -> int:
+    """One worker process: uvicorn on the supervisor's socket; 3 if its startup failed."""
+    server = _Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else STARTUP_FAILURE
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +224,7 @@ class _Server(uvicorn.Server):
         for server in getattr(self, "servers", []) if self.started else []:
             for bound in server.sockets:
                 host, port = bound.getsockname()[:2]
-                log.info("listening", url=f"http://{_url_host(host)}:{port}")
+                log.info("listening", url=f"http://{_url_host(host)}:{port}", pid=os.getpid())
 
 
 def _url_host(host: str) -> str:

@@ -66,6 +66,8 @@ class Settings:
     checkpoint_every_seconds: float
     log_format: Literal["json", "console", "auto"]
     unauthenticated_per_minute: int
+    # Worker processes `serve` runs on one socket; None: one per CPU this process may use.
+    workers: int | None = None
 
     @property
     def dev_key_file(self) -> Path:
@@ -89,12 +91,14 @@ KEYS = frozenset(
         *("CHECKPOINT_KEY_FILE", "CHECKPOINT_RETIRED_KEYS", "CHECKPOINT_EVERY"),
         "CHECKPOINT_SECONDS",
         "UNAUTHENTICATED_PER_MINUTE",
+        "WORKERS",
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).
 TOOLING_KEYS = frozenset({f"{PREFIX}SOAK_SECONDS", f"{PREFIX}SCREENSHOTS_DIR"})
 TOOLING_PREFIX = f"{PREFIX}TEST_"
 MAX_LEEWAY_SECONDS = 30
+MAX_WORKERS = 64
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -178,6 +182,13 @@ def _bool(raw: str) -> bool:
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _worker_count(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= MAX_WORKERS:
         raise ValueError(raw)
     return value
 
@@ -294,6 +305,7 @@ def _build(read: _Reader) -> Settings:
         unauthenticated_per_minute=read.parse(
             "UNAUTHENTICATED_PER_MINUTE", _positive_int, 60, "a whole number of requests above 0"
         ),
+        workers=read.parse("WORKERS", _worker_count, None, f"1 to {MAX_WORKERS} processes"),
     )
 
 

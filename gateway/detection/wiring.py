@@ -18,11 +18,17 @@ from gateway.settings import Settings
 
 
 def counter_store(settings: Settings) -> CounterStore:
-    """Redis when FOOTGW_REDIS_URL is set (counts across replicas), else this process."""
+    """Redis when FOOTGW_REDIS_URL is set (counts across replicas); else, for several worker
+    processes, a SQLite file they share (counts across this machine's workers); else this
+    process's memory."""
     if settings.redis_url:
         from gateway.detection.redis_counters import RedisCounters
 
         return RedisCounters.from_url(settings.redis_url)
+    if settings.workers is not None and settings.workers > 1:
+        from gateway.detection.sqlite_counters import FILE_NAME, SqliteCounters
+
+        return SqliteCounters(settings.data_dir / FILE_NAME)
     return MemoryCounters()
 
 

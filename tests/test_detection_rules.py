@@ -108,6 +108,7 @@ class Harness:
         return self.access(sub, decision="deny", reason=reason, status=403, **kw)
 
     def flags(self, rule: str | None = None, status: str | None = None) -> list[Flag]:
+        self.runner.run(self.detector.flush())  # evidence for open flags is written in batches
         found = self.detector.flags.search(status=status)
         return [f for f in found if rule is None or f.rule == rule]
 

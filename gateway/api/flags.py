@@ -34,6 +34,7 @@ async def list_flags(request: Request, _analyst: Principal) -> Response:
     status = FlagStatus(wanted) if wanted else None
     principal = text_param(request, "principal")
     limit = int_param(request, "limit", 100, 1, 1000) or 100
+    await services(request).detector.flush()  # the evidence this process holds, written
     store = _store(request)
     found = await anyio.to_thread.run_sync(lambda: store.search(status, principal, limit))
     return JSONResponse({"flags": [f.as_json() for f in found]})
@@ -46,6 +47,7 @@ async def resolve_flag(request: Request, analyst: Principal) -> Response:
     if not 1 <= len(flag_id) <= MAX_FLAG_ID:
         raise BadRequest("Malformed flag id.")
     resolution = _resolution(await json_body(request))
+    await services(request).detector.flush()  # held evidence lands before the flag closes
     store = _store(request)
     now = datetime.now(UTC)
 

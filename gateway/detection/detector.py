@@ -28,10 +28,12 @@ import structlog
 from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
 from gateway.audit.store import AuditStore
+from gateway.background import spawn
 from gateway.detection.activity import recent_activity, staff_accesses
 from gateway.detection.alerts import AlertSender
 from gateway.detection.config import DetectionConfig
 from gateway.detection.counters import CounterStore, CounterStoreUnavailable
+from gateway.detection.evidence import FLUSH_SECONDS, EvidenceBuffer, Held
 from gateway.detection.flags import Flag, FlagStore, NewFlag
 from gateway.detection.rules import (
     WINDOW_RULES,
@@ -84,6 +86,11 @@ class Detector:
         # One finding at a time per principal, so concurrent requests extend one flag.
         self._locks: dict[str, asyncio.Lock] = {}
         self._namespace_id: str | None = None
+        # Evidence for flags already open, written in batches (gateway/detection/evidence.py).
+        self.evidence = EvidenceBuffer()
+        self._flush_lock = asyncio.Lock()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def __call__(self, event: Event) -> None:
         """Observe one committed event (the FootageFlow observer signature)."""
@@ -159,7 +166,15 @@ class Detector:
     async def _store_flag(
         self, access: Access, event: Event, finding: Finding, new: NewFlag
     ) -> Flag | None:
-        """Raise or extend the flag; None (logged) when it cannot be stored."""
+        """Raise or extend the flag; None (logged) when it cannot be stored.
+
+        A flag this process knows to be open takes the evidence in memory (no write): it is
+        written in a batch (`flush`).
+        """
+        held = self.evidence.hold(new, access.at, event.get("request_id"))
+        if held is not None:
+            self._schedule_flush()
+            return held
         try:
             flag, created = await anyio.to_thread.run_sync(
                 self.flags.raise_or_extend, new, access.at, lambda: self._evidence(access, finding)
@@ -169,9 +184,56 @@ class Detector:
                 "flag_not_stored", rule=finding.rule, principal=access.principal, error=str(exc)
             )
             return None
+        self.evidence.remember(flag, new.window)
         if created:
-            await self._flag_raised(flag, event)
+            await self._flag_raised(flag, event.get("request_id"))
         return flag
+
+    def _schedule_flush(self) -> None:
+        """Write the held evidence now if a flag holds enough, else within FLUSH_SECONDS."""
+        if self.evidence.full():
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+            self._flush_soon()
+        elif self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(FLUSH_SECONDS, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_timer = None
+        task = spawn(self.flush(), name="flag-evidence-flush")
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def flush(self) -> None:
+        """Write the evidence held for open flags: one UPDATE per flag. Evidence for a flag
+        that was closed meanwhile raises a new flag, as it would have had it come one by one."""
+        async with self._flush_lock:
+            for flag, held in self.evidence.take():
+                news = [h.new for h in held]
+                try:
+                    stored = await anyio.to_thread.run_sync(
+                        self.flags.extend_many, flag.flag_id, news
+                    )
+                    if stored is None:
+                        await self._raise_again(flag, held + self.evidence.drop(flag))
+                except Exception as exc:  # logged, as a flag that cannot be stored at once is
+                    log.error("flag_evidence_not_stored", flag_id=flag.flag_id, error=str(exc))
+            self.evidence.expire(self.clock())
+
+    async def _raise_again(self, closed: Flag, held: list[Held]) -> None:
+        last = held[-1]
+        flag, created = await anyio.to_thread.run_sync(
+            self.flags.raise_or_extend, last.new, last.at, lambda: [h.new.event_id for h in held]
+        )
+        if not created:  # another worker raised it first: add all of ours to it
+            news = [h.new for h in held]
+            extended = await anyio.to_thread.run_sync(self.flags.extend_many, flag.flag_id, news)
+            flag = extended or flag
+        self.evidence.remember(flag, last.new.window)
+        if created:
+            await self._flag_raised(flag, last.request_id)
+        log.info("flag_closed_raised_again", closed=closed.flag_id, flag_id=flag.flag_id)
 
     def _evidence(self, access: Access, finding: Finding) -> list[str]:
         """The events in the window that count for a new window-rule flag (oldest first)."""
@@ -184,13 +246,13 @@ class Detector:
             if a.at <= access.at and counts_for(finding.rule, a, self.config)
         ]
 
-    async def _flag_raised(self, flag: Flag, cause: Event) -> None:
+    async def _flag_raised(self, flag: Flag, request_id: str | None) -> None:
         self.metrics.flag_raised(flag.rule, flag.severity)
         log_fields = {"flag_id": flag.flag_id, "rule": flag.rule, "severity": flag.severity}
         await self._append(
             new_event(
                 EventType.FLAG_RAISED,
-                request_id=cause.get("request_id"),
+                request_id=request_id,
                 principal=ACTOR,
                 action="flag.raise",
                 detail={
@@ -252,6 +314,7 @@ class Detector:
 
     async def summary(self, sub: str) -> dict[str, Any]:
         """Open flags and the last hour's activity of one principal (GET /v1/principals/{sub})."""
+        await self.flush()  # what this process holds is in the answer
         now = self.clock()
         open_flags = await anyio.to_thread.run_sync(
             lambda: self.flags.search(status=FlagStatus.OPEN, principal=sub)
@@ -280,6 +343,11 @@ class Detector:
         return self._namespace_id
 
     async def close(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        await asyncio.gather(*self._flushes, return_exceptions=True)
+        await self.flush()  # every held event on its flag before the process ends
         await self.alerts.close()
         await self.counters.close()
 

@@ -94,6 +94,14 @@ class FlagStore:
         ids = list(dict.fromkeys([*evidence(), new.event_id]))[-MAX_EVIDENCE:]
         return self._claim_window(new, now, ids)
 
+    def extend_many(self, flag_id: str, news: Sequence[NewFlag]) -> Flag | None:
+        """Add a batch of evidence to the flag in one write; None when it is no longer open."""
+        with begin_write(self.engine) as conn:
+            current = _select_one(conn, flags.c.flag_id == flag_id)
+            if current is None or current.status != FlagStatus.OPEN:
+                return None
+            return _extend(conn, current, *news)
+
     def _claim_window(self, new: NewFlag, now: datetime, ids: list[str]) -> tuple[Flag, bool]:
         """Insert under the window's key; on a clash, extend the holder if it is open.
 
@@ -207,15 +215,25 @@ def _recent_open(conn: Connection, principal: str, rule: str, since: str) -> Fla
     return _flag(row) if row else None
 
 
-def _extend(conn: Connection, flag: Flag, new: NewFlag) -> Flag:
-    """Add one more event to an open flag (the evidence list is capped, the count is not)."""
-    if new.event_id in flag.event_ids:
+def _extend(conn: Connection, flag: Flag, *news: NewFlag) -> Flag:
+    """Add events to an open flag in one UPDATE (the evidence list is capped, the count is not)."""
+    ids, detail = list(flag.event_ids), dict(flag.detail)
+    seen = set(ids)
+    for new in news:
+        if new.event_id in seen:
+            continue
+        seen.add(new.event_id)
+        ids.append(new.event_id)
+        events = int(detail.get("events", 0)) + 1
+        count = detail.get("count")
+        detail.update(new.detail)
+        detail["events"] = events
+        # The count only grows: keep the highest seen, whichever replica saw it.
+        if count is not None and "count" in new.detail:
+            detail["count"] = max(int(count), int(new.detail["count"]))
+    if ids == flag.event_ids:
         return flag
-    ids = [*flag.event_ids, new.event_id][-MAX_EVIDENCE:]
-    detail = {**flag.detail, **new.detail, "events": int(flag.detail.get("events", 0)) + 1}
-    # The count only grows: keep the highest seen, whichever replica saw it.
-    if "count" in flag.detail and "count" in new.detail:
-        detail["count"] = max(int(flag.detail["count"]), int(new.detail["count"]))
+    ids = ids[-MAX_EVIDENCE:]
     conn.execute(
         flags.update()
         .where(flags.c.flag_id == flag.flag_id)

@@ -6,14 +6,18 @@
   request on a file descriptor opened at start-up.
 
 Both run under the same uvicorn settings as `footage-gateway serve` (uvloop and httptools when
-installed, no access log), on a listening socket handed over by the bench (`--fd`).
+installed, no access log), on a listening socket handed over by the bench (`--fd`), in
+`--workers` processes (the gateway's figures with N workers are compared with the bare app's
+with N).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import re
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -55,12 +59,27 @@ def main() -> None:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--clip", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="processes on the one socket")
     args = parser.parse_args()
+    _fork_workers(args.workers)
     app = fileresponse_app(args.root) if args.kind == "fileresponse" else pread_app(args.clip)
     config = uvicorn.Config(
         app, fd=args.fd, log_config=None, access_log=False, server_header=False, proxy_headers=False
     )
     uvicorn.Server(config).run()
+
+
+def _fork_workers(count: int) -> None:
+    """Become one of `count` processes accepting on the inherited socket, as `serve --workers`
+    does (the extra ones die with the first: the bench stops only that one)."""
+    parent = os.getpid()
+    for _ in range(count - 1):
+        if os.fork() == 0:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:
+                os._exit(1)
+            return
 
 
 if __name__ == "__main__":

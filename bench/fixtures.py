@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +24,7 @@ from gateway import migrations
 from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
 from gateway.db import grants as grants_table
+from gateway.detection.config import load_detection_config
 from gateway.grants import Grant, GrantStore
 from gateway.grants import _row as grant_row
 from gateway.settings import REPO_POLICY_DIR
@@ -66,6 +68,9 @@ class World:
             "FOOTGW_JWT_PUBLIC_KEY_FILE": str(self.public_key_file),
             "FOOTGW_POLICY_DIR": str(self.policy_dir),
             "FOOTGW_LOG_FORMAT": "json",
+            # One process, as the baselines it is compared with (nginx, the bare apps) are;
+            # the ranged figures set N workers against a bare app with N.
+            "FOOTGW_WORKERS": "1",
             **extra,
         }
 
@@ -126,25 +131,51 @@ def load_world(root: Path) -> World:
 
 
 def _policy_dir(root: Path) -> Path:
-    """The repo's policies, with detection's working hours widened to the whole week.
-
-    The Casbin model and policy are the defaults, untouched. Only `off_hours` is neutralised:
-    otherwise every staff view at night or on a weekend also extends a flag (one more database
-    write per request) and the figures would depend on when the bench ran.
+    """The repo's policies, unchanged: detection.toml's working hours are the shipped ones, so
+    a staff view at night or on a weekend extends an `off_hours` flag, as it does in production.
     """
     target = root / "policies"
     shutil.copytree(REPO_POLICY_DIR, target)
-    rules = target / "detection.toml"
-    text = rules.read_text()
-    text = text.replace(
-        'days = ["mon", "tue", "wed", "thu", "fri"]',
-        'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]',
-    )
-    text = text.replace('start = "07:00"', 'start = "00:00"').replace(
-        'end = "20:00"', 'end = "23:59"'
-    )
-    rules.write_text(text)
     return target
+
+
+# Local times well inside and well outside the shipped working hours (Mon-Fri 07:00-20:00), so
+# that a run of a few minutes never crosses a boundary.
+_TARGET_HOURS = {"inside": range(10, 17), "outside": range(0, 5)}
+
+
+def policies_at(world: World, when: str) -> tuple[Path, str]:
+    """A policy directory whose detection puts this moment `when` ("inside" or "outside"
+    working hours), and the time zone it uses.
+
+    The shipped policies when they already do (their zone is UTC); otherwise a copy whose only
+    change is `time_zone`, to the fixed-offset zone where it is now that kind of hour: the
+    working hours, the rules and their thresholds stay the shipped ones.
+    """
+    shipped = load_detection_config(world.policy_dir)
+    now = datetime.now(UTC)
+    if _is(shipped.working_hours.contains(now), when, now.hour):
+        return world.policy_dir, "UTC (shipped)"
+    for offset in range(-12, 15):
+        zone = f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"  # Etc/GMT-3 is UTC+3
+        local = now.astimezone(ZoneInfo(zone))
+        target = world.root / f"policies-{when}"
+        if local.weekday() < 5 and local.hour in _TARGET_HOURS[when]:
+            if not target.exists():
+                shutil.copytree(world.policy_dir, target)
+                rules = target / "detection.toml"
+                text = rules.read_text().replace('time_zone = "UTC"', f'time_zone = "{zone}"')
+                rules.write_text(text)
+            config = load_detection_config(target)
+            assert config.working_hours.contains(now) == (when == "inside")
+            return target, zone
+    raise RuntimeError(f"no time zone puts {now.isoformat()} {when} working hours")
+
+
+def _is(inside: bool, when: str, hour: int) -> bool:
+    if when == "inside":
+        return inside and hour in _TARGET_HOURS["inside"]
+    return not inside and hour in _TARGET_HOURS["outside"]
 
 
 def _write_clips(world: World) -> None:

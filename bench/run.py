@@ -33,6 +33,8 @@ from botocore.config import Config
 from fixtures import CAMERA, CLIP, CLIP_SIZE, CUSTOMER, MiB
 from report import Figure
 
+from gateway import workers
+
 BENCH = Path(__file__).resolve().parent
 RUNS = 5
 ACCEL_PREFIX = "/_footage_internal/"  # FOOTGW_ACCEL_PREFIX's default
@@ -45,6 +47,9 @@ S3_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 RSS_STREAMS = 16
+# The ranged figures' gateway and bare app each run this many processes on their one socket
+# (`serve --workers`): BENCH_WORKERS, or as a deployment defaults to, every CPU available.
+WORKERS = int(os.environ.get("BENCH_WORKERS", "0")) or workers.available_cpus()
 
 
 def say(message: str) -> None:
@@ -214,9 +219,10 @@ def ranged_figures(
     data_dir: Path,
     pread: servers.Server,
     workdir: Path,
+    label: str,
 ) -> list[Figure]:
     client = "wrk" if load.wrk_binary() else "an asyncio client (wrk not installed)"
-    say(f"64 KiB ranged reads, 32 clients ({client}): gateway vs bare one-pread app")
+    say(f"64 KiB ranged reads, 32 clients ({client}), {label}: gateway vs bare one-pread app")
     agents = [world.agent_headers(i) for i in range(fixtures.AGENTS)]
     p99s: list[float] = []
     events_per_s: list[float] = []
@@ -251,16 +257,16 @@ def ranged_figures(
     for problem in problems:
         say(f"PROBLEM: {problem}")
     rps = Figure(
-        "64 KiB ranged reads, 32 clients, full checks + durable audit",
+        f"64 KiB ranged reads, 32 clients, full checks + durable audit, {label}",
         "req/s",
         ours,
-        "bare one-pread Starlette app",
+        f"bare one-pread Starlette app, {WORKERS} workers",
         theirs,
         0.5,
         valid=not problems,
     )
     p99 = Figure(
-        "64 KiB ranged reads, 32 clients, p99 latency",
+        f"64 KiB ranged reads, 32 clients, p99 latency, {label}",
         "ms",
         p99s,
         "limit",
@@ -271,7 +277,7 @@ def ranged_figures(
         limit=50.0,
     )
     reality = Figure(
-        "audit events committed/s during those reads (2 per view)",
+        f"audit events committed/s during those reads (2 per view), {label}",
         "events/s",
         events_per_s,
         "— (bounded by the request rate)",
@@ -279,6 +285,28 @@ def ranged_figures(
         None,
     )
     return [rps, p99, reality]
+
+
+def ranged_group(
+    world: fixtures.World,
+    root: Path,
+    logs: Path,
+    pread: servers.Server,
+    started: list[servers.Server],
+) -> list[Figure]:
+    """The ranged figures with WORKERS workers, outside and then inside working hours, each on
+    a gateway of its own (a fresh data dir) with the shipped detection rules."""
+    figures: list[Figure] = []
+    for when in ("outside", "inside"):
+        policies, zone = fixtures.policies_at(world, when)
+        data_dir = fixtures.make_data_dir(world, root / f"gateway-ranged-{when}")
+        env = world.env(data_dir, FOOTGW_WORKERS=str(WORKERS), FOOTGW_POLICY_DIR=str(policies))
+        gateway = servers.start_gateway(f"gateway-ranged-{when}", env, logs)
+        started.append(gateway)
+        label = f"{WORKERS} workers, {when} working hours ({zone})"
+        figures += ranged_figures(world, gateway, data_dir, pread, root, label)
+        gateway.stop()
+    return figures
 
 
 def peak_rss(pid: int, action: Callable[[], None]) -> float:
@@ -495,7 +523,9 @@ def main(argv: list[str]) -> int:
                 "fileresponse", world.footage, world.clip_path, logs
             )
             started.append(fileresponse)
-            pread = servers.start_baseline("pread", world.footage, world.clip_path, logs)
+            pread = servers.start_baseline(
+                "pread", world.footage, world.clip_path, logs, workers=WORKERS
+            )
             started.append(pread)
 
             figures: list[Figure] = []
@@ -507,7 +537,7 @@ def main(argv: list[str]) -> int:
             gateway_s3.stop()
             moto.stop()
             if "ranged" in groups:
-                figures += ranged_figures(world, gateway, file_dir, pread, root)
+                figures += ranged_group(world, root, logs, pread, started)
             if "micro" in groups:
                 figures += micro_figures(world, micro_dir, root)
             if "rss" in groups:

@@ -98,7 +98,7 @@ def start_gateway(name: str, settings_env: dict[str, str], logs: Path) -> Server
     return _spawn(name, argv, logs, port, env=env).wait_ready("/healthz")
 
 
-def start_baseline(kind: str, root: Path, clip: Path, logs: Path) -> Server:
+def start_baseline(kind: str, root: Path, clip: Path, logs: Path, workers: int = 1) -> Server:
     """A bare Starlette app (bench/baselines.py) on a socket bound here, handed over as --fd."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,6 +115,8 @@ def start_baseline(kind: str, root: Path, clip: Path, logs: Path) -> Server:
         str(root),
         "--clip",
         str(clip),
+        "--workers",
+        str(workers),
     ]
     try:
         server = _spawn(kind, argv, logs, port, pass_fds=(sock.fileno(),))

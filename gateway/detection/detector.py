@@ -209,19 +209,28 @@ class Detector:
         """Write the evidence held for open flags: one UPDATE per flag. Evidence for a flag
         that was closed meanwhile raises a new flag, as it would have had it come one by one."""
         async with self._flush_lock:
-            for flag, held in self.evidence.take():
-                news = [h.new for h in held]
+            taken = self.evidence.take()
+            if taken:
+                batches = [(flag.flag_id, [h.new for h in held]) for flag, held in taken]
                 try:
-                    stored = await anyio.to_thread.run_sync(
-                        self.flags.extend_many, flag.flag_id, news
-                    )
-                    if stored is None:
-                        await self._raise_again(flag, held + self.evidence.drop(flag))
+                    stored = await anyio.to_thread.run_sync(self.flags.extend_batch, batches)
                 except Exception as exc:  # logged, as a flag that cannot be stored at once is
-                    log.error("flag_evidence_not_stored", flag_id=flag.flag_id, error=str(exc))
+                    log.error("flag_evidence_not_stored", flags=len(batches), error=str(exc))
+                    stored = [flag for flag, _ in taken]  # not raised again: the same error
+                for (flag, held), done in zip(taken, stored, strict=True):
+                    if done is None:
+                        await self._raise_again(flag, held + self.evidence.drop(flag))
             self.evidence.expire(self.clock())
 
     async def _raise_again(self, closed: Flag, held: list[Held]) -> None:
+        try:
+            await self._raise_held(closed, held)
+        except Exception as exc:  # logged, as a flag that cannot be stored at once is
+            log.error(
+                "flag_not_stored", rule=closed.rule, principal=closed.principal, error=str(exc)
+            )
+
+    async def _raise_held(self, closed: Flag, held: list[Held]) -> None:
         last = held[-1]
         flag, created = await anyio.to_thread.run_sync(
             self.flags.raise_or_extend, last.new, last.at, lambda: [h.new.event_id for h in held]

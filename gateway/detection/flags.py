@@ -96,11 +96,20 @@ class FlagStore:
 
     def extend_many(self, flag_id: str, news: Sequence[NewFlag]) -> Flag | None:
         """Add a batch of evidence to the flag in one write; None when it is no longer open."""
+        return self.extend_batch([(flag_id, news)])[0]
+
+    def extend_batch(self, batches: Sequence[tuple[str, Sequence[NewFlag]]]) -> list[Flag | None]:
+        """extend_many for several flags in one transaction (one commit, so one fsync, for
+        every flag a process holds evidence for); None for each flag no longer open."""
         with begin_write(self.engine) as conn:
-            current = _select_one(conn, flags.c.flag_id == flag_id)
-            if current is None or current.status != FlagStatus.OPEN:
-                return None
-            return _extend(conn, current, *news)
+            done: list[Flag | None] = []
+            for flag_id, news in batches:
+                current = _select_one(conn, flags.c.flag_id == flag_id)
+                if current is None or current.status != FlagStatus.OPEN:
+                    done.append(None)
+                else:
+                    done.append(_extend(conn, current, *news))
+            return done
 
     def _claim_window(self, new: NewFlag, now: datetime, ids: list[str]) -> tuple[Flag, bool]:
         """Insert under the window's key; on a clash, extend the holder if it is open.

@@ -555,11 +555,16 @@ def main(argv: list[str]) -> int:
         report.write_json(BENCH / "results.json", cores, figures)
         if pgchain is not None:
             pg_chain.add_to_results(BENCH / "results.json", pgchain)
+    else:  # kept under bench/runs/ to be cited, never quoted from memory
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        runs = BENCH / "runs"
+        runs.mkdir(exist_ok=True)
+        report.write_json(runs / f"{stamp}-{'-'.join(sorted(groups))}.json", cores, figures)
     missed = [f.name for f in figures if f.met is False]
     say(
         f"done in {time.monotonic() - began:.0f} s, load average {load_average()}; "
         f"{len(missed)} goal(s) missed; "
-        + ("wrote bench/results.json" if complete else "a partial run: results.json untouched")
+        + ("wrote bench/results.json" if complete else "a partial run: in bench/runs/")
     )
     return 0
 

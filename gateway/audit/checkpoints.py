@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,12 +111,22 @@ def _create_key(path: Path) -> None:
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    try:  # O_EXCL: two processes starting together must not overwrite each other's key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    # Written whole under a private name, then linked into place: link() fails if the key exists,
+    # so two processes (workers starting together) never overwrite each other's key, and the
+    # other never reads a key file that is still being written.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            return
+    finally:
+        partial.unlink(missing_ok=True)
     log.info("checkpoint_key_created", path=str(path))
 
 

@@ -51,6 +51,7 @@ class EvidenceBuffer:
     def __init__(self, max_pending: int = MAX_PENDING) -> None:
         self.max_pending = max_pending
         self._open: dict[Key, _Open] = {}
+        self._full = False  # some flag holds max_pending events (set by hold, reset by take)
 
     def hold(self, new: NewFlag, at: datetime, request_id: str | None) -> Flag | None:
         """The open flag `new` was added to (in memory), or None: it must be stored at once."""
@@ -58,11 +59,12 @@ class EvidenceBuffer:
         if entry is None or at > entry.until:
             return None
         entry.held.append(Held(new, at, request_id))
+        self._full = self._full or len(entry.held) >= self.max_pending
         return entry.flag
 
     def full(self) -> bool:
         """Whether some flag holds MAX_PENDING events (write now, not at the timer)."""
-        return any(len(entry.held) >= self.max_pending for entry in self._open.values())
+        return self._full
 
     def pending(self) -> bool:
         return any(entry.held for entry in self._open.values())
@@ -76,6 +78,7 @@ class EvidenceBuffer:
     def take(self) -> list[tuple[Flag, list[Held]]]:
         """Every flag with held evidence, and that evidence (no longer held here)."""
         taken = []
+        self._full = False
         for entry in self._open.values():
             if entry.held:
                 taken.append((entry.flag, entry.held))

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -48,14 +50,30 @@ MAX_RESTARTS = 20
 RESTART_WINDOW = 60.0
 
 RunWorker = Callable[[socket.socket], int]
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, which a container's cpuset sets)."""
+def available_cpus(cgroup: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: its affinity mask (a cpuset), capped by its cgroup's CPU
+    quota (a Kubernetes CPU limit is a quota, not a cpuset: `limits.cpu: 2` on a 32-core node
+    is 2 here, rounded up, not 32)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    quota = _cpu_quota(cgroup)
+    if quota is not None:
+        cpus = min(cpus, quota)
+    return max(1, cpus)
+
+
+def _cpu_quota(cpu_max: Path) -> int | None:
+    """cgroup v2 `cpu.max` ("QUOTA PERIOD", or "max PERIOD" when unlimited), in whole CPUs."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no such file, "max", or anything unexpected: no cap
+        return None
 
 
 class Supervisor:

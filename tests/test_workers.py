@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from gateway.types import Zone
+from gateway.workers import available_cpus
 from tests.support.cluster import EITHER_DATABASE, database_settings
 from tests.support.faults import GatewayProcess, verify_chain, wait_until
 from tests.support.server import GatewayEnv, make_env
@@ -189,3 +190,16 @@ def _all_at_once(
         thread.join(timeout=60)
     assert len(answers) == len(work)
     return answers
+
+
+def test_the_default_worker_count_honours_a_cgroup_cpu_limit(tmp_path: Path) -> None:
+    """A Kubernetes CPU limit is a quota, not a cpuset: 1.5 CPUs are 2 workers, not every core."""
+    cpu_max = tmp_path / "cpu.max"
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max.write_text("150000 100000\n")
+    assert available_cpus(cpu_max) == min(affinity, 2)
+    cpu_max.write_text("max 100000\n")  # no limit: the affinity mask alone
+    assert available_cpus(cpu_max) == affinity
+    assert available_cpus(tmp_path / "missing") == affinity
+    cpu_max.write_text("50000 100000\n")  # half a CPU is still one worker
+    assert available_cpus(cpu_max) == 1

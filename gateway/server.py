@@ -10,10 +10,12 @@ the deadline is not reset by each byte, which is what a slowloris counts on), an
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import socket
 import sys
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
@@ -67,9 +69,27 @@ def serve(settings: Settings, *, migrate: bool = False) -> int:
     if workers == 1:
         _Server(config).run()
         return 0
+    _preload(settings)  # imported once here, not once per worker
     sock = config.bind_socket()  # once, here: every worker accepts on this one socket
     sock.listen(config.backlog)  # connections queue from now on, while the workers start
     return Supervisor(workers, sock, lambda s: _run_worker(config, s)).run()
+
+
+def _preload(settings: Settings) -> None:
+    """Import what each worker's lifespan would import on its own (a storage, the database
+    appender, the counters, anyio's backend) before forking, so that N workers share the one
+    import (copy-on-write) instead of each compiling it at startup."""
+    names = ["anyio._backends._asyncio", "gateway.storage.fs", "gateway.storage.s3"]
+    names.append(
+        "gateway.detection.redis_counters"
+        if settings.redis_url
+        else "gateway.detection.sqlite_counters"
+    )
+    if settings.database_url.startswith("postgresql"):
+        names.append("gateway.audit.pg_append")
+    for name in names:
+        with suppress(ImportError):  # a worker that needs it raises the error itself
+            importlib.import_module(name)
 
 
 def _run_worker(config: uvicorn.Config, sock: socket.socket) -> int:

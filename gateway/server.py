@@ -79,7 +79,8 @@ def _preload(settings: Settings) -> None:
     """Import what each worker's lifespan would import on its own (a storage, the database
     appender, the counters, anyio's backend) before forking, so that N workers share the one
     import (copy-on-write) instead of each compiling it at startup."""
-    names = ["anyio._backends._asyncio", "gateway.storage.fs", "gateway.storage.s3"]
+    storage = "s3" if settings.storage.startswith("s3://") else "fs"
+    names = ["anyio._backends._asyncio", f"gateway.storage.{storage}"]
     names.append(
         "gateway.detection.redis_counters"
         if settings.redis_url

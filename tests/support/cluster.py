@@ -120,7 +120,16 @@ class GatewayProcess:
 
     def __init__(self, env: Mapping[str, str], log_path: Path, argv: list[str] | None = None):
         self.port = free_port()
-        self.env = clean_environ({**env, "FOOTGW_HOST": "127.0.0.1", "FOOTGW_PORT": str(self.port)})
+        # One process per replica, as deploy/k8s runs them (FOOTGW_WORKERS=1); a test may say
+        # otherwise (tests/test_workers.py runs several workers).
+        self.env = clean_environ(
+            {
+                "FOOTGW_WORKERS": "1",
+                **env,
+                "FOOTGW_HOST": "127.0.0.1",
+                "FOOTGW_PORT": str(self.port),
+            }
+        )
         self.argv = argv or [console_script(), "serve"]
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

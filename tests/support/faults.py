@@ -71,6 +71,7 @@ class GatewayProcess:
         base = {k: v for k, v in os.environ.items() if not k.startswith("FOOTGW_")}
         self.env = {
             **base,
+            "FOOTGW_WORKERS": "1",  # one process to kill, measure or soak, unless `extra` says
             **env,
             "FOOTGW_HOST": "127.0.0.1",
             "FOOTGW_PORT": "0",

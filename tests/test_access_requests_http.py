@@ -32,7 +32,9 @@ def alice(live: Live) -> dict[str, str]:
     return live.env.auth("alice", "customer", customer_id="c1")
 
 
-def agent(live: Live, sub: str = "sam", role: str = "support_agent", **headers: str) -> dict[str, str]:
+def agent(
+    live: Live, sub: str = "sam", role: str = "support_agent", **headers: str
+) -> dict[str, str]:
     return live.env.auth(sub, role, **headers)
 
 
@@ -60,11 +62,17 @@ def ask(live: Live, headers: dict[str, str] | None = None, **changes: object) ->
     return dict(r.json())
 
 
-def view(live: Live, camera: str = "front", sub: str = "sam", role: str = "support_agent",
-         purpose: str = "customer_support", justification: str = f"{TICKET} parcel") -> httpx.Response:
-    headers = agent(live, sub, role, **{
-        "X-Access-Purpose": purpose, "X-Access-Justification": justification
-    })
+def view(
+    live: Live,
+    camera: str = "front",
+    sub: str = "sam",
+    role: str = "support_agent",
+    purpose: str = "customer_support",
+    justification: str = f"{TICKET} parcel",
+) -> httpx.Response:
+    headers = agent(
+        live, sub, role, **{"X-Access-Purpose": purpose, "X-Access-Justification": justification}
+    )
     return live.client.get(f"/v1/footage/c1/{camera}/{CLIP}", headers=headers)
 
 
@@ -124,7 +132,8 @@ def test_the_whole_loop_ask_narrow_approve_view_and_the_customer_sees_it(home: L
     assert [e["detail"]["request_id"] for e in created] == [asked["request_id"]]  # type: ignore[index]
     assert answered[0]["grant_id"] == grant["grant_id"]
     assert answered[0]["detail"]["narrowed"] == {  # type: ignore[index]
-        "cameras": ["front"], "duration_seconds": 600
+        "cameras": ["front"],
+        "duration_seconds": 600,
     }
     assert made[0]["detail"]["request_id"] == asked["request_id"]  # type: ignore[index]
     assert answered[0]["seq"] + 1 == made[0]["seq"]  # type: ignore[operator]  # one transaction
@@ -160,9 +169,7 @@ def test_a_bad_request_body_names_the_field(home: Live) -> None:
         ({"customer_id": "../c2"}, "customer_id"),
         ({"include_private": "yes"}, "include_private"),
     ):
-        r = home.client.post(
-            "/v1/access-requests", json=ask_body(**changes), headers=agent(home)
-        )
+        r = home.client.post("/v1/access-requests", json=ask_body(**changes), headers=agent(home))
         assert r.status_code == 400, (changes, r.text)
         assert field in r.json()["error"]["message"]
     r = home.client.post(
@@ -256,9 +263,9 @@ def test_a_pending_request_expires_and_the_sweep_records_it_once(home: Live) -> 
         requests.clock = wall_clock
     expired = events(home, "access_request.expired")
     assert len(expired) == 1 and expired[0]["principal"] == "gateway:requests"
-    got = home.client.get(
-        "/v1/access-requests?state=expired", headers=agent(home)
-    ).json()["access_requests"]
+    got = home.client.get("/v1/access-requests?state=expired", headers=agent(home)).json()[
+        "access_requests"
+    ]
     assert [r["request_id"] for r in got] == [asked["request_id"]]
     assert events(home, "grant.created") == []
 
@@ -288,7 +295,9 @@ def test_concurrent_approvals_make_one_grant(home: Live) -> None:
 
 def test_legal_needs_a_legal_approver_who_is_not_the_requester(home: Live) -> None:
     lou = home.env.auth("lou", "legal", "legal_approver")
-    refused = view(home, sub="lou", role="legal", purpose="legal_request", justification="SUBPOENA-9")
+    refused = view(
+        home, sub="lou", role="legal", purpose="legal_request", justification="SUBPOENA-9"
+    )
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "approval_required"
     assert refused.json()["error"]["how_to_ask"]["body"]["purpose"] == "legal_request"
@@ -305,14 +314,21 @@ def test_legal_needs_a_legal_approver_who_is_not_the_requester(home: Live) -> No
         assert r.status_code == 403 and r.json()["error"]["code"] == code, r.text
     # A customer's own grant for legal_request does not stand in for the approval.
     grant = {
-        "grantee": "lou", "purpose": "legal_request", "cameras": ["*"],
-        "footage_from": "2026-11-27T00:00:00Z", "footage_until": "2026-11-28T00:00:00Z",
+        "grantee": "lou",
+        "purpose": "legal_request",
+        "cameras": ["*"],
+        "footage_from": "2026-11-27T00:00:00Z",
+        "footage_until": "2026-11-28T00:00:00Z",
         "expires_at": (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "ticket": "SUBPOENA-9",
     }
     assert home.client.post("/v1/grants", json=grant, headers=alice(home)).status_code == 201
-    legal_view = {"sub": "lou", "role": "legal", "purpose": "legal_request",
-                  "justification": "SUBPOENA-9"}
+    legal_view = {
+        "sub": "lou",
+        "role": "legal",
+        "purpose": "legal_request",
+        "justification": "SUBPOENA-9",
+    }
     assert view(home, **legal_view).json()["error"]["code"] == "approval_required"
 
     approver = home.env.auth("val", "legal_approver")
@@ -324,8 +340,16 @@ def test_legal_needs_a_legal_approver_who_is_not_the_requester(home: Live) -> No
     # The legal approver sees their queue; they never see footage themselves.
     queue = home.client.get("/v1/access-requests", headers=approver).json()["access_requests"]
     assert [q["request_id"] for q in queue] == [asked["request_id"]]
-    assert view(home, sub="val", role="legal_approver", purpose="legal_request",
-                justification="SUBPOENA-9").status_code == 403
+    assert (
+        view(
+            home,
+            sub="val",
+            role="legal_approver",
+            purpose="legal_request",
+            justification="SUBPOENA-9",
+        ).status_code
+        == 403
+    )
 
 
 def test_two_approvals_need_two_distinct_approvers(tmp_path, home: Live) -> None:
@@ -344,8 +368,12 @@ def test_two_approvals_need_two_distinct_approvers(tmp_path, home: Live) -> None
     assert first.status_code == 200 and first.json()["state"] == "pending"
     assert first.json()["approvals"] == ["val"] and first.json()["grant"] is None
     assert home.client.post(path, headers=val).json()["error"]["code"] == "already_approved"
-    legal_view = {"sub": "lou", "role": "legal", "purpose": "legal_request",
-                  "justification": "SUBPOENA-2"}
+    legal_view = {
+        "sub": "lou",
+        "role": "legal",
+        "purpose": "legal_request",
+        "justification": "SUBPOENA-2",
+    }
     assert view(home, **legal_view).json()["error"]["code"] == "approval_required"
     second = home.client.post(path, headers=home.env.auth("vic", "legal_approver"))
     assert second.json()["state"] == "approved"

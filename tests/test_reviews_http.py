@@ -22,7 +22,8 @@ def home(live: Live) -> Live:
 
 def break_glass(live: Live, sub: str = "lee") -> int:
     headers = live.env.auth(
-        sub, "support_lead",
+        sub,
+        "support_lead",
         **{"X-Access-Purpose": "emergency", "X-Access-Justification": "INC-1 fire alarm"},
     )
     return live.client.get(f"/v1/footage/c1/front/{CLIP}", headers=headers).status_code

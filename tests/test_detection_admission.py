@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from gateway.types import Zone
+from tests.support.legal import approve_legal
 from tests.support.server import Live
 from tests.test_detection_http import (
     ALWAYS_WORKING,
@@ -65,6 +66,7 @@ def sweeper(live: Live, kind: str, sub: str) -> dict[str, str]:
             grant(live, customer, sub, TICKET)
         return agent(live, sub, TICKET)
     if kind == "legal":
+        approve_legal(live.client, live.url, live.env.auth, sub, CUSTOMERS, "SUBPOENA-9")
         purpose = {"X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-9"}
         return live.env.auth(sub, "legal", **purpose)
     assert kind == "break_glass"

@@ -11,7 +11,7 @@ of the caller's roles, and any exception raised while deciding is a denial (STYL
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import casbin
 import structlog
 
+from gateway.approvals import ApprovalsConfig, load_approvals
 from gateway.types import (
     STAFF_ROLES,
     AccessRequest,
@@ -40,6 +41,7 @@ OWN_PURPOSE = "own"  # the pseudo-purpose of a customer reading their own footag
 ADMIN_PURPOSE = "-"  # administrative actions are not footage requests
 ANY_ZONE = "*"
 BREAK_GLASS_MAX_TOKEN_SECONDS = 15 * 60
+STAFF_APPROVAL = "staff"  # grants.approval of a grant made by staff approvers (contract §13)
 
 
 class Cond:
@@ -79,6 +81,8 @@ class PolicyEngine:
         # pair in one assignment, so an answer computed from the old policy can only ever be
         # stored in the old cache, never served after the swap.
         self._state: tuple[casbin.Enforcer, dict[_Key, RuleResult]] = (self._load(), {})
+        # approvals.toml is policy too: loaded, checked and swapped with the Casbin files.
+        self.approvals: ApprovalsConfig = load_approvals(policy_dir)
 
     def _load(self) -> casbin.Enforcer:
         enforcer = casbin.Enforcer(
@@ -91,7 +95,8 @@ class PolicyEngine:
     def reload(self) -> int:
         """Load the policy files again; on any error keep the last good policy and raise."""
         fresh = self._load()  # raises before anything changes
-        self._state = (fresh, {})
+        approvals = load_approvals(self.policy_dir)
+        self._state, self.approvals = (fresh, {}), approvals
         return len(fresh.get_policy())
 
     @property
@@ -107,12 +112,12 @@ class PolicyEngine:
             cached = cache[key] = _evaluate(enforcer, key)
         return cached
 
-    def allows_purpose(self, purpose: str) -> bool:
-        """Whether any staff role may use `purpose` at all (some action, some zone): a grant
-        for a purpose the policy denies to everyone could never be used (contract §5)."""
+    def allows_purpose(self, purpose: str, roles: Iterable[Role] = STAFF_ROLES) -> bool:
+        """Whether any of these staff roles may use `purpose` at all (some action, some zone):
+        a grant for a purpose the policy denies to everyone could never be used (contract §5)."""
         return any(
             self.rule_for(role, purpose, action, zone).allowed
-            for role in sorted(STAFF_ROLES)
+            for role in sorted(STAFF_ROLES.intersection(roles))
             for action in Action
             for zone in Zone
         )
@@ -195,6 +200,8 @@ class Authorizer:
     def _apply_condition(
         self, request: AccessRequest, role: Role, result: RuleResult, grants: Sequence[Grant]
     ) -> Decision:
+        if self.policy.approvals.staff_approval(request.purpose) is not None:
+            return self._staff_approved(request, role, result, grants)
         if result.cond == Cond.GRANT:
             decision = self.grant_check(grants, request, role)
             rule = result.rule
@@ -208,6 +215,20 @@ class Authorizer:
                 return Decision.allow("break_glass", result.rule)
             return Decision.deny("purpose_not_permitted", result.rule)
         return Decision.deny("forbidden", result.rule)  # an unknown condition never allows
+
+    def _staff_approved(
+        self, request: AccessRequest, role: Role, result: RuleResult, grants: Sequence[Grant]
+    ) -> Decision:
+        """A purpose in approvals.toml: only a grant its staff approvers made counts, whatever
+        the rule's condition (a justification alone, or a customer's grant, is not enough)."""
+        if result.cond not in (Cond.GRANT, Cond.JUSTIFIED):
+            return Decision.deny("forbidden", result.rule)
+        approved = [g for g in grants if g.approval == STAFF_APPROVAL]
+        decision = self.grant_check(approved, request, role)
+        if decision:
+            return Decision.allow(str(request.purpose), result.rule, decision.grant_id)
+        reason = "zone_restricted" if decision.reason == "zone_restricted" else "approval_required"
+        return Decision.deny(reason, result.rule)
 
     def _why_no_rule(self, request: AccessRequest, staff: list[Role]) -> str:
         """Name the closest miss: the purpose is fine but not in this zone, or not at all."""
@@ -242,7 +263,7 @@ def _has_footage_rules(policy: PolicyEngine, staff: list[Role]) -> bool:
 def _most_specific(misses: list[Decision]) -> Decision:
     # A grant that exists but excludes private cameras says more than "no grant at all".
     for decision in misses:
-        if decision.reason != "no_grant":
+        if decision.reason not in ("no_grant", "approval_required"):
             return decision
     return misses[0]
 

@@ -79,6 +79,9 @@ grants = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.Column("revoked_at", sa.String(32)),
     sa.Column("revoked_by", sa.String(256)),
+    # Revision 0005: the access request a grant answers, and who approved it (contract §13).
+    sa.Column("request_id", sa.String(40)),
+    sa.Column("approval", sa.String(16), nullable=False, server_default="customer"),
 )
 # The grant check looks up "grants to this grantee on this customer's footage": one index probe.
 sa.Index("ix_grants_lookup", grants.c.grantee, grants.c.customer_id, grants.c.expires_at)
@@ -103,6 +106,66 @@ flags = sa.Table(
     sa.UniqueConstraint("principal", "rule", "window_key", name="uq_flag_window"),
 )
 sa.Index("ix_flags_status", flags.c.status, flags.c.created_at)
+
+# Access requests (revision 0005, contract §13): staff ask, the customer (or staff approvers,
+# policies/approvals.toml) answer. `state` moves only from pending, by one conditional UPDATE.
+access_requests = sa.Table(
+    "access_requests",
+    metadata,
+    sa.Column("request_id", sa.String(40), primary_key=True),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("requester", sa.String(256), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("cameras", sa.Text, nullable=False),  # JSON list, or ["*"]
+    sa.Column("footage_from", sa.String(32), nullable=False),
+    sa.Column("footage_until", sa.String(32), nullable=False),
+    sa.Column("ticket", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("duration_seconds", sa.Integer, nullable=False),
+    sa.Column("include_private", sa.Boolean, nullable=False),
+    sa.Column("approver", sa.String(16), nullable=False),  # customer | staff
+    sa.Column("approvals_needed", sa.Integer, nullable=False),
+    sa.Column("approver_roles", sa.Text, nullable=False),  # JSON list (staff approval)
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False),
+    sa.Column("answered_at", sa.String(32)),
+    sa.Column("answered_by", sa.String(256)),
+    sa.Column("message", sa.Text),
+    sa.Column("grant_id", sa.String(40)),
+)
+sa.Index("ix_access_requests_customer", access_requests.c.customer_id, access_requests.c.created_at)
+sa.Index("ix_access_requests_requester", access_requests.c.requester, access_requests.c.created_at)
+sa.Index("ix_access_requests_state", access_requests.c.state, access_requests.c.expires_at)
+
+# One row per staff approval of a request: distinct approvers by the primary key.
+access_request_approvals = sa.Table(
+    "access_request_approvals",
+    metadata,
+    sa.Column("request_id", sa.String(40), primary_key=True),
+    sa.Column("approver", sa.String(256), primary_key=True),
+    sa.Column("approved_at", sa.String(32), nullable=False),
+)
+
+# Break-glass reviews (revision 0005): opened by a use, closed by a security analyst.
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("review_id", sa.String(40), primary_key=True),
+    sa.Column("subject", sa.String(256), nullable=False),  # who used break-glass
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(8), nullable=False),  # open | closed
+    sa.Column("opened_at", sa.String(32), nullable=False),
+    sa.Column("due_at", sa.String(32), nullable=False),
+    sa.Column("event_ids", sa.Text, nullable=False),  # JSON list: the uses it covers
+    sa.Column("uses", sa.Integer, nullable=False),
+    sa.Column("closed_at", sa.String(32)),
+    sa.Column("closed_by", sa.String(256)),
+    sa.Column("note", sa.Text),
+    sa.Column("overdue_flag_id", sa.String(40)),  # set once, by the replica that flags it
+)
+sa.Index("ix_reviews_state", reviews.c.state, reviews.c.due_at)
+sa.Index("ix_reviews_subject", reviews.c.subject, reviews.c.customer_id, reviews.c.state)
 
 principals = sa.Table(
     "principals",

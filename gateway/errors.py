@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GatewayError(Exception):
     """Base of every error that becomes a JSON error response."""
@@ -10,11 +12,19 @@ class GatewayError(Exception):
     code: str = "internal_error"
 
     def __init__(
-        self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
+        # Further members of the error object beside code and message (a 403 no_grant's
+        # `how_to_ask`, contract §13): never anything the caller did not already know.
+        self.extra: dict[str, Any] = dict(extra or {})
         if code is not None:
             self.code = code
 
@@ -41,6 +51,12 @@ class NotFound(GatewayError):
     """No such object (only said to callers who may see it)."""
 
     status, code = 404, "not_found"
+
+
+class Conflict(GatewayError):
+    """The object is no longer in a state that allows this (an answered access request)."""
+
+    status, code = 409, "request_not_pending"
 
 
 class DeletionBlocked(GatewayError):

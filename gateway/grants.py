@@ -46,6 +46,7 @@ TICKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:#/-]{1,99}", re.ASCII)
 TICKET_WORD = re.compile(r"[A-Za-z0-9_.:#/-]+", re.ASCII)
 TICKET_PUNCTUATION = ".:#/-"
 MAX_CAMERAS = 100
+CUSTOMER_APPROVAL = "customer"  # grants.approval: made or approved by the owning customer
 
 
 @functools.cache
@@ -91,6 +92,8 @@ class Grant:
     created_by: str
     revoked_at: datetime | None = None
     revoked_by: str | None = None
+    request_id: str | None = None  # the access request it answers (contract §13)
+    approval: str = CUSTOMER_APPROVAL  # who approved it: the customer, or staff approvers
 
     def state(self, now: datetime) -> GrantState:
         """`revoked`, `expired` or `active`, as the contract names them."""
@@ -126,6 +129,8 @@ class Grant:
             "revoked_by": self.revoked_by,
             "state": self.state(now),
             "use_count": use_count,
+            "request_id": self.request_id,
+            "approval": self.approval,
         }
 
 
@@ -148,11 +153,11 @@ def parse_new_grant(body: Any, owner: Principal, now: datetime, max_ttl_seconds:
     extra = sorted(set(body) - allowed)
     if extra:
         raise BadRequest(f"Unknown field: {extra[0]}.")
-    footage_from = _time(body, "footage_from")
-    footage_until = _time(body, "footage_until")
+    footage_from = field_time(body, "footage_from")
+    footage_until = field_time(body, "footage_until")
     if footage_from >= footage_until:
         raise BadRequest("footage_from must be before footage_until.")
-    expires_at = _time(body, "expires_at")
+    expires_at = field_time(body, "expires_at")
     if expires_at <= now:
         raise BadRequest("expires_at must be in the future.")
     if expires_at > now + timedelta(seconds=max_ttl_seconds):
@@ -161,19 +166,19 @@ def parse_new_grant(body: Any, owner: Principal, now: datetime, max_ttl_seconds:
         grant_id="gr_" + secrets.token_urlsafe(12),
         customer_id=owner.customer_id,
         grantee=_grantee(body.get("grantee")),
-        purpose=_purpose(body.get("purpose")),
-        cameras=_cameras(body.get("cameras")),
+        purpose=field_purpose(body.get("purpose")),
+        cameras=field_cameras(body.get("cameras")),
         footage_from=footage_from,
         footage_until=footage_until,
         expires_at=expires_at,
-        ticket=_ticket(body.get("ticket")),
-        include_private=_flag(body.get("include_private", False)),
+        ticket=field_ticket(body.get("ticket")),
+        include_private=field_flag(body.get("include_private", False)),
         created_at=now,
         created_by=owner.sub,
     )
 
 
-def _time(body: Mapping[str, Any], field: str) -> datetime:
+def field_time(body: Mapping[str, Any], field: str) -> datetime:
     value = body.get(field)
     message = f"{field} must be an RFC 3339 time with a zone, in the years 2000 to 2100."
     if not isinstance(value, str):
@@ -195,14 +200,14 @@ def _grantee(value: Any) -> str:
     return value
 
 
-def _purpose(value: Any) -> str:
+def field_purpose(value: Any) -> str:
     # isinstance first: a JSON list or object is unhashable, and `in` would raise TypeError.
     if not isinstance(value, str) or value not in Purpose._value2member_map_:
         raise BadRequest("purpose must be one of " + ", ".join(Purpose) + ".")
     return str(value)
 
 
-def _cameras(value: Any) -> tuple[str, ...]:
+def field_cameras(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or len(value) > MAX_CAMERAS:
         raise BadRequest(f'cameras must be a list of 1 to {MAX_CAMERAS} camera ids, or ["*"].')
     if value == [ALL_CAMERAS]:
@@ -212,13 +217,13 @@ def _cameras(value: Any) -> tuple[str, ...]:
     return tuple(sorted(set(value)))
 
 
-def _ticket(value: Any) -> str:
+def field_ticket(value: Any) -> str:
     if not isinstance(value, str) or TICKET_PATTERN.fullmatch(value) is None:
         raise BadRequest("ticket must be 2 to 100 characters: letters, digits and _.:#/-.")
     return value
 
 
-def _flag(value: Any) -> bool:
+def field_flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise BadRequest("include_private must be true or false.")
     return value
@@ -306,6 +311,8 @@ def _row(grant: Grant) -> dict[str, Any]:
         "include_private": grant.include_private,
         "created_at": format_ts(grant.created_at),
         "created_by": grant.created_by,
+        "request_id": grant.request_id,
+        "approval": grant.approval,
     }
 
 
@@ -326,6 +333,8 @@ def grant_from_row(row: Any) -> Grant:
         created_by=row["created_by"],
         revoked_at=parse_ts(row["revoked_at"]) if row["revoked_at"] else None,
         revoked_by=row["revoked_by"],
+        request_id=row["request_id"],
+        approval=row["approval"],
     )
 
 

@@ -124,10 +124,15 @@ def _observe(scope: Scope, route: str, status: int, seconds: float) -> None:
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """The contract's error shape: {"error": {"code", "message"}}."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+    """The contract's error shape: {"error": {"code", "message"}} (and `extra`'s members)."""
+    error = {**(extra or {}), "code": code, "message": message}
+    return JSONResponse({"error": error}, status, headers=headers)
 
 
 async def _gateway_error(_request: Request, exc: Exception) -> Response:
@@ -135,7 +140,7 @@ async def _gateway_error(_request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers)
     if exc.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="footage-gateway"')
-    return error_response(exc.status, exc.code, exc.message, headers)
+    return error_response(exc.status, exc.code, exc.message, headers, exc.extra)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -20,7 +21,7 @@ from gateway.calls import FootageCall, call_detail, call_fields
 from gateway.errors import DetectionUnavailable, Forbidden, GatewayError
 from gateway.metrics import Metrics
 from gateway.ranges import ByteRange
-from gateway.types import ClipRef, Decision, EventType, Principal, Verdict, Zone
+from gateway.types import ClipRef, Decision, EventType, Principal, Purpose, Verdict, Zone
 
 log = structlog.get_logger("gateway.outcomes")
 
@@ -127,7 +128,9 @@ def range_text(byte_range: ByteRange | None) -> str | None:
     return f"bytes={byte_range.start}-{byte_range.end}" if byte_range else None
 
 
-def error_for(outcome: Outcome, headers: dict[str, str]) -> GatewayError:
+def error_for(
+    outcome: Outcome, headers: dict[str, str], call: FootageCall | None = None
+) -> GatewayError:
     """The error response for a request that ends without footage, with its audit event id."""
     if outcome.error is not None:
         outcome.error.headers.update(headers)
@@ -136,7 +139,21 @@ def error_for(outcome: Outcome, headers: dict[str, str]) -> GatewayError:
     message = DENIAL_MESSAGES.get(reason, "Access denied.")
     if reason == DetectionUnavailable.code:
         return DetectionUnavailable(message, headers=headers)
-    return Forbidden(message, code=reason, headers=headers)
+    extra = how_to_ask(call) if call is not None and reason in ASKABLE else None
+    return Forbidden(message, code=reason, headers=headers, extra=extra)
+
+
+# Refusals an access request can cure (contract §13): the answer says how to ask.
+ASKABLE = frozenset({"no_grant", "approval_required"})
+ACCESS_REQUESTS_PATH = "/v1/access-requests"
+
+
+def how_to_ask(call: FootageCall) -> dict[str, Any]:
+    """Where to ask for access, prefilled with what the caller sent (nothing they did not)."""
+    prefill: dict[str, Any] = {"customer_id": call.customer_id, "cameras": [call.camera_id]}
+    if call.purpose in Purpose._value2member_map_:
+        prefill["purpose"] = call.purpose
+    return {"how_to_ask": {"method": "POST", "path": ACCESS_REQUESTS_PATH, "body": prefill}}
 
 
 def denied_status(decision: Decision) -> int:
@@ -148,7 +165,8 @@ DENIAL_MESSAGES = {
     "purpose_required": "Staff must declare X-Access-Purpose.",
     "justification_required": "Staff must give X-Access-Justification (a ticket or case).",
     "purpose_not_permitted": "This purpose is not permitted for your role.",
-    "no_grant": "No active grant from the owner covers this request.",
+    "no_grant": "No active grant from the owner covers this request; ask with an access request.",
+    "approval_required": "This purpose needs an approved access request (staff sign-off).",
     "zone_restricted": "This camera's zone is not covered for you.",
     "not_owner": "This footage belongs to another customer.",
     "principal_suspended": "This principal is suspended.",

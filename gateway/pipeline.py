@@ -174,7 +174,7 @@ class FootageFlow:
             )  # AuditUnavailable → 503, nothing served
             headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
             if outcome.status >= 400:
-                raise error_for(outcome, headers)
+                raise error_for(outcome, headers, call)
             assert clip is not None and opened is not None
             if outcome.status == 304:  # the client holds this very clip: no body, no stream
                 return not_modified_response(opened.info, headers)
@@ -309,7 +309,7 @@ class FootageFlow:
         event = await self.recorder.decision(call, outcome)
         headers = {"X-Audit-Event-ID": event["event_id"], "X-Request-ID": call.request_id}
         if outcome.status >= 400:
-            raise error_for(outcome, headers)
+            raise error_for(outcome, headers, call)
         return {"clips": clips}, headers
 
     async def _visible_clips(self, camera: CameraRef, outcome: Outcome) -> list[dict[str, Any]]:

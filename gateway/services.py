@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from gateway import migrations
+from gateway.access_requests.reviews import Reviews, ReviewStore
+from gateway.access_requests.service import AccessRequests
+from gateway.access_requests.store import AccessRequestStore
+from gateway.access_requests.sweeper import Sweeper
 from gateway.audit.checkpoints import Checkpointer
 from gateway.audit.log import AuditLog
 from gateway.audit.store import AuditStore
@@ -57,15 +61,20 @@ class Services:
     detector: Detector  # detection rules, flags and suspensions: the flow's observer
     checkpoints: Checkpointer  # signed heads of the audit chain, on every commit hook
     cluster: Cluster  # policy hot reload and the Redis bus to other replicas
+    access_requests: AccessRequests  # staff ask, the customer or staff approvers answer
+    reviews: Reviews  # break-glass reviews, opened by the flow's observer
+    sweeper: Sweeper  # expires requests and flags overdue reviews, periodically
     owns_engine: bool  # built here from settings (so disposed here), not handed in
 
     async def start(self) -> None:
         """Start what runs on the loop: the policy watcher and the Redis bus (if configured)."""
         await self.cluster.start()
+        self.sweeper.start()
 
     async def close(self) -> None:
         """Stop everything in an order that loses nothing: each step flushes into the next."""
         await self.cluster.close()
+        await self.sweeper.close()
         await self.audit.close()
         self.audit_store.close()  # the connection PostgreSQL appends hold
         await self.detector.close()  # pending alerts, once the audit log is closed
@@ -92,6 +101,13 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     metrics = Metrics()
     detector = build_detector(settings, engine, principals, audit, audit_store, metrics)
     checkpoints = Checkpointer.from_settings(settings, engine)
+    access_requests = AccessRequests(AccessRequestStore(engine), grants, audit)
+    reviews = Reviews(
+        ReviewStore(engine),
+        audit,
+        review_within=lambda: policy.approvals.review_within_hours,
+        raise_flag=detector.raise_flag,
+    )
     audit.on_commit(checkpoints.on_commit)  # checkpoint the chain as it grows
     flow = FootageFlow(
         authn=Authenticator.from_settings(settings),
@@ -103,7 +119,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         retention_days=settings.retention_days,
         metrics=metrics,
         # Every access decision is shown to detection before its response is sent.
-        recorder=Recorder(audit, metrics, observers=(detector,)),
+        recorder=Recorder(audit, metrics, observers=(detector, reviews)),
         attempts=AttemptLimiter(settings.unauthenticated_per_minute),
         presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
@@ -128,5 +144,10 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         detector=detector,
         checkpoints=checkpoints,
         cluster=cluster,
+        access_requests=access_requests,
+        reviews=reviews,
+        sweeper=Sweeper(
+            access_requests, reviews, every=lambda: policy.approvals.check_every_seconds
+        ),
         owns_engine=owns_engine,
     )

@@ -58,6 +58,7 @@ class Settings:
     host: str
     port: int
     grant_max_ttl_seconds: int
+    access_request_ttl_seconds: int
     alert_webhook: str | None
     trusted_proxies: tuple[str, ...]
     checkpoint_key_file: Path | None
@@ -92,6 +93,7 @@ KEYS = frozenset(
         "CHECKPOINT_SECONDS",
         "UNAUTHENTICATED_PER_MINUTE",
         "WORKERS",
+        "ACCESS_REQUEST_TTL",
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).
@@ -285,6 +287,9 @@ def _build(read: _Reader) -> Settings:
         port=read.parse("PORT", _port, 8080, "a port number"),
         grant_max_ttl_seconds=read.parse(
             "GRANT_MAX_TTL", _positive_int, 7 * 86400, "a whole number of seconds above 0"
+        ),
+        access_request_ttl_seconds=read.parse(
+            "ACCESS_REQUEST_TTL", _positive_int, 86400, "a whole number of seconds above 0"
         ),
         alert_webhook=read.text("ALERT_WEBHOOK"),
         trusted_proxies=read.parse(

@@ -18,6 +18,7 @@ class Role(StrEnum):
     LEGAL = "legal"
     SECURITY_ANALYST = "security_analyst"
     ADMIN = "admin"
+    LEGAL_APPROVER = "legal_approver"  # signs off staff-approved requests (policies/approvals.toml)
 
 
 class Purpose(StrEnum):
@@ -56,6 +57,14 @@ class EventType(StrEnum):
     PRINCIPAL_SUSPENDED = "principal.suspended"
     PRINCIPAL_REINSTATED = "principal.reinstated"
     RETENTION_PURGED = "retention.purged"
+    ACCESS_REQUEST_CREATED = "access_request.created"
+    ACCESS_REQUEST_APPROVAL_ADDED = "access_request.approval_added"
+    ACCESS_REQUEST_APPROVED = "access_request.approved"
+    ACCESS_REQUEST_DENIED = "access_request.denied"
+    ACCESS_REQUEST_EXPIRED = "access_request.expired"
+    ACCESS_REQUEST_CANCELLED = "access_request.cancelled"
+    REVIEW_OPENED = "review.opened"
+    REVIEW_CLOSED = "review.closed"
 
 
 class Verdict(StrEnum):
@@ -69,6 +78,23 @@ class GrantState(StrEnum):
     ACTIVE = "active"
     EXPIRED = "expired"
     REVOKED = "revoked"
+
+
+class RequestState(StrEnum):
+    """An access request's life (contract §13): pending, then exactly one of the others."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class ReviewState(StrEnum):
+    """A break-glass review: open until a security analyst closes it."""
+
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class Severity(StrEnum):

@@ -34,6 +34,14 @@ ADMIN_ROUTES = [
     ("GET", "/v1/grants"),
     ("DELETE", "/v1/grants/gr_1"),
     ("GET", "/v1/me/access-log"),
+    ("POST", "/v1/access-requests"),
+    ("GET", "/v1/access-requests"),
+    ("GET", "/v1/access-requests/ar_1"),
+    ("POST", "/v1/access-requests/ar_1/approve"),
+    ("POST", "/v1/access-requests/ar_1/deny"),
+    ("POST", "/v1/access-requests/ar_1/cancel"),
+    ("GET", "/v1/reviews"),
+    ("POST", "/v1/reviews/rv_1/close"),
 ]
 
 

@@ -77,7 +77,11 @@ TABLE = [
     ("trust_safety", "safety_investigation", "indoor", False, "no_grant"),
     ("trust_safety", "emergency", "indoor", False, "break_glass"),
     ("trust_safety", "customer_support", "indoor", True, "purpose_not_permitted"),
-    ("legal", "legal_request", "private", False, "legal_request"),
+    # Legal needs a staff-approved request (policies/approvals.toml); a justification alone
+    # no longer does (contract §13). The stubbed grant check stands for the approved grant.
+    ("legal", "legal_request", "private", False, "approval_required"),
+    ("legal", "legal_request", "private", True, "legal_request"),
+    ("legal_approver", "legal_request", "outdoor", True, "purpose_not_permitted"),
     ("legal", "customer_support", "outdoor", True, "purpose_not_permitted"),
     ("security_analyst", "customer_support", "outdoor", True, "purpose_not_permitted"),
     ("security_analyst", "safety_investigation", "indoor", True, "purpose_not_permitted"),

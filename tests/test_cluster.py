@@ -35,6 +35,7 @@ from tests.support.cluster import (
     wait_until,
     write_atomically,
 )
+from tests.support.legal import approve_legal
 from tests.support.server import GatewayEnv, make_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -190,6 +191,7 @@ def test_a_suspension_on_one_replica_refuses_the_next_request_on_the_other(clust
     )
     clip_path = f"/v1/footage/{CUSTOMERS[0]}/cam/{CLIP}"
     with httpx.Client(timeout=10.0) as http:
+        approve_legal(http, a.url, cluster.token_headers, subject, CUSTOMERS[:1], "SUBPOENA-1")
         assert http.get(b.url + clip_path, headers=legal).status_code == 200
         suspended = http.post(
             f"{a.url}/v1/principals/{subject}/suspend", headers=analyst, json={"reason": "test"}
@@ -275,6 +277,8 @@ def test_a_browsing_sweep_split_across_replicas_is_caught_at_single_replica_thre
 
     statuses = []
     with httpx.Client(timeout=10.0) as http:
+        url = cluster.replicas[0].url
+        approve_legal(http, url, cluster.token_headers, subject, CUSTOMERS[:11], "SUBPOENA-2")
         for i, customer in enumerate(CUSTOMERS[:11]):
             replica, other = cluster.replicas[i % 2], cluster.replicas[(i + 1) % 2]
             response = http.get(f"{replica.url}/v1/footage/{customer}/cam/{CLIP}", headers=legal)
@@ -318,6 +322,9 @@ def sweeper_headers(cluster: Cluster, kind: str, sub: str) -> dict[str, str]:
             **{"X-Access-Purpose": "customer_support", "X-Access-Justification": f"{ticket} x"},
         )
     if kind == "legal":
+        with httpx.Client(timeout=10.0) as http:
+            url = cluster.replicas[0].url
+            approve_legal(http, url, cluster.token_headers, sub, SWEEP_CUSTOMERS, "SUBPOENA-3")
         purpose = {"X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-3"}
         return cluster.token_headers(sub, "legal", **purpose)
     token = cluster.env.token(sub, "support_lead", ttl=600)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.types import Zone
+from tests.support.legal import approve_legal
 from tests.support.server import Live
 from tests.test_detection_http import (
     ALWAYS_WORKING,
@@ -58,13 +59,16 @@ def running(tmp_path: Path) -> Iterator[Callable[[str], Live]]:
         live.close()
 
 
-def sweeper(live: Live, kind: str, sub: str) -> dict[str, str]:
+def sweeper(
+    live: Live, kind: str, sub: str, customers: Sequence[str] = CUSTOMERS
+) -> dict[str, str]:
     """The headers of a staff principal who may see every customer's clip, one way or another."""
     if kind == "grant":
         for customer in CUSTOMERS:
             grant(live, customer, sub, TICKET)
         return agent(live, sub, TICKET)
     if kind == "legal":
+        approve_legal(live.client, live.url, live.env.auth, sub, customers, "SUBPOENA-9")
         purpose = {"X-Access-Purpose": "legal_request", "X-Access-Justification": "SUBPOENA-9"}
         return live.env.auth(sub, "legal", **purpose)
     assert kind == "break_glass"
@@ -169,7 +173,7 @@ def test_head_and_missing_clips_count_toward_customer_browsing_over_http(running
     for customer in ("m1", "m2", "m3", "m4"):
         live.env.put_clip(customer, "porch", clip, b"x")
         live.env.set_zone(customer, "porch", Zone.OUTDOOR)
-    legal = sweeper(live, "legal", "lou")
+    legal = sweeper(live, "legal", "lou", ("m1", "m2", "m3", "m4"))
     assert live.client.head(f"/v1/footage/m1/porch/{clip}", headers=legal).status_code == 200
     assert live.client.head(f"/v1/footage/m2/porch/{clip}", headers=legal).status_code == 200
     missing = clip_at(30)

@@ -15,6 +15,7 @@ import pytest
 from gateway.pipeline import SUSPENSION_RULE
 from gateway.settings import REPO_POLICY_DIR
 from gateway.types import RECORDED_AT_FORMAT, Zone
+from tests.support.legal import approve_legal
 from tests.support.server import Live, make_env, start_live
 
 # Working hours around the clock: the live tests run whenever CI does, and off_hours has its
@@ -267,6 +268,7 @@ def test_private_zone_break_glass_and_legal_are_flagged_over_http(running):
         "X-Access-Justification": "INC-1 smoke alarm",
     }
     assert live.client.get(f"/v1/footage/c1/nursery/{clip}", headers=lead).status_code == 200
+    approve_legal(live.client, live.url, live.env.auth, "lou", ["c1"], "SUBPOENA-42")
     legal = live.env.auth(
         "lou",
         "legal",

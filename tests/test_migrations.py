@@ -26,7 +26,7 @@ from gateway.cluster.identity import read_cluster_id
 from gateway.db import create_db_engine, metadata
 from tests.support.cluster import fresh_schema, require_postgres
 
-ALL_REVISIONS = ["0001", "0002", "0003"]
+ALL_REVISIONS = ["0001", "0002", "0003", "0005"]
 
 
 def old_runner_metadata(*, with_cluster_info: bool = True) -> sa.MetaData:
@@ -231,10 +231,10 @@ def revision_of(engine: Engine) -> str | None:
 @pytest.mark.parametrize(
     ("version", "with_cluster_info", "pending"),
     [
-        (2, True, ["0003"]),
-        (1, True, ["0002", "0003"]),
+        (2, True, ["0003", "0005"]),
+        (1, True, ["0002", "0003", "0005"]),
         # The first release's version 1 had no cluster_info table yet.
-        (1, False, ["0002", "0003"]),
+        (1, False, ["0002", "0003", "0005"]),
     ],
 )
 def test_an_old_runner_database_migrates_to_the_fresh_schema(
@@ -261,7 +261,9 @@ def test_adoption_keeps_the_rows_and_the_cluster_id(new_engine):
     assert read_cluster_id(old) == OLD_CLUSTER_ID
     with old.connect() as conn:
         row = conn.execute(sa.text("SELECT * FROM grants")).mappings().one()
-    assert dict(row) == {**GRANT_ROW, "revoked_at": None, "revoked_by": None}
+    # Revision 0005: a grant made before access requests answers none, and its customer made it.
+    new_columns = {"request_id": None, "approval": "customer"}
+    assert dict(row) == {**GRANT_ROW, "revoked_at": None, "revoked_by": None, **new_columns}
 
 
 def test_a_version_1_database_gets_a_cluster_id(new_engine):

@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.types import Zone
 from tests.support.faults import all_events, closed_port, wait_until
+from tests.support.legal import approve_legal
 from tests.support.server import GatewayEnv, Live, free_port, make_env, start_live
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="no redis-server")
@@ -81,8 +82,16 @@ def seeded(tmp_path: Path, redis_url: str) -> GatewayEnv:
     return env
 
 
+def legal_headers(live: Live) -> dict[str, str]:
+    """Lee's legal headers, the request approved first (contract §13), once per gateway."""
+    if not live.state.get("legal_approved"):
+        approve_legal(live.client, live.url, live.env.auth, "lee", ["c1"], "subpoena")
+        live.state["legal_approved"] = True
+    return live.env.auth("lee", "legal", **LEGAL)
+
+
 def staff_get(live: Live) -> httpx.Response:
-    return live.client.get(PATH, headers=live.env.auth("lee", "legal", **LEGAL))
+    return live.client.get(PATH, headers=legal_headers(live))
 
 
 def owner_get(live: Live) -> httpx.Response:
@@ -125,9 +134,7 @@ def test_a_closed_port_refuses_staff_and_is_not_ready(tmp_path: Path) -> None:
         env = seeded(tmp_path, f"redis://127.0.0.1:{port}/0")
         with start_live(env) as live:
             assert_refused(live)
-            listing = live.client.get(
-                "/v1/footage/c1/front", headers=live.env.auth("lee", "legal", **LEGAL)
-            )
+            listing = live.client.get("/v1/footage/c1/front", headers=legal_headers(live))
             assert listing.status_code == 503
             assert listing.json()["error"]["code"] == "detection_unavailable"
 

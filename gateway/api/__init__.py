@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute
 def routes() -> list[BaseRoute]:
     """Every route of the gateway, API first, then the console."""
     from gateway.api import (
+        access_requests,
         audit,
         cameras,
         flags,
@@ -17,10 +18,12 @@ def routes() -> list[BaseRoute]:
         me,
         openapi,
         principals,
+        reviews,
     )
 
     found: list[BaseRoute] = []
-    for module in (footage, cameras, grants, me, audit, flags, principals, health, openapi):
+    modules = (footage, cameras, grants, access_requests, reviews, me, audit, flags, principals)
+    for module in (*modules, health, openapi):
         found.extend(module.routes)
     from gateway.console import routes as console
 

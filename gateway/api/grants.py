@@ -30,7 +30,7 @@ async def create_grant(request: Request, principal: Principal) -> Response:
     grant = parse_new_grant(
         await json_body(request), principal, now, svc.settings.grant_max_ttl_seconds
     )
-    await _check_grantable(svc, grant)
+    await check_grantable(svc, grant.customer_id, grant.purpose, grant.cameras)
     event = admin_event(
         request,
         principal,
@@ -45,19 +45,21 @@ async def create_grant(request: Request, principal: Principal) -> Response:
     return JSONResponse(grant.as_json(now), 201, headers=_event_header(sealed))
 
 
-async def _check_grantable(svc: Services, grant: Grant) -> None:
-    """A grant that could never be used is refused: a purpose the policy denies to every role
-    (asked of the policy as it stands, so editing policies/ changes the answer), or a camera
-    the customer does not have (api/cameras.known_cameras)."""
-    if not svc.policy.allows_purpose(grant.purpose):
+async def check_grantable(
+    svc: Services, customer_id: str, purpose: str, cameras: tuple[str, ...]
+) -> None:
+    """A grant (or access request) that could never be used is refused: a purpose the policy
+    denies to every role (asked of the policy as it stands, so editing policies/ changes the
+    answer), or a camera the customer does not have (api/cameras.known_cameras)."""
+    if not svc.policy.allows_purpose(purpose):
         raise BadRequest(
-            f"The policy lets no role use {grant.purpose}, so it cannot be granted.",
+            f"The policy lets no role use {purpose}, so it cannot be granted.",
             code="purpose_not_grantable",
         )
-    if grant.cameras == (ALL_CAMERAS,):
+    if cameras == (ALL_CAMERAS,):
         return
-    known = {c.camera_id for c in await known_cameras(svc, grant.customer_id)}
-    unknown = [c for c in grant.cameras if c not in known]
+    known = {c.camera_id for c in await known_cameras(svc, customer_id)}
+    unknown = [c for c in cameras if c not in known]
     if unknown:
         raise BadRequest(
             f"No such camera: {unknown[0]} has no footage and no zone.", code="unknown_camera"

@@ -46,6 +46,8 @@ def _path(*names: str) -> list[dict[str, Any]]:
         "clip_id": CLIP_ID,
         "sub": {"type": "string", "maxLength": 256},
         "grant_id": {"type": "string", "maxLength": 64},
+        "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "review_id": {"type": "string", "minLength": 1, "maxLength": 64},
     }
     return [
         {"name": n, "in": "path", "required": True, "schema": schemas.get(n, ID)} for n in names
@@ -88,6 +90,14 @@ def _op(
 
 
 AUTH_ERRORS = {"401": "No valid bearer token", "403": "Not allowed (see error.code)"}
+REQUEST_STATES = ("pending", "approved", "denied", "expired", "cancelled")
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})
 
 
 def spec() -> dict[str, Any]:
@@ -109,6 +119,7 @@ def spec() -> dict[str, Any]:
         "503": "Audit log unavailable",
     }
     admin = {"200": "OK", "400": "Malformed request", **AUTH_ERRORS}
+    answer = {**admin, "404": "No request", "409": "Already answered", "503": "Audit unavailable"}
     filters = [
         {"name": n, "in": "query", "required": False, "schema": {"type": t}}
         for n, t in (
@@ -172,6 +183,45 @@ def spec() -> dict[str, Any]:
         },
         "/v1/grants/{grant_id}": {
             "delete": _op("Revoke a grant", {**admin, "404": "No grant"}, _path("grant_id"))
+        },
+        "/v1/access-requests": {
+            "post": _op(
+                "Ask a customer (or staff approvers) for access (staff)",
+                {"201": "Created, pending", "400": "Invalid request", **AUTH_ERRORS},
+                body=True,
+            ),
+            "get": _op(
+                "Access requests the caller may see",
+                admin,
+                [_query("state", {"type": "string", "enum": list(REQUEST_STATES)}), LIMIT],
+            ),
+        },
+        "/v1/access-requests/{request_id}": {
+            "get": _op("One access request", {**admin, "404": "No request"}, _path("request_id"))
+        },
+        "/v1/access-requests/{request_id}/approve": {
+            "post": _op("Approve, optionally narrowing", answer, _path("request_id"))
+        },
+        "/v1/access-requests/{request_id}/deny": {
+            "post": _op("Deny, with an optional message", answer, _path("request_id"))
+        },
+        "/v1/access-requests/{request_id}/cancel": {
+            "post": _op("Cancel (the requester)", answer, _path("request_id"))
+        },
+        "/v1/reviews": {
+            "get": _op(
+                "Break-glass reviews",
+                admin,
+                [_query("state", {"type": "string", "enum": ["open", "closed"]}), LIMIT],
+            )
+        },
+        "/v1/reviews/{review_id}/close": {
+            "post": _op(
+                "Close a break-glass review",
+                {**admin, "404": "No review"},
+                _path("review_id"),
+                body=True,
+            )
         },
         "/v1/me/access-log": {
             "get": _op(

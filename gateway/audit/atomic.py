@@ -15,7 +15,7 @@ join a group-commit batch, whose other events must not fail because one change w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from gateway.errors import AuditUnavailable
 T = TypeVar("T")
 Change = Callable[[Connection], T]
 EventOf = Callable[[T], Event | None]  # the change's result → its event (None: nothing changed)
+EventsOf = Callable[[T], Sequence[Event]]  # the change's result → its events, in order
 
 
 def commit_with_event(
@@ -41,19 +42,35 @@ def commit_with_event(
     The change's own refusals (NotFound, BadRequest) roll it back and pass through unchanged;
     any database failure, the audit insert's included, rolls both back as AuditUnavailable.
     """
+
+    def events_of(result: T) -> list[Event]:
+        event = event_of(result)
+        return [] if event is None else [event]
+
+    result, sealed = commit_with_events(engine, change, events_of, lock_timeout=lock_timeout)
+    return result, (sealed[0] if sealed else None)
+
+
+def commit_with_events(
+    engine: Engine, change: Change[T], events_of: EventsOf[T], *, lock_timeout: float
+) -> tuple[T, list[Event]]:
+    """commit_with_event for a change that is several events (an approval and its grant)."""
     try:
         with begin_write(engine) as conn:
             _bound_lock_wait(conn, lock_timeout)
             lock_audit_chain(conn)
             result = change(conn)
-            event = event_of(result)
-            if event is None:
-                return result, None
-            (sealed,), (body,) = seal_batch([event], read_head(conn))
-            conn.execute(audit_events.insert().values(**row_of(sealed, body)))
+            events = list(events_of(result))
+            if not events:
+                return result, []
+            sealed, bodies = seal_batch(events, read_head(conn))
+            conn.execute(
+                audit_events.insert(),
+                [row_of(one, body) for one, body in zip(sealed, bodies, strict=True)],
+            )
     except SQLAlchemyError as exc:
         raise AuditUnavailable("The change and its audit event could not be committed.") from exc
-    return result, sealed
+    return result, list(sealed)
 
 
 def _bound_lock_wait(conn: Connection, seconds: float) -> None:

@@ -16,7 +16,7 @@ from typing import TypeVar
 import anyio.to_thread
 import structlog
 
-from gateway.audit.atomic import Change, EventOf, commit_with_event
+from gateway.audit.atomic import Change, EventOf, EventsOf, commit_with_event, commit_with_events
 from gateway.audit.events import Event
 from gateway.audit.store import AuditStore, before_commit
 from gateway.background import spawn
@@ -76,6 +76,20 @@ class AuditLog:
             with contextlib.suppress(Exception):  # a log line is a copy: it never undoes a commit
                 log_each(AUDIT_EVENT, [sealed])
             await self._run_hooks([sealed])
+        return result, sealed
+
+    async def commit_with_all(
+        self, change: Change[T], events_of: EventsOf[T]
+    ) -> tuple[T, list[Event]]:
+        """commit_with for a change recorded as several events, in one transaction."""
+        engine = self.store.engine
+        result, sealed = await anyio.to_thread.run_sync(
+            lambda: commit_with_events(engine, change, events_of, lock_timeout=self.timeout)
+        )
+        if sealed:
+            with contextlib.suppress(Exception):
+                log_each(AUDIT_EVENT, sealed)
+            await self._run_hooks(sealed)
         return result, sealed
 
     def _queue(self, events: Sequence[Event]) -> list[asyncio.Future[Event]]:

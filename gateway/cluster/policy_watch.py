@@ -33,6 +33,7 @@ from gateway.types import EventType
 log = structlog.get_logger("gateway.cluster")
 
 POLICY_FILES = ("model.conf", "policy.csv")
+OPTIONAL_FILES = ("approvals.toml",)  # reloaded with the policy (gateway/approvals.py)
 POLL_SECONDS = 0.25
 SETTLE_SECONDS = 0.1
 ACTOR = "gateway:policy"
@@ -56,6 +57,10 @@ def fingerprint(policy_dir: Path) -> str:
             digest.update((policy_dir / name).read_bytes())
         except OSError:
             return f"missing:{name}"
+        digest.update(b"\0")
+    for name in OPTIONAL_FILES:  # absent means the defaults: a change all the same
+        path = policy_dir / name
+        digest.update(path.read_bytes() if path.is_file() else b"absent")
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -70,6 +70,8 @@ DEFAULT_RULES: dict[str, RuleConfig] = {
     "break_glass": RuleConfig(Severity.HIGH, 60),
     "legal_request": RuleConfig(Severity.MEDIUM, 60),
     "off_hours": RuleConfig(Severity.LOW, 60),
+    # A break-glass review still open past its due time (policies/approvals.toml).
+    "review_overdue": RuleConfig(Severity.HIGH, 60),
 }
 WINDOW_RULES = frozenset({"customer_browsing", "bulk_viewing", "repeated_denials", "clip_probing"})
 

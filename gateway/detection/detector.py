@@ -132,6 +132,36 @@ class Detector:
         log.warning("detection_admission_refused", principal=request.principal.sub, rule=rule)
         return Decision.deny("principal_suspended", f"detection:{rule}")
 
+    async def raise_flag(
+        self, rule: str, subject: str, event_id: str, detail: dict[str, Any]
+    ) -> str | None:
+        """Raise (or extend) a flag found outside the access stream (an overdue review);
+        its id, or None when the rule is disabled or the flag cannot be stored (logged)."""
+        config = self.config.rule(rule)
+        if config is None:
+            return None
+        now = self.clock()
+        finding = Finding(rule, config.severity, config.window_seconds)
+        new = NewFlag(
+            rule=rule,
+            severity=config.severity,
+            principal=subject,
+            window_key=finding.window_key(now),
+            window=timedelta(seconds=config.window_seconds),
+            event_id=event_id,
+            detail=detail,
+        )
+        try:
+            flag, created = await anyio.to_thread.run_sync(
+                self.flags.raise_or_extend, new, now, lambda: [event_id]
+            )
+        except Exception as exc:
+            log.error("flag_not_stored", rule=rule, principal=subject, error=str(exc))
+            return None
+        if created:
+            await self._flag_raised(flag, {})
+        return flag.flag_id
+
     async def _window_findings(self, access: Access) -> list[Finding]:
         tallies = tallies_for(access, self.config)
         if not tallies:

@@ -1,0 +1,1 @@
+"""Access requests (staff ask, the customer or staff approvers answer) and break-glass reviews."""

@@ -19,12 +19,14 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.types import Zone
 from gateway.workers import available_cpus
 from tests.support.cluster import EITHER_DATABASE, database_settings
 from tests.support.faults import GatewayProcess, verify_chain, wait_until
+from tests.support.legal import approve_legal
 from tests.support.server import GatewayEnv, make_env
 from tests.support.workers import (
     connect,
@@ -99,6 +101,7 @@ def test_a_sweep_spread_over_both_workers_is_admitted_only_to_the_threshold(
 ) -> None:
     """40 requests at once, 20 through each worker, over 10 customers: 4 customers' footage."""
     pids = wait_for_workers(gateway.pid, WORKERS)
+    approve_legal_views(sqlite_env, gateway, CUSTOMERS)
     legal = sqlite_env.auth("lou", "legal", **LEGAL)
     clip = clip_at(0)
     with pinned_connections(gateway.url, pids, per_worker=20) as held:
@@ -121,6 +124,7 @@ def test_a_suspension_through_one_worker_refuses_the_next_request_on_the_other(
     sqlite_env: GatewayEnv, gateway: GatewayProcess
 ) -> None:
     pids = wait_for_workers(gateway.pid, WORKERS)
+    approve_legal_views(sqlite_env, gateway, ["k00"])
     legal = sqlite_env.auth("lou", "legal", **LEGAL)
     analyst = sqlite_env.auth("ana", "security_analyst")
     path = f"/v1/footage/k00/porch/{clip_at(0)}"
@@ -163,6 +167,12 @@ def test_one_chain_verifies_after_concurrent_load_through_both_workers(
     assert result.ok, result.problem
     # Every view's decision and completion, from both workers, on the one chain.
     assert result.events >= 2 * 16 * 25
+
+
+def approve_legal_views(env: GatewayEnv, gateway: GatewayProcess, customers: list[str]) -> None:
+    """Legal views need an approved legal request first (contract §13)."""
+    with httpx.Client(timeout=30) as http:
+        approve_legal(http, gateway.url, env.auth, "lou", customers, "SUBPOENA-9")
 
 
 def _all_at_once(

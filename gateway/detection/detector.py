@@ -159,7 +159,7 @@ class Detector:
             log.error("flag_not_stored", rule=rule, principal=subject, error=str(exc))
             return None
         if created:
-            await self._flag_raised(flag, {})
+            await self._flag_raised(flag, None)
         return flag.flag_id
 
     async def _window_findings(self, access: Access) -> list[Finding]:

@@ -590,7 +590,7 @@ def _record_clients_and_baselines(info: results.RunInfo, groups: set[str]) -> No
     named = {
         "stream": ("nginx sendfile", "bare Starlette FileResponse"),
         "s3": ("boto3 get_object from moto",),
-        "ranged": ("bare one-pread Starlette app",),
+        "ranged": (f"bare one-pread Starlette app, {WORKERS} workers",),
     }
     for group, names in named.items():
         for name in names:

@@ -5,7 +5,8 @@ defaults (SQLite, a file tree, a trusted Ed25519 key), and beside it nginx (send
 Starlette FileResponse app, a bare one-pread Starlette app and moto's S3 server. Every gateway
 run is paired with a baseline run right next to it (the order alternating), and each ratio is
 the median of the paired ratios, so that other work on the machine moves both sides alike.
-Prints one table and writes bench/results.json; docs/benchmarks.md says how to read them.
+Prints one table; writes the run under bench/runs/ and, when it ran every group, as
+bench/results.json (bench/results.py); docs/benchmarks.md says how to read them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -28,6 +30,7 @@ import httpclient
 import load
 import pg_chain
 import report
+import results
 import servers
 from botocore.config import Config
 from fixtures import CAMERA, CLIP, CLIP_SIZE, CUSTOMER, MiB
@@ -473,8 +476,12 @@ def main(argv: list[str]) -> int:
         print(f"usage: run.py [{' '.join(GROUPS)}]...", file=sys.stderr)
         return 2
     began = time.monotonic()
-    cores = os.cpu_count() or 1
-    say(f"{cores} cores, load average {load_average()}")
+    info = results.RunInfo.start(groups, GROUPS, BENCH.parent, datetime.now(UTC))
+    say(
+        f"{info.cores} cores, load average {load_average()}, "
+        f"commit {info.commit} (uncommitted changes: {info.dirty})"
+    )
+    _record_clients_and_baselines(info, groups)
     with tempfile.TemporaryDirectory(prefix="footgw-bench-") as tmp:
         root = Path(tmp)
         logs = root / "logs"
@@ -508,6 +515,9 @@ def main(argv: list[str]) -> int:
                 say("nginx is not installed: its baseline is missing from this run")
             else:
                 started.append(nginx)
+            if "stream" in groups:
+                why = "nginx not installed"
+                info.baseline("nginx sendfile", ran=nginx is not None, why=why)
             accel_front = None
             if nginx is not None and "stream" in groups:
                 accel_dir = fixtures.make_data_dir(world, root / "gateway-accel", grants=False)
@@ -550,23 +560,42 @@ def main(argv: list[str]) -> int:
     print()
     print(report.table(figures))
     print()
-    complete = groups == set(GROUPS)
-    if complete:  # a partial run never overwrites the full results
-        report.write_json(BENCH / "results.json", cores, figures)
-        if pgchain is not None:
-            pg_chain.add_to_results(BENCH / "results.json", pgchain)
-    else:  # kept under bench/runs/ to be cited, never quoted from memory
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        runs = BENCH / "runs"
-        runs.mkdir(exist_ok=True)
-        report.write_json(runs / f"{stamp}-{'-'.join(sorted(groups))}.json", cores, figures)
+    info.seconds = time.monotonic() - began
+    info.load_average_end = load_average()
+    written = results.save(BENCH, info, figures)  # a partial run never touches results.json
+    if pgchain is not None:
+        for path in written:
+            pg_chain.add_to_results(path, pgchain)
     missed = [f.name for f in figures if f.met is False]
     say(
-        f"done in {time.monotonic() - began:.0f} s, load average {load_average()}; "
-        f"{len(missed)} goal(s) missed; "
-        + ("wrote bench/results.json" if complete else "a partial run: in bench/runs/")
+        f"done in {info.seconds:.0f} s, load average {info.load_average_end}; "
+        f"{len(missed)} goal(s) missed; wrote "
+        + ", ".join(str(path.relative_to(BENCH)) for path in written)
+        + ("" if info.complete else " (a partial run: results.json untouched)")
     )
     return 0
+
+
+def _record_clients_and_baselines(info: results.RunInfo, groups: set[str]) -> None:
+    """Which clients this run drives the load with, and the baselines of the groups not run."""
+    streams = "bench/httpclient.py (raw-socket GET into one reused buffer)"
+    if groups & {"stream", "s3", "rss"}:
+        info.client("streams", streams)
+    if "ranged" in groups:
+        wrk = load.wrk_binary()
+        ranged = results.wrk_version(wrk) if wrk else "asyncio client (wrk not installed)"
+        info.client("ranged", ranged)
+    if "s3" in groups:
+        info.client("s3 baseline", results.python_client("boto3 get_object, body.read(1 MiB)"))
+    named = {
+        "stream": ("nginx sendfile", "bare Starlette FileResponse"),
+        "s3": ("boto3 get_object from moto",),
+        "ranged": (f"bare one-pread Starlette app, {WORKERS} workers",),
+    }
+    for group, names in named.items():
+        for name in names:
+            ran = group in groups and name != "nginx sendfile"  # nginx: once it has started
+            info.baseline(name, ran=ran, why=None if ran else f"group {group!r} not run")
 
 
 if __name__ == "__main__":

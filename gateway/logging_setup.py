@@ -27,13 +27,37 @@ def configure_logging(
         _utc_timestamp,
         structlog.processors.format_exc_info,
     ]
+    processors = [*shared, renderer]
+    global _json_chain  # the one piece of global state (the module docstring)
+    _json_chain = None if use_console else tuple(processors)
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     _route_standard_logging(shared, renderer)
+
+
+# The processor list configure_logging("json") installed, while it is the one in use: its lines
+# are known exactly (json_chain_active()), so a caller may build them without running it.
+# Compared by content: capture_logs() swaps the processors inside the same list.
+_json_chain: tuple[Processor, ...] | None = None
+
+
+def json_chain_active() -> bool:
+    """True when `log.info(event, **record)` runs exactly configure_logging("json")'s chain.
+
+    That is: the chain is ours and unchanged (capture_logs() and tests swap it out), info is
+    enabled, and no context variables are bound in this context, so the line is the record,
+    `event`, `level` "info" and `timestamp`, as one JSON object (see gateway/audit/lines.py).
+    """
+    return (
+        _json_chain is not None
+        and tuple(structlog.get_config()["processors"]) == _json_chain
+        and _info_enabled()
+        and not structlog.contextvars.get_contextvars()
+    )
 
 
 def _utc_timestamp(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -107,7 +107,7 @@ def test_stores_in_two_processes_never_fork_the_chain(db_url: str) -> None:
 def test_before_commit_sees_the_sealed_batch_before_it_is_durable(store: AuditStore) -> None:
     seen: list[tuple[list[int], int]] = []
 
-    def hook(sealed: list[Event]) -> None:
+    def hook(sealed: list[Event], _bodies: list[str]) -> None:
         with store.engine.connect() as other:  # another connection: sees only what is committed
             count = other.execute(sa.select(sa.func.count()).select_from(audit_events)).scalar()
         seen.append(([e["seq"] for e in sealed], int(count or 0)))
@@ -120,7 +120,7 @@ def test_before_commit_sees_the_sealed_batch_before_it_is_durable(store: AuditSt
 
 
 def test_a_hook_that_raises_fails_the_batch(store: AuditStore) -> None:
-    def hook(_sealed: list[Event]) -> None:
+    def hook(_sealed: list[Event], _bodies: list[str]) -> None:
         raise RuntimeError("no")
 
     with before_commit(hook), pytest.raises(RuntimeError):

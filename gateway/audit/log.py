@@ -3,31 +3,38 @@
 Group commit: appends that arrive while a batch is being written wait together and go in
 the next transaction, so under load many requests share one fsync, while a lone request
 still waits for exactly one. Every committed event is also one structured log line.
+
+The batches are written by one thread of the log's own, which takes whatever has queued each
+time it is free. The event loop only queues an event and, once per batch, resolves the batch's
+futures: while a batch's COMMIT waits on the disk (the GIL released), the loop serves the
+requests whose events go in the next one (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import anyio.to_thread
 import structlog
 
+from gateway.audit import lines
 from gateway.audit.atomic import Change, EventOf, EventsOf, commit_with_event, commit_with_events
 from gateway.audit.events import Event
 from gateway.audit.store import AuditStore, before_commit
-from gateway.background import spawn
+from gateway.background import detached_context, spawn
 from gateway.errors import AuditUnavailable, GatewayError
-from gateway.logging_setup import log_each, render_lines, write_lines
+from gateway.logging_setup import log_each, write_lines
 
 log = structlog.get_logger("gateway.audit")
 
 CommitHook = Callable[[Sequence[Event]], Awaitable[None]]
 MAX_BATCH = 512
-AUDIT_EVENT = "audit_event"  # the structured log's event name for each committed audit event
+AUDIT_EVENT = lines.AUDIT_EVENT
 # How late past its deadline a waiting append may be failed: the watchdog wakes at most this
 # often, however many appends wait on a stuck store (each wake looks at all of them).
 DEADLINE_SLACK = 0.05
@@ -43,14 +50,19 @@ class AuditLog:
     def __init__(self, store: AuditStore, *, timeout: float = 5.0) -> None:
         self.store = store
         self.timeout = timeout
-        self._pending: list[_Waiter] = []
-        self._writing: list[_Waiter] = []  # the batch in the store right now
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        # Appended on the loop, taken by the writer thread: deque's append and popleft are
+        # atomic, and the loop reads it only as a snapshot (tuple()).
+        self._pending: deque[_Waiter] = deque()
+        self._writing: tuple[_Waiter, ...] = ()  # the batch in the store right now
+        self._wake = threading.Event()  # set when the writer thread may have work
+        self._idle = True  # the writer thread waits on _wake (cleared before it looks again)
+        self._kicked = False  # a call to _kick() is scheduled on the loop
+        self._thread: threading.Thread | None = None
         self._watchdog: asyncio.TimerHandle | None = None  # fails appends past their deadline
         self._watchdog_at = 0.0  # the loop time it is armed for
-        self._renderer: ThreadPoolExecutor | None = None  # renders log lines during COMMIT
         self._hooks: list[CommitHook] = []
+        self._committed: deque[list[Event]] = deque()  # batches whose hooks have yet to run
+        self._hook_runner: asyncio.Task[None] | None = None
         self._closing = False
 
     def on_commit(self, hook: CommitHook) -> None:
@@ -59,7 +71,7 @@ class AuditLog:
 
     async def append(self, event: Event) -> Event:
         """Commit one event durably and return it sealed; AuditUnavailable if that fails."""
-        return await self._queue([event])[0]  # one future: no gather per request
+        return await self._queue(event)
 
     async def commit_with(self, change: Change[T], event_of: EventOf[T]) -> tuple[T, Event | None]:
         """Make an administrative change and append its event in one transaction (atomic.py).
@@ -92,19 +104,26 @@ class AuditLog:
             await self._run_hooks(sealed)
         return result, sealed
 
-    def _queue(self, events: Sequence[Event]) -> list[asyncio.Future[Event]]:
+    def _queue(self, event: Event) -> asyncio.Future[Event]:
         loop = asyncio.get_running_loop()
-        self._ensure_writer(loop)
         deadline = loop.time() + self.timeout
-        futures: list[asyncio.Future[Event]] = []
-        for event in events:
-            future: asyncio.Future[Event] = loop.create_future()
-            self._pending.append((event, future, deadline))
-            futures.append(future)
+        future: asyncio.Future[Event] = loop.create_future()
+        self._pending.append((event, future, deadline))
         if self._watchdog is None or deadline < self._watchdog_at:  # e.g. a shorter timeout
             self._arm_watchdog(loop, deadline)
-        self._wake.set()
-        return futures
+        if self._idle and not self._kicked:
+            # Woken once the loop has run what is ready now: the requests being served in this
+            # turn of the loop queue their events first, and they all go in one batch.
+            self._kicked = True
+            loop.call_soon(self._kick)
+        return future
+
+    def _kick(self) -> None:
+        self._kicked = False
+        if self._idle:  # after the appends: a writer about to wait sees them first
+            self._idle = False
+            self._ensure_writer()
+            self._wake.set()
 
     def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._watchdog is not None:
@@ -123,8 +142,8 @@ class AuditLog:
         loop = asyncio.get_running_loop()
         now = loop.time()
         upcoming: float | None = None
-        for _, future, deadline in (*self._writing, *self._pending):
-            if future.done():
+        for _, future, deadline in (*self._writing, *tuple(self._pending)):
+            if future.done() or future.get_loop() is not loop:
                 continue
             if deadline <= now:
                 future.set_exception(AuditUnavailable("The audit log did not answer in time."))
@@ -133,56 +152,98 @@ class AuditLog:
         if upcoming is not None:
             self._arm_watchdog(loop, max(upcoming, now + DEADLINE_SLACK))
 
-    def _ensure_writer(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._writer is None or self._writer.done():
-            self._writer = spawn(self._write_loop(), name="audit-writer")
+    def _ensure_writer(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            # Daemon: appends nobody has been answered for may be lost at exit, never an
+            # acknowledged one. The thread logs with no request's context (background.py).
+            self._thread = threading.Thread(
+                target=detached_context().run,
+                args=(self._write_loop,),
+                name="audit-writer",
+                daemon=True,
+            )
+            self._thread.start()
 
-    async def _write_loop(self) -> None:
-        while not (self._closing and not self._pending):
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
-                await self._commit(batch)
-
-    async def _commit(self, batch: list[_Waiter]) -> None:
-        events = [event for event, _, _ in batch]
-        self._writing = batch
+    def _write_loop(self) -> None:
+        """The writer thread: take what has queued, commit it, answer it; until closed."""
         try:
-            sealed = await anyio.to_thread.run_sync(self._append_and_log, events)
-        except Exception as exc:  # any failure of the store is "not durable": fail closed
-            error = exc if isinstance(exc, GatewayError) else AuditUnavailable(str(exc))
-            log.error("audit_write_failed", error=str(exc), events=len(events))
-            for _, future, _ in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
+            while not (self._closing and not self._pending):
+                if self._pending:
+                    self._write(
+                        [self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))]
+                    )
+                    continue
+                self._idle = True
+                if not self._pending and not self._closing:  # looked again after saying so
+                    self._wake.wait()
+                self._wake.clear()
+                self._idle = False
         finally:
-            self._writing = []
-        for event, (_, future, _) in zip(sealed, batch, strict=True):
-            if not future.done():
-                future.set_result(event)
-        await self._run_hooks(sealed)
+            self._idle = True  # the next append starts a writer again
 
-    def _append_and_log(self, events: list[Event]) -> list[Event]:
-        """Commit, then write each event's log line, in the writer's worker thread.
+    def _write(self, batch: list[_Waiter]) -> None:
+        """Commit one batch and hand each waiter's answer to the loop it waits on."""
+        self._writing = tuple(batch)
+        try:
+            result: list[Event] | BaseException = self._append_and_log(batch)
+        except Exception as exc:  # any failure of the store is "not durable": fail closed
+            log.error("audit_write_failed", error=str(exc), events=len(batch))
+            result = exc if isinstance(exc, GatewayError) else AuditUnavailable(str(exc))
+        finally:
+            self._writing = ()
+        loops: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+        for waiter in batch:
+            loops.setdefault(waiter[1].get_loop(), []).append(waiter)
+        for i, (loop, waiters) in enumerate(loops.items()):
+            if len(loops) > 1 and not isinstance(result, BaseException):  # never, in serve
+                mine = {id(w) for w in waiters}
+                answer: list[Event] | BaseException = [
+                    e for w, e in zip(batch, result, strict=True) if id(w) in mine
+                ]
+            else:
+                answer = result
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(self._answer, waiters, answer, i == 0)
 
-        On the event loop, rendering and printing two lines per request held up every other request
-        (docs/benchmarks.md). The lines are rendered by a helper thread while the COMMIT waits on
-        the disk, and leave in one write once it returned: still after the commit and before anyone
-        is answered.
-        """
-        lines = _BatchLines(self._line_renderer())
-        with before_commit(lines.render):
-            sealed = self.store.append_batch(events)
-        lines.write(sealed)
+    def _append_and_log(self, batch: list[_Waiter]) -> list[Event]:
+        """Commit the batch, then write each event's log line: after the commit, before anyone
+        is answered. The lines are made from the bodies the store hashed (audit/lines.py)."""
+        made: list[list[str] | None] = []
+
+        def render(sealed: list[Event], bodies: list[str]) -> None:
+            with contextlib.suppress(Exception):  # a line is a copy: it never fails a batch
+                made.append(lines.render(sealed, bodies))
+
+        with before_commit(render):
+            sealed = self.store.append_batch([event for event, _, _ in batch])
+        with contextlib.suppress(Exception):  # nor does writing it undo the commit
+            rendered = made[0] if made else lines.render(sealed)
+            if rendered is None:
+                log_each(AUDIT_EVENT, sealed)  # a chain that does not end in text
+            else:
+                write_lines(rendered)
         return sealed
 
-    def _line_renderer(self) -> ThreadPoolExecutor:
-        if self._renderer is None:
-            self._renderer = ThreadPoolExecutor(1, thread_name_prefix="audit-log-lines")
-        return self._renderer
+    def _answer(
+        self, waiters: list[_Waiter], result: list[Event] | BaseException, hooks: bool
+    ) -> None:
+        """On the loop: resolve the batch's futures, then queue its hooks once it committed."""
+        if isinstance(result, BaseException):
+            for _, future, _ in waiters:
+                if not future.done():
+                    future.set_exception(result)
+            return
+        for (_, future, _), sealed in zip(waiters, result, strict=True):
+            if not future.done():
+                future.set_result(sealed)
+        if hooks and self._hooks:
+            self._committed.append(result)
+            if self._hook_runner is None or self._hook_runner.done():
+                self._hook_runner = spawn(self._drain_hooks(), name="audit-hooks")
+
+    async def _drain_hooks(self) -> None:
+        while self._committed:
+            await self._run_hooks(self._committed.popleft())
 
     async def _run_hooks(self, sealed: Sequence[Event]) -> None:
         for hook in self._hooks:
@@ -192,41 +253,16 @@ class AuditLog:
                 log.error("audit_hook_failed", hook=getattr(hook, "__name__", "?"), error=str(exc))
 
     async def close(self) -> None:
-        """Stop the writer once everything already appended is written."""
+        """Stop the writer once everything already appended is written and answered."""
         self._closing = True
         self._wake.set()
-        if self._writer is not None:
-            await self._writer
-            self._writer = None
+        if self._thread is not None:
+            # The writer queued its last answers on this loop before it ended: they run first.
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._hook_runner is not None:
+            await self._hook_runner
+            self._hook_runner = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if self._renderer is not None:
-            self._renderer.shutdown(wait=False)
-            self._renderer = None
-
-
-class _BatchLines:
-    """One batch's log lines: rendered while its COMMIT waits on the disk, written after it."""
-
-    def __init__(self, renderer: ThreadPoolExecutor) -> None:
-        self._renderer = renderer
-        self._lines: Future[list[str] | None] | None = None
-
-    def render(self, sealed: list[Event]) -> None:
-        """The before_commit hook: start rendering in the helper thread (never raises)."""
-        # The COMMIT releases the GIL for the whole fsync; the helper renders meanwhile. Only
-        # rendering: if the COMMIT fails, these lines are dropped unwritten. (A processor with
-        # side effects of its own, like capture_logs() in tests, sees them before it ends.)
-        with contextlib.suppress(RuntimeError):  # shut down by close(): render after the commit
-            self._lines = self._renderer.submit(render_lines, AUDIT_EVENT, sealed)
-
-    def write(self, sealed: list[Event]) -> None:
-        """Write the committed batch's lines; never raises past the commit."""
-        # The database is the record, a log line is a copy: no failure here undoes a commit.
-        with contextlib.suppress(Exception):
-            lines = self._lines.result() if self._lines else render_lines(AUDIT_EVENT, sealed)
-            if lines is None:
-                log_each(AUDIT_EVENT, sealed)  # a chain that does not end in text
-            else:
-                write_lines(lines)

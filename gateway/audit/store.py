@@ -45,7 +45,7 @@ _INSERT_SQL = (
     f"VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 
-SealedHook = Callable[[list[Event]], None]
+SealedHook = Callable[[list[Event], list[str]], None]
 # Set by before_commit() for the append_batch calls made inside it (this context only): a
 # contextvar rather than a parameter, so a wrapped or stubbed append_batch(events) still works.
 _before_commit: ContextVar[SealedHook | None] = ContextVar("audit_before_commit", default=None)
@@ -53,11 +53,11 @@ _before_commit: ContextVar[SealedHook | None] = ContextVar("audit_before_commit"
 
 @contextmanager
 def before_commit(hook: SealedHook) -> Iterator[None]:
-    """Within this block, append_batch on SQLite calls hook(sealed) just before its COMMIT.
+    """Within this block, append_batch on SQLite calls hook(sealed, bodies) just before COMMIT.
 
-    For work that may overlap the commit's fsync (the writer renders the batch's log lines
-    meanwhile). Nothing is durable yet when it runs and the COMMIT may still fail: the
-    hook must not publish anything. It must not raise either: that fails the batch.
+    bodies are the events' canonical JSON without their hashes, as stored (the writer renders the
+    batch's log lines from them). Nothing is durable yet when it runs and the COMMIT may still
+    fail: the hook must not publish anything. It must not raise either: that fails the batch.
     """
     token = _before_commit.set(hook)
     try:
@@ -184,7 +184,7 @@ def _commit_sqlite(db: sqlite3.Connection, events: Sequence[Event]) -> list[Even
     db.executemany(_INSERT_SQL, map(_values, sealed, bodies))
     hook = _before_commit.get()
     if hook is not None:
-        hook(sealed)
+        hook(sealed, bodies)
     db.execute("COMMIT")
     return sealed
 

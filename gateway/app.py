@@ -17,6 +17,7 @@ from gateway.api import routes
 from gateway.middleware import RequestContextMiddleware, error_handlers
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.signin.cookies import SessionCookies
 
 log = structlog.get_logger("gateway.app")
 
@@ -45,7 +46,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             await services.close()
             log.info("gateway_stopped")
 
-    middleware = [Middleware(RequestContextMiddleware)]
+    # Outermost first: the request id, then a console session's cookie becomes its bearer token.
+    middleware = [Middleware(RequestContextMiddleware), Middleware(SessionCookies)]
     if settings.trusted_proxies:  # X-Forwarded-For only from proxies we were told to trust
         middleware.insert(
             0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))

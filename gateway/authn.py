@@ -77,16 +77,34 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
-    """The Principal named by verified claims, or Unauthenticated if any claim is malformed."""
+def claim_at(claims: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    """(present, value) of a claim by name or dotted path (`realm_access.roles`)."""
+    if path in claims:  # a name with dots in it, as some providers use, wins over a path
+        return True, claims[path]
+    node: Any = claims
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def principal_from_claims(
+    claims: Mapping[str, Any], roles_claim: str = "roles", customer_claim: str = "customer_id"
+) -> Principal:
+    """The Principal named by verified claims, or Unauthenticated if any claim is malformed.
+
+    Roles and the customer id are read from the configured claims (FOOTGW_OIDC_ROLES_CLAIM,
+    FOOTGW_OIDC_CUSTOMER_CLAIM; `roles` and `customer_id` unless set).
+    """
     sub = claims.get("sub")
     if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB_LENGTH or not sub.isprintable():
         _refuse("sub missing or malformed")
-    roles = claims.get("roles")
+    _, roles = claim_at(claims, roles_claim)
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         _refuse("roles not a list of strings")
-    customer_id = claims.get("customer_id")
-    if "customer_id" in claims and not (isinstance(customer_id, str) and is_valid_id(customer_id)):
+    has_customer, customer_id = claim_at(claims, customer_claim)
+    if has_customer and not (isinstance(customer_id, str) and is_valid_id(customer_id)):
         _refuse("customer_id malformed")
     exp = _number(claims, "exp")
     if exp is None:
@@ -175,6 +193,8 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
         cache_size: int = 10_000,
         cache_ttl: float = 60.0,
+        roles_claim: str = "roles",
+        customer_claim: str = "customer_id",
     ) -> None:
         # The list is fixed here, never read from a token. `none` and HMAC are dropped even if
         # asked for: no key source yields a key they could use, and we say so twice.
@@ -188,19 +208,23 @@ class Authenticator:
         self._clock = clock
         self._cache = _VerifiedTokens(cache_size, cache_ttl)
         self._options = self._decode_options()
+        self._claims = (roles_claim, customer_claim)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Authenticator:
-        """The authenticator the settings describe (key file, JWKS URL and/or dev key)."""
+    def from_settings(cls, settings: Settings, provider: KeySource | None = None) -> Authenticator:
+        """The authenticator the settings describe (key file, JWKS URL, dev key, or the
+        identity provider's JWKS through `provider`, its discovery: contract §15)."""
         algorithms = tuple(a for a in settings.jwt_algorithms if a in ASYMMETRIC_ALGORITHMS)
         if not algorithms:
             raise ConfigError("FOOTGW_JWT_ALGORITHMS", "names no asymmetric algorithm")
         return cls(
-            _key_sources(settings, algorithms),
+            provider or _key_sources(settings, algorithms),
             algorithms=algorithms,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             leeway=settings.jwt_leeway_seconds,
+            roles_claim=settings.roles_claim,
+            customer_claim=settings.customer_claim,
         )
 
     @property
@@ -230,7 +254,7 @@ class Authenticator:
             _refuse("no key for kid")
         claims = self._decode(token, key)
         self._check_times(claims)
-        return principal_from_claims(claims)
+        return principal_from_claims(claims, *self._claims)
 
     def _decode(self, token: str, key: VerificationKey) -> dict[str, Any]:
         # Only algorithms both configured and fitting this key's type; PyJWT then refuses a

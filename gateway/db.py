@@ -187,6 +187,36 @@ cluster_info = sa.Table(
 )
 
 
+# Sign-in through the identity provider (contract §15, gateway/signin/). A login in progress:
+# keyed by the sha256 of its `state`, bound to the browser that began it by the sha256 of a
+# cookie, used at most once (the callback deletes the row it reads).
+oidc_logins = sa.Table(
+    "oidc_logins",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("binding_hash", sa.String(64), nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("return_to", sa.String(512), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+sa.Index("ix_oidc_logins_created", oidc_logins.c.created_at)
+
+# A console session: keyed by the sha256 of the cookie's value (the value itself is never
+# stored), holding the provider's tokens server-side until the access token expires.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column("sub", sa.String(256), nullable=False),
+    sa.Column("access_token", sa.Text, nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+sa.Index("ix_console_sessions_expires", console_sessions.c.expires_at)
+
+
 @contextmanager
 def reading(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
     """`conn` when the caller holds one (several reads, one checkout), else a fresh connection."""

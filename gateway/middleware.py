@@ -29,6 +29,7 @@ ROUTE_PREFIXES = (
     "/v1/flags",
     "/v1/principals",
     "/console",
+    "/auth",
     "/healthz",
     "/readyz",
     "/metrics",

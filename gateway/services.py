@@ -37,6 +37,10 @@ from gateway.pipeline import FootageFlow
 from gateway.principals import PrincipalStore
 from gateway.ratelimit import AttemptLimiter
 from gateway.settings import Settings
+from gateway.signin.client import OidcClient
+from gateway.signin.discovery import Discovery
+from gateway.signin.flow import SignIn
+from gateway.signin.store import SignInStore
 from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import Storage
 from gateway.types import DeliveryMode
@@ -65,6 +69,7 @@ class Services:
     reviews: Reviews  # break-glass reviews, opened by the flow's observer
     sweeper: Sweeper  # expires requests and flags overdue reviews, periodically
     owns_engine: bool  # built here from settings (so disposed here), not handed in
+    signin: SignIn | None = None  # sign-in through the identity provider (contract §15)
 
     async def start(self) -> None:
         """Start what runs on the loop: the policy watcher and the Redis bus (if configured)."""
@@ -109,8 +114,15 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         raise_flag=detector.raise_flag,
     )
     audit.on_commit(checkpoints.on_commit)  # checkpoint the chain as it grows
+    discovery = Discovery(settings.oidc.issuer) if settings.oidc else None
+    authn = Authenticator.from_settings(settings, discovery)
+    signin = (
+        SignIn(OidcClient(settings.oidc, discovery, discovery), SignInStore(engine), authn)
+        if settings.oidc and discovery
+        else None
+    )
     flow = FootageFlow(
-        authn=Authenticator.from_settings(settings),
+        authn=authn,
         cameras=cameras,
         authorizer=Authorizer(policy, covering_grant),
         grants=grants,
@@ -150,4 +162,5 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
             access_requests, reviews, every=lambda: policy.approvals.check_every_seconds
         ),
         owns_engine=owns_engine,
+        signin=signin,
     )

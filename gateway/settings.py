@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, TypeVar, cast
 
 from gateway.errors import ConfigError
+from gateway.oidc_settings import OidcSettings, read_oidc
 from gateway.types import DeliveryMode
 
 PREFIX = "FOOTGW_"
@@ -69,6 +70,9 @@ class Settings:
     unauthenticated_per_minute: int
     # Worker processes `serve` runs on one socket; None: one per CPU this process may use.
     workers: int | None = None
+    oidc: OidcSettings | None = None  # sign-in through an identity provider (contract §15)
+    roles_claim: str = "roles"
+    customer_claim: str = "customer_id"
 
     @property
     def dev_key_file(self) -> Path:
@@ -94,6 +98,8 @@ KEYS = frozenset(
         "UNAUTHENTICATED_PER_MINUTE",
         "WORKERS",
         "ACCESS_REQUEST_TTL",
+        *("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET_FILE", "OIDC_REDIRECT_URI"),
+        *("OIDC_SCOPES", "OIDC_RESOURCE", "OIDC_ROLES_CLAIM", "OIDC_CUSTOMER_CLAIM"),
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).
@@ -102,6 +108,7 @@ TOOLING_PREFIX = f"{PREFIX}TEST_"
 MAX_LEEWAY_SECONDS = 30
 MAX_WORKERS = 64
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_CLAIM_PATH = re.compile(r"[A-Za-z0-9_:/-]+(?:\.[A-Za-z0-9_:/-]+)*", re.ASCII)
 
 
 def load_settings(
@@ -259,6 +266,10 @@ def _build(read: _Reader) -> Settings:
         raise ConfigError(f"{PREFIX}DEV_MODE", f"1 is refused beside FOOTGW_{which}: unset one")
     delivery = _delivery(read, storage)
     checkpoint_key = read.text("CHECKPOINT_KEY_FILE")
+    oidc = read_oidc(read.text)
+    jwt_issuer = read.text("JWT_ISSUER")
+    if oidc is not None:
+        jwt_issuer = _one_trust_path(oidc, jwt_issuer, key_file or jwks_url, dev_mode)
     return Settings(
         data_dir=data_dir,
         storage=storage,
@@ -269,7 +280,7 @@ def _build(read: _Reader) -> Settings:
         jwt_public_key_file=Path(key_file) if key_file else None,
         jwt_jwks_url=jwks_url,
         jwt_algorithms=algorithms,
-        jwt_issuer=read.text("JWT_ISSUER"),
+        jwt_issuer=jwt_issuer,
         jwt_audience=read.text("JWT_AUDIENCE"),
         jwt_leeway_seconds=read.parse(
             "JWT_LEEWAY", _leeway, MAX_LEEWAY_SECONDS, f"0 to {MAX_LEEWAY_SECONDS} seconds"
@@ -311,7 +322,32 @@ def _build(read: _Reader) -> Settings:
             "UNAUTHENTICATED_PER_MINUTE", _positive_int, 60, "a whole number of requests above 0"
         ),
         workers=read.parse("WORKERS", _worker_count, None, f"1 to {MAX_WORKERS} processes"),
+        oidc=oidc,
+        roles_claim=_claim_path(read, "OIDC_ROLES_CLAIM", "roles"),
+        customer_claim=_claim_path(read, "OIDC_CUSTOMER_CLAIM", "customer_id"),
     )
+
+
+def _one_trust_path(
+    oidc: OidcSettings, jwt_issuer: str | None, keys: str | None, dev_mode: bool
+) -> str:
+    """The provider's tokens are verified as every bearer token is: one issuer, one key set."""
+    if jwt_issuer is not None and jwt_issuer != oidc.issuer:
+        raise ConfigError(f"{PREFIX}JWT_ISSUER", "must be unset or equal FOOTGW_OIDC_ISSUER")
+    if keys:  # the provider's discovery names its JWKS: no second source of keys
+        raise ConfigError(
+            f"{PREFIX}JWT_JWKS_URL", "set neither it nor JWT_PUBLIC_KEY_FILE beside OIDC_ISSUER"
+        )
+    if dev_mode:
+        raise ConfigError(f"{PREFIX}DEV_MODE", "1 is refused beside FOOTGW_OIDC_ISSUER: unset one")
+    return oidc.issuer
+
+
+def _claim_path(read: _Reader, name: str, default: str) -> str:
+    path = read.text(name, default) or default
+    if not _CLAIM_PATH.fullmatch(path):
+        raise ConfigError(PREFIX + name, f"must be a claim name or dotted path, got {path!r}")
+    return path
 
 
 def _delivery(read: _Reader, storage: str) -> DeliveryMode:

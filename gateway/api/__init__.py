@@ -26,6 +26,8 @@ def routes() -> list[BaseRoute]:
     for module in (*modules, health, openapi):
         found.extend(module.routes)
     from gateway.console import routes as console
+    from gateway.signin import routes as signin
 
+    found.extend(signin.routes)
     found.extend(console.routes)
     return found

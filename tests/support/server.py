@@ -32,6 +32,7 @@ from gateway import migrations
 from gateway.app import create_app
 from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
+from gateway.devkeys import DEV_KID
 from gateway.services import Services
 from gateway.settings import Settings, load_settings
 from gateway.storage import open_seeder
@@ -107,7 +108,9 @@ class GatewayEnv:
         if customer_id:
             body["customer_id"] = customer_id
         body.update(claims)
-        return jwt.encode(body, self.private_key, algorithm="EdDSA")
+        # A dev-mode gateway (make_env's `dev_mode`) knows the key only by dev mode's kid.
+        headers = {"kid": DEV_KID} if self.settings.dev_mode else None
+        return jwt.encode(body, self.private_key, algorithm="EdDSA", headers=headers)
 
     def auth(
         self, sub: str, *roles: str, customer_id: str | None = None, **headers: str
@@ -141,9 +144,26 @@ class GatewayEnv:
             engine.dispose()
 
 
-def make_env(root: Path, extra: Mapping[str, str] | None = None) -> GatewayEnv:
-    """A data dir with a trusted Ed25519 key and a migrated SQLite database."""
+def make_env(
+    root: Path, extra: Mapping[str, str] | None = None, *, dev_mode: bool = False
+) -> GatewayEnv:
+    """A data dir with a trusted Ed25519 key and a migrated SQLite database.
+
+    With `dev_mode`, the gateway runs as `make run` does (FOOTGW_DEV_MODE=1) and the key is
+    dev mode's own key file instead of FOOTGW_JWT_PUBLIC_KEY_FILE.
+    """
     key = Ed25519PrivateKey.generate()
+    if dev_mode:
+        dev_key = root / "dev-jwt-key.pem"
+        dev_key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        dev_key.chmod(0o600)
+        extra = {"FOOTGW_JWT_PUBLIC_KEY_FILE": "", "FOOTGW_DEV_MODE": "1", **(extra or {})}
     public = root / "jwt-public.pem"
     public.write_bytes(
         key.public_key().public_bytes(

@@ -1,7 +1,8 @@
-// One way to call the gateway: bearer token in the Authorization header, no cookies, no
-// caching, errors turned into ApiError carrying the API's own code and message (contract §5).
+// One way to call the gateway: bearer token in the Authorization header (or, for a provider
+// sign-in, the gateway's HttpOnly session cookie plus the session's X-CSRF-Token on writes),
+// no caching, errors turned into ApiError carrying the API's own code and message (§5).
 
-import { signOut, token } from "./session.js";
+import { session, sessionEnded, signOut, token } from "./session.js";
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -19,14 +20,17 @@ export function path(...segments) {
 /** Call the API; resolves to the parsed JSON (null for 204), rejects with ApiError. */
 export async function api(method, route, { query, body } = {}) {
   const bearer = token();
-  if (!bearer) throw new ApiError(401, "unauthenticated", "You are signed out.");
+  const s = session();
+  if (!bearer && !(s && s.cookie)) throw new ApiError(401, "unauthenticated", "You are signed out.");
   const url = new URL(route, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
     if (Array.isArray(value)) value.forEach((v) => url.searchParams.append(key, v));
     else if (value !== undefined && value !== null && value !== "")
       url.searchParams.set(key, value);
   }
-  const headers = { Authorization: `Bearer ${bearer}`, Accept: "application/json" };
+  const headers = { Accept: "application/json" };
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  else if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = s.csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -35,7 +39,7 @@ export async function api(method, route, { query, body } = {}) {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
-      credentials: "omit",
+      credentials: bearer ? "omit" : "same-origin",
       redirect: "error",
     });
   } catch {
@@ -49,7 +53,8 @@ export async function api(method, route, { query, body } = {}) {
     typeof error.code === "string" ? error.code : `http_${response.status}`,
     typeof error.message === "string" ? error.message : `The gateway answered ${response.status}.`,
   );
-  if (response.status === 401) signOut(`Signed out: ${failure.message}`);
+  if (response.status === 401 && !bearer) sessionEnded();
+  else if (response.status === 401) signOut(`Signed out: ${failure.message}`);
   throw failure;
 }
 

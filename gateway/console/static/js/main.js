@@ -4,6 +4,7 @@
 // nothing about what is being looked at reaches a server log, and Back/Forward just work.
 
 import * as session from "./session.js";
+import * as signin from "./signin.js";
 import { fill, h, timeZoneName, when } from "./dom.js";
 import * as flags from "./views/flags.js";
 import * as principal from "./views/principal.js";
@@ -206,13 +207,19 @@ async function render(moveFocus = true) {
   if (heading.isConnected) document.title = `${heading.textContent} · Footage gateway`;
 }
 
-function start() {
+async function start() {
   $("tz-note").textContent = `Times are shown in ${timeZoneName()}; hover a time for UTC.`;
   session.onChange((s, reason) => {
-    if (s) render();
+    if (reason === "expired") signin.begin(); // back through sign-in, to this same route
+    else if (s) render();
     else showSignedOut(reason);
   });
-  $("sign-out").addEventListener("click", () => session.signOut("You signed out."));
+  $("sign-out").addEventListener("click", () => {
+    const s = session.session();
+    session.signOut("You signed out.");
+    if (s && s.cookie) signin.end(s.csrf); // the gateway's session, then the provider's
+  });
+  $("provider-button").addEventListener("click", () => signin.begin());
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     try {
@@ -229,6 +236,16 @@ function start() {
   document.addEventListener("visibilitychange", () => session.checkExpiry());
   window.addEventListener("focus", () => session.checkExpiry());
   // Another tab cannot share this tab's sessionStorage; nothing to sync.
+  const how = await signin.config();
+  session.allowHandover(how.token_handover);
+  $("provider-signin").hidden = !how.provider;
+  $("signin-form").hidden = !how.paste;
+  const held = how.provider ? await signin.current().catch(() => null) : null;
+  if (held) {
+    if (location.hash.startsWith("#token=")) session.acceptHandedToken(); // refused, said so
+    session.signInWithCookie(held);
+    return;
+  }
   const notice = session.restore();
   if (!session.session()) showSignedOut(notice);
 }

@@ -1,5 +1,7 @@
-// The bearer token: taken from a paste or from the URL fragment, kept in sessionStorage only
-// (never a cookie, never a query string), and forgotten when it expires or the API says 401.
+// The session: either a provider sign-in held by the gateway (an HttpOnly cookie the page
+// cannot read; `cookie: true`, no token here at all), or a bearer token taken from a paste or,
+// in dev mode only, from the URL fragment, kept in sessionStorage only (never a cookie, never
+// a query string), and forgotten when it expires or the API says 401.
 //
 // The claims are decoded here for display and navigation only: the signature is not (and
 // cannot be) checked in the page. The gateway checks it on every request and enforces roles.
@@ -8,7 +10,8 @@ const KEY = "footgw.console.token";
 const ANALYST_ROLES = ["security_analyst", "admin"];
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
 
-let current = null; // {token, claims}
+let current = null; // {token, claims}, or {cookie: true, csrf, claims}
+let handoverAllowed = true; // `#token=` links: dev mode only (set from /auth/config)
 // A token handed over in the fragment while a session is open: {token, claims}, or {error}
 // when it cannot be used. Held in memory only, until the person chooses (docs/console.md):
 // a link must never silently change whose console this is.
@@ -76,6 +79,26 @@ export function signIn(token) {
   emit("signed-in");
 }
 
+/** Start a provider session from /auth/session's answer (the cookie stays HttpOnly). */
+export function signInWithCookie(info) {
+  sessionStorage.removeItem(KEY);
+  const claims = {
+    sub: info.sub,
+    roles: info.roles,
+    customerId: info.customer_id,
+    exp: info.expires_at,
+  };
+  current = { cookie: true, csrf: info.csrf_token, token: null, claims };
+  offer = null;
+  scheduleExpiry();
+  emit("signed-in");
+}
+
+/** Whether `#token=` links are taken here (dev mode), from /auth/config. */
+export function allowHandover(allowed) {
+  handoverAllowed = Boolean(allowed);
+}
+
 /** End the session; `reason` is shown on the sign-in page. */
 export function signOut(reason = "You signed out.") {
   sessionStorage.removeItem(KEY);
@@ -83,6 +106,11 @@ export function signOut(reason = "You signed out.") {
   offer = null;
   clearTimeout(expiryTimer);
   emit(reason);
+}
+
+/** The gateway says a provider session is over (expired or ended elsewhere). */
+export function sessionEnded() {
+  if (current && current.cookie) emit("expired");
 }
 
 /** A token handed over while signed in, waiting for the person's answer (or null). */
@@ -136,8 +164,9 @@ function scheduleExpiry() {
 /** Sign out if the token has expired (timers sleep with the laptop, so check on wake too). */
 export function checkExpiry() {
   if (!current) return;
-  if (expired(current.claims)) signOut("Your session expired. Sign in again with a new token.");
-  else scheduleExpiry();
+  if (!expired(current.claims)) scheduleExpiry();
+  else if (current.cookie) emit("expired"); // main.js sends the person back through sign-in
+  else signOut("Your session expired. Sign in again with a new token.");
 }
 
 /**
@@ -147,7 +176,12 @@ export function checkExpiry() {
  */
 export function restore() {
   const notice = dropQueryToken();
-  const handed = takeFragmentToken();
+  let handed;
+  try {
+    handed = takeFragmentToken();
+  } catch (err) {
+    return err.message;
+  }
   const stored = sessionStorage.getItem(KEY);
   let problem = null;
   if (stored) {
@@ -172,7 +206,17 @@ export function restore() {
  * `#token=…`): with no session, take it (or say why not); with one, offer it.
  */
 export function acceptHandedToken() {
-  const handed = takeFragmentToken();
+  let handed;
+  try {
+    handed = takeFragmentToken();
+  } catch (err) {
+    // Refused (not dev mode): an open session stays, and says why the link did nothing.
+    if (current) {
+      offer = { error: err.message };
+      emit("switch-offered");
+    } else signOut(err.message);
+    return true;
+  }
   if (handed === null) return false;
   try {
     receive(handed);
@@ -187,6 +231,10 @@ export function acceptHandedToken() {
 // Returns {token, next}: `next` is the fragment to show once that token's session starts.
 function takeFragmentToken() {
   if (!location.hash.startsWith("#token=")) return null;
+  if (!handoverAllowed) {
+    history.replaceState(null, "", location.pathname + location.search);
+    throw new Error("A link carrying a token is refused here: sign in instead (such links work in dev mode only).");
+  }
   const params = new URLSearchParams(location.hash.slice(1));
   const view = params.get("view");
   const next = view && view.startsWith("/") ? `#${view}` : "";

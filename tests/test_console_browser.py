@@ -17,8 +17,16 @@ from playwright.sync_api import expect
 
 from gateway.types import RECORDED_AT_FORMAT, Zone
 from tests.support.browser import PHONE, TIMEZONE, off_loop, screenshot, sign_in
+from tests.support.server import make_env
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def gateway_env(tmp_path):
+    """As `make run` serves it: dev mode, the only place the console takes `#token=` links."""
+    return make_env(tmp_path, dev_mode=True)
+
 
 HOSTILE = "<img src=x onerror=window.__xss=1>"
 AGENT = "sam@support"

@@ -14,7 +14,7 @@ UV         := $(VENV)/uv-$(UV_VERSION)/bin/uv
 LOCK_FLAGS := --extra test --universal --python-version 3.11 --generate-hashes \
               --custom-compile-command "make lock"
 
-.PHONY: install lock run test lint bench soak browser screenshots clean
+.PHONY: install lock run test lint bench soak browser oidc screenshots clean
 
 install: $(STAMP)
 
@@ -62,7 +62,21 @@ browser:
 	      || echo "$$missing could not be installed: their tests will skip (fail under CI=true)"; \
 	  else echo "no$$missing and no root apt: their tests will skip (fail under CI=true)"; fi; }
 
-test: install browser
+# The OpenID Connect provider the sign-in tests run (tests/oidc/: panva/node-oidc-provider,
+# pinned by its package-lock.json): Node.js 20.19 or later and npm, then `npm ci` there.
+# Without them the sign-in tests skip and say why; under CI=true they fail instead.
+OIDC_DIR := tests/oidc
+oidc: $(OIDC_DIR)/node_modules/.package-lock.json
+
+$(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+	  || { echo "oidc: node and npm are needed (Node.js 20.19 or later): install them (apt install nodejs npm, or NodeSource's nodejs 20+); the sign-in tests skip without them (fail under CI=true)"; exit 0; }; \
+	node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+	  || { echo "oidc: node $$(node --version) is older than 20.19: the sign-in tests need a newer Node.js"; exit 0; }; \
+	echo "oidc: npm ci in $(OIDC_DIR) (oidc-provider, from its lock file)"; \
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --silent
+
+test: install browser oidc
 	$(BIN)/ruff check gateway tests $(wildcard bench)
 	$(BIN)/ruff format --check gateway tests $(wildcard bench)
 	$(BIN)/mypy

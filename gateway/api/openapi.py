@@ -282,6 +282,31 @@ def spec() -> dict[str, Any]:
         "/healthz": {"get": _op("Liveness", {"200": "Alive"})},
         "/readyz": {"get": _op("Readiness", {"200": "Ready", "503": "Not ready"})},
         "/metrics": {"get": _op("Prometheus metrics", {"200": "Metrics"}, content="text/plain")},
+        # Sign-in through the identity provider (contract §15): browser routes, no bearer.
+        "/auth/config": {"get": _op("How the console signs in", {"200": "Sign-in options"})},
+        "/auth/login": {
+            "get": _op(
+                "Begin signing in at the provider",
+                {"303": "To the provider", "404": "No provider", "503": "Provider down"},
+                [{"name": "next", "in": "query", "required": False, "schema": {"type": "string"}}],
+            )
+        },
+        "/auth/callback": {
+            "get": _op(
+                "The provider's answer",
+                {"303": "Signed in", "400": "Refused", "404": "No provider"},
+                [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("code", "state", "iss", "error")
+                ],
+            )
+        },
+        "/auth/session": {
+            "get": _op("The signed-in session", {"200": "Session", "401": "None", "404": "None"})
+        },
+        "/auth/logout": {
+            "post": _op("Sign out", {"200": "Signed out", "403": "CSRF", "404": "No provider"})
+        },
     }
     return {
         "openapi": "3.0.3",

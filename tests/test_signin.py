@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 import sqlalchemy as sa
+import structlog.testing
 
 from gateway.db import oidc_logins
 from gateway.signin.client import code_challenge
@@ -96,7 +97,13 @@ def test_a_customer_signs_in_uses_the_api_by_cookie_and_signs_out(gw, browser):
     assert "access_token" not in me.text and session not in me.text  # no token reaches the page
     csrf = body["csrf_token"]
 
-    assert gw.live.client.get("/v1/me/access-log", headers=cookie(session)).status_code == 200
+    # Footage by cookie, as a <video> element would fetch it: the same flow, audited as alice.
+    gw.live.env.put_clip("c1", "front", "20261127T101500Z.mp4", b"\x00" * 4096)
+    clip = gw.live.client.get("/v1/footage/c1/front/20261127T101500Z.mp4", headers=cookie(session))
+    assert clip.status_code == 200 and len(clip.content) == 4096
+    log = gw.live.client.get("/v1/me/access-log", headers=cookie(session))
+    assert log.status_code == 200
+    assert [e["principal"] for e in log.json()["events"]] == ["alice"]
     write = {**cookie(session), "X-CSRF-Token": csrf, "Origin": gw.url}
     created = gw.live.client.post("/v1/grants", json=grant_body(), headers=write)
     assert created.status_code == 201, created.text
@@ -284,3 +291,20 @@ def test_sign_in_settings_are_reported_to_the_console(gw, live):
     }
     assert live.client.get("/auth/config").json()["provider"] is False
     assert live.client.get("/auth/login").status_code == 404
+
+
+def test_no_token_code_or_cookie_reaches_the_log(gw, browser):
+    with structlog.testing.capture_logs() as entries:
+        callback = begin_and_login(gw, "alice", browser)
+        response = finish(gw, callback)
+        session = set_cookie_value(response, SESSION)
+        assert session
+        assert gw.live.client.get("/v1/me/access-log", headers=cookie(session)).status_code == 200
+        refused = finish(gw, callback)  # a replay: refused, and the refusal is logged
+        assert refused.status_code == 400
+    with gw.live.services.engine.connect() as conn:
+        access = conn.execute(sa.text("SELECT access_token FROM console_sessions")).scalar_one()
+    logged = repr(entries)
+    assert "signin.session_started" in logged and "signin.refused" in logged  # logs were seen
+    for secret in (access, session, callback.params["code"], callback.login_cookie):
+        assert secret and secret not in logged

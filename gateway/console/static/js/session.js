@@ -233,7 +233,9 @@ function takeFragmentToken() {
   if (!location.hash.startsWith("#token=")) return null;
   if (!handoverAllowed) {
     history.replaceState(null, "", location.pathname + location.search);
-    throw new Error("A link carrying a token is refused here: sign in instead (such links work in dev mode only).");
+    throw new Error(
+      "A link carrying a token is refused here: sign in instead (such links work in dev mode only).",
+    );
   }
   const params = new URLSearchParams(location.hash.slice(1));
   const view = params.get("view");

@@ -210,8 +210,10 @@ async function render(moveFocus = true) {
 async function start() {
   $("tz-note").textContent = `Times are shown in ${timeZoneName()}; hover a time for UTC.`;
   session.onChange((s, reason) => {
-    if (reason === "expired") signin.begin(); // back through sign-in, to this same route
-    else if (s) render();
+    // Back through sign-in, to this same route (or, if that just happened, the sign-in page).
+    if (reason === "expired") {
+      if (!signin.again()) session.signOut("Your session ended. Sign in again.");
+    } else if (s) render();
     else showSignedOut(reason);
   });
   $("sign-out").addEventListener("click", () => {

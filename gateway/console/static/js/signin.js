@@ -40,6 +40,22 @@ export function begin(route = location.hash) {
   location.assign(`/auth/login${next}`);
 }
 
+const AGAIN_KEY = "footgw.console.signin-again"; // a time, never a token
+const AGAIN_MS = 30_000;
+
+/**
+ * The session expired: sign in again at once, keeping the route. Once only within 30 s: a
+ * session that expires as it starts (a clock far off) must not become a redirect loop, so the
+ * second time (false) the person gets the sign-in page and presses the button themselves.
+ */
+export function again() {
+  const last = Number(sessionStorage.getItem(AGAIN_KEY) || 0);
+  if (Date.now() - last < AGAIN_MS) return false;
+  sessionStorage.setItem(AGAIN_KEY, String(Date.now()));
+  begin();
+  return true;
+}
+
 /** End the session at the gateway, then at the provider where it can. */
 export async function end(csrf) {
   let target = null;

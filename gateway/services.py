@@ -117,7 +117,12 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     discovery = Discovery(settings.oidc.issuer) if settings.oidc else None
     authn = Authenticator.from_settings(settings, discovery)
     signin = (
-        SignIn(OidcClient(settings.oidc, discovery, discovery), SignInStore(engine), authn)
+        SignIn(
+            OidcClient(settings.oidc, discovery, discovery),
+            SignInStore(engine),
+            authn,
+            AttemptLimiter(settings.unauthenticated_per_minute),
+        )
         if settings.oidc and discovery
         else None
     )

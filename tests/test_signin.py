@@ -308,3 +308,15 @@ def test_no_token_code_or_cookie_reaches_the_log(gw, browser):
     assert "signin.session_started" in logged and "signin.refused" in logged  # logs were seen
     for secret in (access, session, callback.params["code"], callback.login_cookie):
         assert secret and secret not in logged
+
+
+def test_sign_ins_begun_are_limited_per_address(tmp_path):
+    """Each /auth/login writes a row before anyone signed in: a flood gets 429, not rows."""
+    started = start_oidc_gateway(tmp_path, extra={"FOOTGW_UNAUTHENTICATED_PER_MINUTE": "3"})
+    gw = next(started)
+    try:
+        answers = [gw.live.client.get("/auth/login").status_code for _ in range(5)]
+        assert answers == [303, 303, 303, 429, 429]
+        assert gw.counts() == (3, 0)
+    finally:
+        started.close()

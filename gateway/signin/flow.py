@@ -17,6 +17,7 @@ import structlog
 
 from gateway.authn import Authenticator
 from gateway.errors import Unauthenticated
+from gateway.ratelimit import AttemptLimiter
 from gateway.signin.client import OidcClient, SignInFailed, now, random_token
 from gateway.signin.discovery import ProviderUnavailable
 from gateway.signin.store import PendingLogin, Session, SignInStore, digest
@@ -51,10 +52,19 @@ class Finished:
 class SignIn:
     """The gateway's sign-in through its identity provider."""
 
-    def __init__(self, client: OidcClient, store: SignInStore, authn: Authenticator) -> None:
+    def __init__(
+        self,
+        client: OidcClient,
+        store: SignInStore,
+        authn: Authenticator,
+        attempts: AttemptLimiter,
+    ) -> None:
         self.client = client
         self.store = store
         self._authn = authn
+        # Every /auth/login writes a row before anyone has signed in: the same per-address
+        # budget as unauthenticated footage requests keeps that from filling the database.
+        self.attempts = attempts
 
     async def begin(self, return_to: str | None) -> Started:
         """A fresh state, nonce and PKCE verifier, remembered; the provider's sign-in URL."""

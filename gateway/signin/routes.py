@@ -65,6 +65,10 @@ async def login(request: Request) -> Response:
     signin = _signin(request)
     if signin is None:
         return _no_provider()
+    address = request.client.host if request.client else None
+    if not signin.attempts.admit(address):
+        retry = {"Retry-After": str(signin.attempts.retry_after(address)), **NO_STORE}
+        return error_response(429, "rate_limited", "Too many sign-ins begun; wait.", retry)
     try:
         started = await signin.begin(request.query_params.get("next"))
     except ProviderUnavailable:

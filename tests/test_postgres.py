@@ -25,6 +25,7 @@ from gateway.db import audit_events, create_db_engine
 from gateway.errors import AuditUnavailable
 from gateway.types import EventType
 from tests.support.cluster import fresh_schema, require_postgres
+from tests.test_migrations import ALL_REVISIONS
 
 pytestmark = pytest.mark.postgres
 
@@ -66,7 +67,7 @@ def test_migrate_applies_every_version_once_and_serve_check_passes(pg_url):
     try:
         with pytest.raises(migrations.SchemaOutOfDate, match="footage-gateway migrate"):
             migrations.check(engine)
-        assert migrations.migrate(engine) == ["0001", "0002", "0003"]
+        assert migrations.migrate(engine) == ALL_REVISIONS
         assert migrations.migrate(engine) == []
         migrations.check(engine)
         cluster_id = read_cluster_id(engine)
@@ -95,7 +96,7 @@ def test_replicas_starting_together_migrate_once(pg_url):
     for engine in engines:
         engine.dispose()
     assert not errors
-    assert sorted(applied, key=len) == [[], [], [], ["0001", "0002", "0003"]]
+    assert sorted(applied, key=len) == [[], [], [], ALL_REVISIONS]
 
 
 def test_a_lone_writer_commits_each_batch_in_one_round_trip(store, engine):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import Firefox, no_firefox_reason, off_loop
+from tests.support.browser import Firefox, no_firefox_reason, off_loop, sign_in
 from tests.support.oidc import OidcGateway, start_oidc_gateway
 from tests.support.server import make_env, start_live
 
@@ -102,6 +102,8 @@ def test_token_links_are_refused_outside_dev_mode(tmp_path, page):
         assert "token" not in page.url
         assert page.evaluate("sessionStorage.length") == 0
         assert page.locator("#signin-form").is_visible()  # pasting stays, without a provider
+        sign_in(page, live.url, token, "/access")  # the tests' helper pastes it here
+        page.wait_for_selector("#view h1:has-text('Who looked')")
 
 
 def test_token_links_are_refused_beside_a_provider(gw, page):

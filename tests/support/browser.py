@@ -142,10 +142,21 @@ def screenshot(tab: Any, name: str) -> Path:
 
 
 def sign_in(tab: Any, base_url: str, token: str, view: str = "") -> Any:
-    """Open the console with the token handed over in the URL fragment; the main response."""
+    """Open the console with the token handed over in the URL fragment; the main response.
+
+    Outside dev mode the console refuses `#token=` links (contract §15): there the token is
+    pasted into the sign-in form instead, then the view opened.
+    """
     fragment = f"#token={token}" + (f"&view={view}" if view else "")
     response = tab.goto(f"{base_url}/console/{fragment}")
-    tab.wait_for_selector("#view h1")
+    tab.wait_for_selector("#view h1, #signin-notice:has-text('refused')")
+    if tab.locator("#view h1").count() == 0:
+        tab.fill("#token-input", token)
+        tab.click("#signin-form button[type=submit]")
+        tab.wait_for_selector("#view h1")
+        if view:
+            tab.evaluate(f"location.hash = {json.dumps('#' + view)}")
+            tab.wait_for_selector("#view h1")
     return response
 
 

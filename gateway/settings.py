@@ -68,6 +68,8 @@ class Settings:
     log_format: Literal["json", "console", "auto"]
     unauthenticated_per_minute: int
     # Worker processes `serve` runs on one socket; None: one per CPU this process may use.
+    playback_idle_seconds: int  # a playback session ends after this long without a request
+    playback_max_seconds: int  # and this long after it started, whatever happens (§12)
     workers: int | None = None
 
     @property
@@ -94,6 +96,7 @@ KEYS = frozenset(
         "UNAUTHENTICATED_PER_MINUTE",
         "WORKERS",
         "ACCESS_REQUEST_TTL",
+        *("PLAYBACK_IDLE", "PLAYBACK_MAX"),
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).
@@ -311,6 +314,12 @@ def _build(read: _Reader) -> Settings:
             "UNAUTHENTICATED_PER_MINUTE", _positive_int, 60, "a whole number of requests above 0"
         ),
         workers=read.parse("WORKERS", _worker_count, None, f"1 to {MAX_WORKERS} processes"),
+        playback_idle_seconds=read.parse(
+            "PLAYBACK_IDLE", _positive_int, 600, "a whole number of seconds above 0"
+        ),
+        playback_max_seconds=read.parse(
+            "PLAYBACK_MAX", _positive_int, 7200, "a whole number of seconds above 0"
+        ),
     )
 
 

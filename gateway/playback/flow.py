@@ -112,7 +112,7 @@ class PlaybackFlow:
             raise error_for(outcome, {"X-Audit-Event-ID": event["event_id"], **PLAY_HEADERS})
         token = new_token()
         session = self._session(call, principal, clip, size, outcome.decision, token)
-        creating = spawn(anyio.to_thread.run_sync(self.store.create, session))
+        creating = spawn(self.playlog.create(session))  # batched with others
         grant = spawn(self._grant_of(session))
         try:
             event = await self.flow.recorder.decision(call, outcome)

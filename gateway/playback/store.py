@@ -180,12 +180,16 @@ class SessionStore:
             rows = conn.execute(query).all()
         return {row.request_id: session_from_row(row) for row in rows}
 
-    def record(self, records: Sequence[PlayRecord]) -> None:
-        """Write a batch of requests and add them to their sessions' figures, in one commit."""
-        if not records:
+    def record(self, records: Sequence[PlayRecord], sessions: Sequence[Session] = ()) -> None:
+        """Write new sessions and a batch of requests (adding them to their sessions' figures),
+        in one commit: under load, many starts and requests share it."""
+        if not records and not sessions:
             return
         with self.relaxed.begin() as conn:
-            conn.execute(playback_requests.insert(), [_request_row(r) for r in records])
+            if sessions:
+                conn.execute(playback_sessions.insert(), [_row(s) for s in sessions])
+            if records:
+                conn.execute(playback_requests.insert(), [_request_row(r) for r in records])
             for session_id, (count, sent, last) in _totals(records).items():
                 conn.execute(_ADD_TOTALS, {"sid": session_id, "n": count, "b": sent, "ts": last})
 

@@ -52,7 +52,7 @@ run: install
 # Without them their tests skip and say why; under CI=true they fail instead
 # (tests/support/skips.py). nginx lives in /usr/sbin, off a normal user's PATH.
 BROWSERS := chromium firefox-esr
-TEST_TOOLS := $(BROWSERS) nginx curl strace
+TEST_TOOLS := $(BROWSERS) nginx curl strace ffmpeg
 browser:
 	@missing=""; for b in $(TEST_TOOLS); do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \

@@ -26,7 +26,7 @@ from gateway.authn import Authenticator
 from gateway.authz import Authorizer, PolicyEngine
 from gateway.cameras import CameraStore
 from gateway.cluster import Cluster
-from gateway.db import create_db_engine
+from gateway.db import create_db_engine, create_relaxed_engine
 from gateway.detection.detector import Detector
 from gateway.detection.wiring import build_detector
 from gateway.facts import FactsReader
@@ -34,6 +34,8 @@ from gateway.grants import GrantStore, covering_grant
 from gateway.metrics import Metrics
 from gateway.outcomes import Recorder
 from gateway.pipeline import FootageFlow
+from gateway.playback.flow import PlaybackFlow
+from gateway.playback.wiring import build_playback
 from gateway.principals import PrincipalStore
 from gateway.ratelimit import AttemptLimiter
 from gateway.settings import Settings
@@ -68,6 +70,7 @@ class Services:
     access_requests: AccessRequests  # staff ask, the customer or staff approvers answer
     reviews: Reviews  # break-glass reviews, opened by the flow's observer
     sweeper: Sweeper  # expires requests and flags overdue reviews, periodically
+    playback: PlaybackFlow  # playback sessions (contract §12): their flow, recorder and reaper
     owns_engine: bool  # built here from settings (so disposed here), not handed in
     signin: SignIn | None = None  # sign-in through the identity provider (contract §15)
 
@@ -75,11 +78,13 @@ class Services:
         """Start what runs on the loop: the policy watcher and the Redis bus (if configured)."""
         await self.cluster.start()
         self.sweeper.start()
+        self.playback.run_reaper()
 
     async def close(self) -> None:
         """Stop everything in an order that loses nothing: each step flushes into the next."""
         await self.cluster.close()
         await self.sweeper.close()
+        await self.playback.close()  # its last requests, and ends, before the audit log closes
         await self.audit.close()
         self.audit_store.close()  # the connection PostgreSQL appends hold
         await self.detector.close()  # pending alerts, once the audit log is closed
@@ -142,6 +147,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
         admit=detector.admit,  # inside every allowed staff decision (contract §8)
     )
+    playback = build_playback(settings, engine, create_relaxed_engine(engine), flow, audit, grants)
     cluster = Cluster.build(
         settings, engine, policy, record=audit.append, registry=metrics.registry
     )
@@ -166,6 +172,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         sweeper=Sweeper(
             access_requests, reviews, every=lambda: policy.approvals.check_every_seconds
         ),
+        playback=playback,
         owns_engine=owns_engine,
         signin=signin,
     )

@@ -69,6 +69,8 @@ class Settings:
     log_format: Literal["json", "console", "auto"]
     unauthenticated_per_minute: int
     # Worker processes `serve` runs on one socket; None: one per CPU this process may use.
+    playback_idle_seconds: int  # a playback session ends after this long without a request
+    playback_max_seconds: int  # and this long after it started, whatever happens (§12)
     workers: int | None = None
     oidc: OidcSettings | None = None  # sign-in through an identity provider (contract §15)
     roles_claim: str = "roles"
@@ -100,6 +102,7 @@ KEYS = frozenset(
         "ACCESS_REQUEST_TTL",
         *("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET_FILE", "OIDC_REDIRECT_URI"),
         *("OIDC_SCOPES", "OIDC_RESOURCE", "OIDC_ROLES_CLAIM", "OIDC_CUSTOMER_CLAIM"),
+        *("PLAYBACK_IDLE", "PLAYBACK_MAX"),
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).
@@ -325,6 +328,12 @@ def _build(read: _Reader) -> Settings:
         oidc=oidc,
         roles_claim=_claim_path(read, "OIDC_ROLES_CLAIM", "roles"),
         customer_claim=_claim_path(read, "OIDC_CUSTOMER_CLAIM", "customer_id"),
+        playback_idle_seconds=read.parse(
+            "PLAYBACK_IDLE", _positive_int, 600, "a whole number of seconds above 0"
+        ),
+        playback_max_seconds=read.parse(
+            "PLAYBACK_MAX", _positive_int, 7200, "a whole number of seconds above 0"
+        ),
     )
 
 

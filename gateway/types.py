@@ -65,6 +65,7 @@ class EventType(StrEnum):
     ACCESS_REQUEST_CANCELLED = "access_request.cancelled"
     REVIEW_OPENED = "review.opened"
     REVIEW_CLOSED = "review.closed"
+    PLAYBACK_ENDED = "playback.ended"
 
 
 class Verdict(StrEnum):

@@ -17,13 +17,14 @@ def routes() -> list[BaseRoute]:
         health,
         me,
         openapi,
+        playback,
         principals,
         reviews,
     )
 
     found: list[BaseRoute] = []
-    modules = (footage, cameras, grants, access_requests, reviews, me, audit, flags, principals)
-    for module in (*modules, health, openapi):
+    modules = (footage, playback, cameras, grants, access_requests, reviews, me, audit, flags)
+    for module in (*modules, principals, health, openapi):
         found.extend(module.routes)
     from gateway.console import routes as console
     from gateway.signin import routes as signin

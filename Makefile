@@ -47,11 +47,12 @@ run: install
 	FOOTGW_DEV_MODE=1 $(BIN)/footage-gateway demo
 
 # Debian's chromium (Playwright) and firefox-esr (WebDriver BiDi) for the console's browser
-# tests, nginx for tests/test_accel.py (FOOTGW_DELIVERY=accel) and curl for tests/test_demo.py.
+# tests, nginx for tests/test_accel.py (FOOTGW_DELIVERY=accel), curl for tests/test_demo.py and
+# ffmpeg (ffprobe; also the system H.264 decoder firefox-esr plays the demo clip with).
 # Without them their tests skip and say why; under CI=true they fail instead
 # (tests/support/skips.py). nginx lives in /usr/sbin, off a normal user's PATH.
 BROWSERS := chromium firefox-esr
-TEST_TOOLS := $(BROWSERS) nginx curl
+TEST_TOOLS := $(BROWSERS) nginx curl ffmpeg
 browser:
 	@missing=""; for b in $(TEST_TOOLS); do \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \

@@ -10,9 +10,6 @@ from gateway.demo.tokens import TOKEN_TTL
 from gateway.settings import Settings
 from gateway.types import RECORDED_AT_FORMAT, Zone
 
-CLIP_BYTES = 3 * 1024 * 1024
-
-
 CAMERAS = (
     DemoCamera("cust-alice", "front-door", Zone.OUTDOOR, "Front door"),
     DemoCamera("cust-alice", "living-room", Zone.INDOOR, "Living room"),
@@ -32,7 +29,7 @@ def demo_clip_ids(now: datetime) -> list[str]:
 async def seed_walkthrough(settings: Settings, now: datetime) -> list[str]:
     """Write the walk-through's cameras and clips; idempotent. Returns the clip ids."""
     clip_ids = demo_clip_ids(now)
-    await seed(settings, CAMERAS, clip_ids, CLIP_BYTES, now)
+    await seed(settings, CAMERAS, clip_ids, now)
     return clip_ids
 
 

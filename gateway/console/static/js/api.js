@@ -16,8 +16,11 @@ export function path(...segments) {
   return segments.map((seg, i) => (i === 0 ? seg : encodeURIComponent(seg))).join("/");
 }
 
-/** Call the API; resolves to the parsed JSON (null for 204), rejects with ApiError. */
-export async function api(method, route, { query, body } = {}) {
+/**
+ * Call the API; resolves to the parsed JSON (null for 204), rejects with ApiError.
+ * `headers` adds request headers (a staff member's declared purpose and justification).
+ */
+export async function api(method, route, { query, body, headers: extra } = {}) {
   const bearer = token();
   if (!bearer) throw new ApiError(401, "unauthenticated", "You are signed out.");
   const url = new URL(route, location.origin);
@@ -26,7 +29,11 @@ export async function api(method, route, { query, body } = {}) {
     else if (value !== undefined && value !== null && value !== "")
       url.searchParams.set(key, value);
   }
-  const headers = { Authorization: `Bearer ${bearer}`, Accept: "application/json" };
+  const headers = {
+    ...(extra || {}),
+    Authorization: `Bearer ${bearer}`,
+    Accept: "application/json",
+  };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {

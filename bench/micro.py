@@ -58,7 +58,7 @@ async def auth_once(services: Services, call: FootageCall, clip: ClipRef) -> flo
     flow = services.flow
     began = time.perf_counter()
     principal = await flow.authn.authenticate(call.authorization)
-    decision, _zone = await flow._authorize(call, principal, clip)
+    decision, _zone = await flow.authorize(call, principal, clip)
     elapsed = time.perf_counter() - began
     if not decision:
         raise RuntimeError(f"the bench request was denied: {decision.reason}")

@@ -46,6 +46,7 @@ class FootageCall:
     if_none_match: str | None = None
     if_range: str | None = None
     client_request_id: str | None = None  # the caller's own X-Request-ID, never ours
+    event_action: str | None = None  # the events' `action` when not `action` (playback, §12)
 
 
 def resolve_camera(call: FootageCall) -> CameraRef:
@@ -95,7 +96,7 @@ def call_fields(call: FootageCall, principal: Principal | None) -> dict[str, Any
         "roles": sorted(principal.roles) if principal else None,
         "purpose": _storable(call.purpose, 64),
         "justification": _storable(call.justification, MAX_JUSTIFICATION),
-        "action": "delete" if call.method == "DELETE" else str(call.action),
+        "action": call.event_action or ("delete" if call.method == "DELETE" else str(call.action)),
         "customer_id": _storable(call.customer_id, 64) or "",
         "camera_id": _storable(call.camera_id, 64) or "",
         "clip_id": _storable(call.clip_id, 80),

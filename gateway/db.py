@@ -124,6 +124,62 @@ cluster_info = sa.Table(
 )
 
 
+# Playback sessions (contract §12): one authorized view of one clip, reached by an opaque token
+# that is kept only as its SHA-256. `state` goes from `live` to `ended` once, by a conditional
+# UPDATE, so with several replicas exactly one of them writes the session's playback.ended.
+playback_sessions = sa.Table(
+    "playback_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(40), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(64), nullable=False),  # the POST's, as in its decision
+    sa.Column("principal", sa.String(256), nullable=False),
+    sa.Column("roles", sa.Text, nullable=False),  # JSON list
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("camera_id", sa.String(64), nullable=False),
+    sa.Column("clip_id", sa.String(80), nullable=False),
+    sa.Column("purpose", sa.String(32)),
+    sa.Column("justification", sa.Text),
+    sa.Column("grant_id", sa.String(40)),
+    sa.Column("clip_size", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False),  # the hard maximum age
+    sa.Column("last_request_at", sa.String(32)),
+    sa.Column("requests", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes_sent", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("state", sa.String(8), nullable=False),  # live | ended | void
+    sa.Column("ended_at", sa.String(32)),
+    sa.Column("ended_reason", sa.String(24)),
+    sa.Column("coverage", sa.Float),  # set when it ends
+)
+sa.Index("ix_playback_state", playback_sessions.c.state, playback_sessions.c.started_at)
+sa.Index("ix_playback_principal", playback_sessions.c.principal, playback_sessions.c.state)
+sa.Index("ix_playback_customer", playback_sessions.c.customer_id, playback_sessions.c.state)
+sa.Index("ix_playback_request", playback_sessions.c.request_id)
+
+# Every request through a playback session, written in batches (gateway/playback/recorder.py):
+# the byte span it sent (first..last, inclusive), for the session's coverage and evidence.
+playback_requests = sa.Table(
+    "playback_requests",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("session_id", sa.String(40), nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("first_byte", sa.BigInteger),
+    sa.Column("last_byte", sa.BigInteger),
+    sa.Column("bytes_sent", sa.BigInteger),  # null: S3 or nginx sent them (not known here)
+    sa.Column("delivered_by", sa.String(8)),
+)
+sa.Index("ix_playback_requests_session", playback_requests.c.session_id, playback_requests.c.id)
+
+
 @contextmanager
 def reading(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
     """`conn` when the caller holds one (several reads, one checkout), else a fresh connection."""
@@ -232,3 +288,37 @@ def lock_audit_chain(conn: Connection) -> None:
     """On PostgreSQL, serialise chain appends across every replica until the transaction ends."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+
+
+def create_relaxed_engine(engine: Engine) -> Engine:
+    """An engine on `engine`'s database whose commits do not wait for an fsync.
+
+    For records whose loss in a power cut only fails closed or loses a counter: playback
+    sessions (a lost one is a URL that stops working) and the requests made through them
+    (summed up durably in the audit log when the session ends). SQLite in WAL mode with
+    synchronous=NORMAL stays consistent after a crash and only loses the last commits;
+    PostgreSQL's synchronous_commit=off promises the same. An in-memory database is one
+    connection's own: it is used as it is.
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or "memory" in str(url.query.get("mode", "")):
+            return engine
+        relaxed = create_db_engine(url.render_as_string(hide_password=False), pool_size=8)
+        sa.event.listen(relaxed, "connect", _sqlite_relaxed)
+        return relaxed
+    return sa.create_engine(
+        url,
+        pool_size=4,
+        max_overflow=8,
+        pool_pre_ping=True,
+        connect_args={"options": "-c synchronous_commit=off"},
+    )
+
+
+def _sqlite_relaxed(dbapi_connection: Any, _record: Any) -> None:
+    # After _sqlite_pragmas (listeners run in the order they were added): WAL stays on.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -22,6 +22,8 @@ log = structlog.get_logger("gateway.http")
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{8,64}", re.ASCII)
 ROUTE_PREFIXES = (
     "/v1/footage",
+    "/v1/playback",
+    "/v1/play/",
     "/v1/cameras",
     "/v1/grants",
     "/v1/me",
@@ -63,7 +65,7 @@ class RequestContextMiddleware:
         state["client_request_id"] = client_request_id
         started = time.perf_counter()
         route = route_label(scope["path"])
-        footage = route == "/v1/footage"
+        footage = route in ("/v1/footage", "/v1/play/")
         responded = False
 
         async def send_with_id(message: Message) -> None:

@@ -223,7 +223,7 @@ class FootageFlow:
 
         async def decide() -> Decision:
             # Not admitted again: a stream re-checked is the same look, not another one.
-            decision, _zone = await self._authorize(call, principal, clip, admit=False)
+            decision, _zone = await self.authorize(call, principal, clip, admit=False)
             return decision
 
         async def explain(decision: Decision) -> str:
@@ -263,17 +263,17 @@ class FootageFlow:
         outcome = Outcome(principal, Decision.deny("bad_request"), status=400)
         try:
             clip = resolve_clip(call)
-            outcome.decision, outcome.zone = await self._authorize(call, principal, clip)
+            outcome.decision, outcome.zone = await self.authorize(call, principal, clip)
             if not outcome.decision:
                 outcome.status = denied_status(outcome.decision)
                 return outcome, None, None
-            self._check_retention(clip)
+            self.check_retention(clip)
             # Storage is touched only once the decision allows it. One open answers for the
             # headers and the body alike: for files, one worker-thread hop in all
             # (docs/benchmarks.md).
             opened = await self.storage.open(clip)
             try:
-                outcome.status, outcome.byte_range = _served_part(call, opened.info)
+                outcome.status, outcome.byte_range = served_part(call, opened.info)
             except BaseException:  # a 412 or 416: nothing will be served from it
                 with anyio.CancelScope(shield=True):
                     await opened.close()
@@ -295,7 +295,7 @@ class FootageFlow:
         clips: list[dict[str, Any]] = []
         try:
             camera = resolve_camera(call)
-            outcome.decision, outcome.zone = await self._authorize(call, principal, None, camera)
+            outcome.decision, outcome.zone = await self.authorize(call, principal, None, camera)
             outcome.status = 200 if outcome.decision else denied_status(outcome.decision)
             if outcome.decision:
                 clips = await self._visible_clips(camera, outcome)
@@ -338,7 +338,7 @@ class FootageFlow:
         grant = await anyio.to_thread.run_sync(self.grants.get, grant_id)
         return grant.footage_from, grant.footage_until
 
-    async def _authorize(
+    async def authorize(
         self,
         call: FootageCall,
         principal: Principal,
@@ -347,7 +347,8 @@ class FootageFlow:
         *,
         admit: bool = True,
     ) -> tuple[Decision, Zone]:
-        """The decision and the camera's zone; `admit=False` re-asks without counting a look."""
+        """The decision and the camera's zone (a view's, or a playback's); `admit=False` re-asks
+        without counting a look."""
         camera = camera or (clip.camera if clip else None)
         assert camera is not None
         now = self.clock()
@@ -376,12 +377,12 @@ class FootageFlow:
             return False
         return recorded_at < datetime.now(UTC) - timedelta(days=self.retention_days)
 
-    def _check_retention(self, clip: ClipRef) -> None:
+    def check_retention(self, clip: ClipRef) -> None:
         if self._expired(clip.recorded_at):
             raise RetentionExpired("This footage is past its retention period.")
 
 
-def _served_part(call: FootageCall, info: ObjectInfo) -> tuple[int, ByteRange | None]:
+def served_part(call: FootageCall, info: ObjectInfo) -> tuple[int, ByteRange | None]:
     """The status and range to answer with, by the conditional and Range headers (RFC 9110 §13)."""
     if evaluate(call.if_match, call.if_none_match, info.etag) == Condition.NOT_MODIFIED:
         return 304, None

@@ -22,7 +22,7 @@ from gateway.authn import Authenticator
 from gateway.authz import Authorizer, PolicyEngine
 from gateway.cameras import CameraStore
 from gateway.cluster import Cluster
-from gateway.db import create_db_engine
+from gateway.db import create_db_engine, create_relaxed_engine
 from gateway.detection.detector import Detector
 from gateway.detection.wiring import build_detector
 from gateway.facts import FactsReader
@@ -30,6 +30,8 @@ from gateway.grants import GrantStore, covering_grant
 from gateway.metrics import Metrics
 from gateway.outcomes import Recorder
 from gateway.pipeline import FootageFlow
+from gateway.playback.flow import PlaybackFlow
+from gateway.playback.wiring import build_playback
 from gateway.principals import PrincipalStore
 from gateway.ratelimit import AttemptLimiter
 from gateway.settings import Settings
@@ -57,15 +59,18 @@ class Services:
     detector: Detector  # detection rules, flags and suspensions: the flow's observer
     checkpoints: Checkpointer  # signed heads of the audit chain, on every commit hook
     cluster: Cluster  # policy hot reload and the Redis bus to other replicas
+    playback: PlaybackFlow  # playback sessions (contract §12): their flow, recorder and reaper
     owns_engine: bool  # built here from settings (so disposed here), not handed in
 
     async def start(self) -> None:
         """Start what runs on the loop: the policy watcher and the Redis bus (if configured)."""
         await self.cluster.start()
+        self.playback.run_reaper()
 
     async def close(self) -> None:
         """Stop everything in an order that loses nothing: each step flushes into the next."""
         await self.cluster.close()
+        await self.playback.close()  # its last requests, and ends, before the audit log closes
         await self.audit.close()
         self.audit_store.close()  # the connection PostgreSQL appends hold
         await self.detector.close()  # pending alerts, once the audit log is closed
@@ -109,6 +114,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
         admit=detector.admit,  # inside every allowed staff decision (contract §8)
     )
+    playback = build_playback(settings, engine, create_relaxed_engine(engine), flow, audit, grants)
     cluster = Cluster.build(
         settings, engine, policy, record=audit.append, registry=metrics.registry
     )
@@ -128,5 +134,6 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         detector=detector,
         checkpoints=checkpoints,
         cluster=cluster,
+        playback=playback,
         owns_engine=owns_engine,
     )

@@ -66,6 +66,8 @@ class Settings:
     checkpoint_every_seconds: float
     log_format: Literal["json", "console", "auto"]
     unauthenticated_per_minute: int
+    playback_idle_seconds: int  # a playback session ends after this long without a request
+    playback_max_seconds: int  # and this long after it started, whatever happens (§12)
 
     @property
     def dev_key_file(self) -> Path:
@@ -89,6 +91,7 @@ KEYS = frozenset(
         *("CHECKPOINT_KEY_FILE", "CHECKPOINT_RETIRED_KEYS", "CHECKPOINT_EVERY"),
         "CHECKPOINT_SECONDS",
         "UNAUTHENTICATED_PER_MINUTE",
+        *("PLAYBACK_IDLE", "PLAYBACK_MAX"),
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).
@@ -293,6 +296,12 @@ def _build(read: _Reader) -> Settings:
         ),
         unauthenticated_per_minute=read.parse(
             "UNAUTHENTICATED_PER_MINUTE", _positive_int, 60, "a whole number of requests above 0"
+        ),
+        playback_idle_seconds=read.parse(
+            "PLAYBACK_IDLE", _positive_int, 600, "a whole number of seconds above 0"
+        ),
+        playback_max_seconds=read.parse(
+            "PLAYBACK_MAX", _positive_int, 7200, "a whole number of seconds above 0"
         ),
     )
 

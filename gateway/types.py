@@ -56,6 +56,7 @@ class EventType(StrEnum):
     PRINCIPAL_SUSPENDED = "principal.suspended"
     PRINCIPAL_REINSTATED = "principal.reinstated"
     RETENTION_PURGED = "retention.purged"
+    PLAYBACK_ENDED = "playback.ended"
 
 
 class Verdict(StrEnum):

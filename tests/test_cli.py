@@ -169,7 +169,7 @@ def test_audit_verify_and_export(tmp_path, live):
 def test_migrate_is_idempotent(tmp_path):
     env = {"FOOTGW_DATA_DIR": str(tmp_path)}
     first = run("migrate", env=env)
-    assert first.returncode == 0 and "applied migrations: 0001, 0002, 0003" in first.stdout
+    assert first.returncode == 0 and "applied migrations: 0001, 0002, 0003, 0004" in first.stdout
     again = run("migrate", env=env)
     assert again.returncode == 0 and "up to date" in again.stdout
     engine = create_db_engine(f"sqlite:///{tmp_path / 'gateway.db'}")

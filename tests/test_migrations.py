@@ -26,7 +26,7 @@ from gateway.cluster.identity import read_cluster_id
 from gateway.db import create_db_engine, metadata
 from tests.support.cluster import fresh_schema, require_postgres
 
-ALL_REVISIONS = ["0001", "0002", "0003"]
+ALL_REVISIONS = ["0001", "0002", "0003", "0004"]
 
 
 def old_runner_metadata(*, with_cluster_info: bool = True) -> sa.MetaData:
@@ -231,10 +231,10 @@ def revision_of(engine: Engine) -> str | None:
 @pytest.mark.parametrize(
     ("version", "with_cluster_info", "pending"),
     [
-        (2, True, ["0003"]),
-        (1, True, ["0002", "0003"]),
+        (2, True, ["0003", "0004"]),
+        (1, True, ["0002", "0003", "0004"]),
         # The first release's version 1 had no cluster_info table yet.
-        (1, False, ["0002", "0003"]),
+        (1, False, ["0002", "0003", "0004"]),
     ],
 )
 def test_an_old_runner_database_migrates_to_the_fresh_schema(

@@ -66,7 +66,7 @@ def test_migrate_applies_every_version_once_and_serve_check_passes(pg_url):
     try:
         with pytest.raises(migrations.SchemaOutOfDate, match="footage-gateway migrate"):
             migrations.check(engine)
-        assert migrations.migrate(engine) == ["0001", "0002", "0003"]
+        assert migrations.migrate(engine) == ["0001", "0002", "0003", "0004"]
         assert migrations.migrate(engine) == []
         migrations.check(engine)
         cluster_id = read_cluster_id(engine)
@@ -95,7 +95,7 @@ def test_replicas_starting_together_migrate_once(pg_url):
     for engine in engines:
         engine.dispose()
     assert not errors
-    assert sorted(applied, key=len) == [[], [], [], ["0001", "0002", "0003"]]
+    assert sorted(applied, key=len) == [[], [], [], ["0001", "0002", "0003", "0004"]]
 
 
 def test_a_lone_writer_commits_each_batch_in_one_round_trip(store, engine):

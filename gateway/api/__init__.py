@@ -18,11 +18,23 @@ def routes(settings: Settings | None = None) -> list[BaseRoute]:
         health,
         me,
         openapi,
+        playback,
         principals,
     )
 
     found: list[BaseRoute] = []
-    for module in (footage, cameras, grants, me, audit, flags, principals, health, openapi):
+    for module in (
+        footage,
+        playback,
+        cameras,
+        grants,
+        me,
+        audit,
+        flags,
+        principals,
+        health,
+        openapi,
+    ):
         found.extend(module.routes)
     from gateway.console.routes import console_routes
     from gateway.storage import media_origins

@@ -45,8 +45,12 @@ from gateway.types import (
 STAFF_ROLE_NAMES = frozenset(str(r) for r in STAFF_ROLES)
 # Refusals that say nothing new about the caller: already suspended (or at a suspend threshold),
 # or detection could not count. Neither is a `repeated_denials` denial.
-NOT_THE_CALLERS = frozenset({"principal_suspended", "detection_unavailable"})
-VIEW_STATUSES = (200, 206)
+# A playback URL refused because its session ended is the player's retry, not the caller's.
+NOT_THE_CALLERS = frozenset({"principal_suspended", "detection_unavailable", "playback_ended"})
+# A view is a GET's 200/206, or a playback session started (201): counted once per playback,
+# however many ranges its player then reads (contract §12).
+VIEW_STATUSES = (200, 201, 206)
+VIEW_KINDS = frozenset({str(Action.VIEW), "playback"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,7 @@ class Access:
     @property
     def is_view(self) -> bool:
         """Footage of one clip left the gateway."""
-        return self.allowed and self.kind == Action.VIEW and self.status in VIEW_STATUSES
+        return self.allowed and self.kind in VIEW_KINDS and self.status in VIEW_STATUSES
 
     @property
     def shows_customer(self) -> bool:

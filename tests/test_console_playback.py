@@ -8,8 +8,6 @@ currentTime advances, and after a seek to the middle it plays on from there.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,11 +17,21 @@ import boto3
 import pytest
 from playwright.sync_api import expect
 
-from gateway.demo.seeding import TEST_PATTERN, clip_bytes
+from gateway.demo.seeding import clip_bytes
 from gateway.types import RECORDED_AT_FORMAT, Zone
 from tests.support.browser import off_loop, screenshot, sign_in
 from tests.support.server import Live, make_env, start_live
 from tests.support.sigv4_gate import GatedMotoServer
+from tests.support.video import (
+    HAS_DATA,
+    LOOPS,
+    PLAY_MUTED,
+    SEEK_UNTIL_REFUSED,
+    VIDEO,
+    make_long_clip,
+    playing_from,
+    seek_to,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -31,24 +39,6 @@ AGENT = "sam@support"
 CUSTOMER = "cust-a"
 CAMERA = "front-door"
 TICKET = "TICKET-4521"
-LOOPS = 200
-
-VIDEO = "document.querySelector('.player video')"
-HAS_DATA = f"() => {{ const v = {VIDEO}; return Boolean(v) && v.readyState >= 2; }}"
-# Seek to a part of the clip the browser has not fetched yet (so it must ask the gateway),
-# again after each seek completes; true once the video has failed.
-SEEK_UNTIL_REFUSED = f"""() => {{
-  const v = {VIDEO};
-  if (v.error) return true;
-  if (v.seeking) return false;
-  const held = (t) => [...Array(v.buffered.length).keys()].some(
-    (i) => v.buffered.start(i) <= t && t <= v.buffered.end(i));
-  let t = v.duration * 0.95;
-  while (t > 0 && held(t)) t -= v.duration * 0.04;
-  if (t > 0) v.currentTime = t;
-  return false;
-}}"""
-PLAY_MUTED = f"() => {{ const v = {VIDEO}; v.muted = true; return v.play(); }}"
 
 
 def recorded(hours_ago: float) -> str:
@@ -69,32 +59,7 @@ def seed_video(live: Live, data: bytes | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """The demo clip looped 200 times without re-encoding (2000 s, about 11 MB): larger than a
-    browser reads ahead, so a seek far into it is a new request to the gateway. The 55 KB clip
-    itself arrives whole in the first response, after which a browser asks for nothing more."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (make browser installs it)")
-    out = tmp_path_factory.mktemp("video") / "long.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-stream_loop",
-            str(LOOPS - 1),
-            "-i",
-            str(TEST_PATTERN),
-            "-c",
-            "copy",
-            "-movflags",
-            "+faststart",
-            str(out),
-        ],
-        check=True,
-        timeout=120,
-    )
-    return out.read_bytes()
+    return make_long_clip(tmp_path_factory.mktemp("video"))
 
 
 def customer_token(live: Live) -> str:
@@ -133,20 +98,21 @@ def responses_from(page: Any, origin: str) -> list[int]:
     return seen
 
 
+def wait_until(page: Any, expression: str, polling: int | str = "raf") -> None:
+    """Poll a JS expression until truthy (as a function: the console's CSP forbids eval)."""
+    page.wait_for_function(f"() => {expression}", polling=polling)
+
+
 def assert_plays(page: Any, base_url: str, duration: float = 10.0) -> None:
     """The clip plays through a playback URL: data, time advancing, a seek to the middle."""
-    page.wait_for_function(HAS_DATA)
+    wait_until(page, HAS_DATA)
     src = page.evaluate(f"{VIDEO}.currentSrc")
     assert src.startswith(f"{base_url}/v1/play/"), src  # a capability URL, no token in it
     page.evaluate(PLAY_MUTED)
-    page.wait_for_function(f"() => {VIDEO}.currentTime > 0.5")
+    wait_until(page, playing_from(0))
     assert page.evaluate(f"{VIDEO}.duration") == pytest.approx(duration, abs=0.2)
-    middle = duration / 2
-    page.evaluate(f"() => {{ {VIDEO}.currentTime = {middle}; }}")
-    on_from_middle = f"v.currentTime > {middle + 0.5}"
-    page.wait_for_function(
-        f"() => {{ const v = {VIDEO}; return !v.seeking && !v.paused && {on_from_middle}; }}"
-    )
+    page.evaluate(seek_to(duration / 2))
+    wait_until(page, playing_from(duration / 2))
     assert page.evaluate(f"{VIDEO}.error") is None
 
 
@@ -160,6 +126,7 @@ def test_a_customer_plays_her_clip_from_the_clip_list(live, page):
     player = page.locator(".player")
     expect(player).to_contain_text("the footage's owner")
     assert 200 in statuses or 206 in statuses
+    player.evaluate("e => e.scrollIntoView({block: 'end'})")
     screenshot(page, "customer-playing")
 
     # Stop ends the session: the video lets go of the URL and the gateway refuses it after.
@@ -189,6 +156,7 @@ def test_an_agent_watches_under_a_grant_until_the_customer_revokes_it(live, page
     assert instant(shown) - instant(given["expires_at"]) < timedelta(milliseconds=1)
     assert page.evaluate("sessionStorage.length") == 1 and page.evaluate("localStorage.length") == 0
     assert TICKET not in page.url
+    player.evaluate("e => e.scrollIntoView({block: 'end'})")
     screenshot(page, "agent-desk-playing")
 
     # The customer sees the view in her access log with the declared purpose.
@@ -204,7 +172,7 @@ def test_an_agent_watches_under_a_grant_until_the_customer_revokes_it(live, page
     # Each replica may answer from its one-second liveness cache (contract §12), so the agent
     # seeks on, into parts not fetched yet, until the gateway refuses the next request.
     before = len(statuses)
-    page.wait_for_function(SEEK_UNTIL_REFUSED, polling=200)
+    wait_until(page, SEEK_UNTIL_REFUSED, polling=200)
     after = statuses[before:]
     assert 403 in after  # the server refused it, not the browser…
     assert set(after[after.index(403) :]) == {403}  # …and served nothing after its first refusal

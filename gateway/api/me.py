@@ -13,7 +13,9 @@ from gateway.api.access import requires
 from gateway.api.common import int_param, services
 from gateway.audit.events import Event
 from gateway.audit.store import EventQuery
-from gateway.types import STAFF_ROLES, EventType, Principal, Verdict
+from gateway.playback.ending import PLAYBACK_ACTION
+from gateway.playback.store import LIVE, Session, SessionStore, coverage
+from gateway.types import STAFF_ROLES, EventType, Principal, Verdict, format_ts
 
 ENTRY_FIELDS = (
     "seq",
@@ -52,6 +54,7 @@ async def access_log(request: Request, principal: Principal) -> Response:
     )
     completes = await _completions(store.query, principal.customer_id, decisions)
     entries = [_entry(e, completes.get(e["request_id"])) for e in decisions]
+    await _add_playback(request, decisions, entries)
     next_before = decisions[-1]["seq"] if len(decisions) == limit else None
     return JSONResponse({"events": entries, "next_before_seq": next_before})
 
@@ -89,6 +92,45 @@ def _entry(decision: Event, complete: Event | None) -> dict[str, Any]:
     entry["bytes_sent"] = complete.get("bytes_sent") if complete else None
     entry["completed"] = (complete.get("detail") or {}).get("completed") if complete else None
     return entry
+
+
+async def _add_playback(
+    request: Request, decisions: list[Event], entries: list[dict[str, Any]]
+) -> None:
+    """One entry per playback (contract §12): its decision, with what was watched through it."""
+    started = [
+        e["request_id"]
+        for e in decisions
+        if e.get("action") == PLAYBACK_ACTION and e["decision"] == Verdict.ALLOW
+    ]
+    if not started:
+        return
+    store = services(request).playback.store
+    sessions = await anyio.to_thread.run_sync(store.by_request_ids, started)
+    for decision, entry in zip(decisions, entries, strict=True):
+        session = sessions.get(decision["request_id"]) if decision.get("action") else None
+        if session is not None and decision["decision"] == Verdict.ALLOW:
+            entry["playback"] = await _summary(store, session)
+
+
+async def _summary(store: SessionStore, session: Session) -> dict[str, Any]:
+    live = session.state == LIVE
+    share = session.coverage
+    if live:  # not summed up yet: from the requests recorded so far
+        spans = await anyio.to_thread.run_sync(store.spans, session.session_id)
+        share = coverage(session.clip_size, spans)
+    entry = session.as_json()
+    return {
+        "session_id": session.session_id,
+        "requests": session.requests,
+        "bytes_sent": session.bytes_sent,
+        "coverage": share,
+        "started_at": entry["started_at"],
+        "last_request_at": entry["last_request_at"],
+        "ended_at": format_ts(session.ended_at) if session.ended_at else None,
+        "ended_reason": session.ended_reason,
+        "live": live,
+    }
 
 
 routes = [Route("/v1/me/access-log", access_log, methods=["GET"])]

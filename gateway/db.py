@@ -308,13 +308,16 @@ def create_relaxed_engine(engine: Engine) -> Engine:
         relaxed = create_db_engine(url.render_as_string(hide_password=False), pool_size=8)
         sa.event.listen(relaxed, "connect", _sqlite_relaxed)
         return relaxed
-    return sa.create_engine(
-        url,
-        pool_size=4,
-        max_overflow=8,
-        pool_pre_ping=True,
-        connect_args={"options": "-c synchronous_commit=off"},
-    )
+    relaxed = sa.create_engine(url, pool_size=4, max_overflow=8, pool_pre_ping=True)
+    sa.event.listen(relaxed, "connect", _postgres_relaxed)  # the URL's own options stay
+    return relaxed
+
+
+def _postgres_relaxed(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET synchronous_commit = off")  # for the session, every transaction
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def _sqlite_relaxed(dbapi_connection: Any, _record: Any) -> None:

@@ -93,6 +93,17 @@ def test_staff_without_a_grant_is_refused_and_audited(home):
     assert r.headers["x-audit-event-id"]
 
 
+def recorded(live, headers, requests):
+    """Wait until the session's requests are written (a moment after each answer: the stream
+    reports how it ended once its last byte is sent, and the recorder is never awaited)."""
+
+    def done():
+        sessions = live.client.get("/v1/playback", headers=headers).json()["sessions"]
+        return sessions and sessions[0]["requests"] == requests
+
+    wait_for(done)
+
+
 def events(live, **filters):
     analyst = live.env.auth("ana", "security_analyst")
     r = live.client.get("/v1/audit/events", params={"limit": 1000, **filters}, headers=analyst)
@@ -119,6 +130,7 @@ def test_an_expired_token_is_refused_with_the_clock_moved(home):
     r = start(home, alice(home))
     url = r.json()["url"]
     assert home.client.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
+    recorded(home, alice(home), 1)
     playback = home.services.playback
     playback.clock = lambda: datetime.now(UTC) + timedelta(hours=2, seconds=1)
     try:
@@ -136,6 +148,7 @@ def test_an_expired_token_is_refused_with_the_clock_moved(home):
 def test_an_idle_session_is_swept_once(home):
     url = start(home, alice(home)).json()["url"]
     assert home.client.get(url).status_code == 200
+    recorded(home, alice(home), 1)
     playback = home.services.playback
     playback.clock = lambda: datetime.now(UTC) + timedelta(seconds=601)
     try:

@@ -208,17 +208,28 @@ def test_the_customer_stops_someone_watching_now(live, page):
     started = live.client.post("/v1/playback", json=body, headers=staff)
     assert started.status_code == 201, started.text
     url = started.json()["url"]
-    assert live.client.get(url, headers={"Range": "bytes=0-99"}).status_code == 206
+    assert live.client.get(url, headers={"Range": "bytes=0-9999"}).status_code == 206
 
     sign_in(page, live.url, customer_token(live), "/access")
     watching = page.locator(".watching")
     expect(watching).to_contain_text(f"{AGENT} is watching")
     expect(watching).to_contain_text(TICKET)
+    # One entry for the playback (not one per request), marked as live.
+    played = page.locator(".timeline li", has_text=f"{AGENT} (support agent) played")
+    expect(played).to_have_count(1)
+    expect(played).to_contain_text("watching now")
     screenshot(page, "customer-watching-now")
     watching.get_by_role("button", name=f"Stop {AGENT}'s playback of {clip}").click()
     expect(watching).to_contain_text("Nobody is watching your footage.")
     r = live.client.get(url, headers={"Range": "bytes=0-99"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "playback_ended"
+
+    # The entry now sums the playback up: its request, the bytes, the share, why it ended.
+    page.reload()
+    expect(played).to_contain_text("1 request, 9.8 KiB sent")
+    expect(played).to_contain_text(f"{round(100 * 10_000 / len(clip_bytes()))}% of the clip")
+    expect(played).to_contain_text("Ended")
+    expect(played).to_contain_text("you stopped it")
 
 
 # --- redirect delivery: the <video> follows a 307 to S3, checked like S3 checks -------------

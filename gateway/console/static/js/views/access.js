@@ -82,7 +82,8 @@ function entry(e, session) {
   const anonymous = e.authenticated === false || !e.principal;
   const roles = (e.roles || []).map((r) => ROLE_NAMES[r] || r).join(", ");
   const clip = [e.camera_id, e.clip_id].filter(Boolean).join(" / ");
-  const action = e.action === "list" ? "listed the clips of" : "viewed";
+  const action =
+    e.action === "list" ? "listed the clips of" : e.action === "playback" ? "played" : "viewed";
   return h(
     "li",
     { class: allowed ? "entry entry-allow" : "entry entry-deny" },
@@ -119,18 +120,40 @@ function entry(e, session) {
   );
 }
 
-// A playback is one entry: how many requests it made, the bytes sent, how much of the clip
-// they covered, and whether it is still running (contract §5, the access log).
+// A playback is one entry (contract §12): how many requests went through it, the bytes sent,
+// how much of the clip they covered, and whether someone is still watching or why it ended.
+const ENDED = {
+  idle: "nobody asked for more for a while",
+  max_age: "it reached its maximum age",
+  revoked: "you revoked the grant",
+  grant_expired: "the grant expired",
+  suspended: "their account was suspended",
+  ended: "they stopped it",
+  ended_by_customer: "you stopped it",
+};
+
 function playbackFacts(e) {
-  const p = e.playback && typeof e.playback === "object" ? e.playback : e;
-  if (p.requests === undefined || p.requests === null) return null;
-  const coverage = Number(p.coverage);
+  const p = e.playback;
+  if (!p || typeof p !== "object") return null;
+  const requests = Number(p.requests) || 0;
+  const share = p.coverage === null || p.coverage === undefined ? NaN : Number(p.coverage);
   return [
-    fact("Playback", `${p.requests} request${p.requests === 1 ? "" : "s"}`),
-    Number.isFinite(coverage) ? fact("Watched", `${Math.round(coverage * 100)}% of the clip`) : null,
-    p.live ? fact("Now", badge("watching now", "warn")) : null,
-    p.end_reason || p.reason_ended ? fact("Ended", p.end_reason || p.reason_ended) : null,
+    fact(
+      "Playback",
+      `${requests} request${requests === 1 ? "" : "s"}, ${bytes(p.bytes_sent || 0)} sent`,
+    ),
+    Number.isFinite(share) ? fact("Watched", `${percent(share)} of the clip`) : null,
+    p.live
+      ? fact("Now", badge("watching now", "warn"))
+      : p.ended_reason
+        ? fact("Ended", ENDED[p.ended_reason] || p.ended_reason, " ", when(p.ended_at, true))
+        : null,
   ];
+}
+
+function percent(share) {
+  if (share > 0 && share < 0.01) return "less than 1%";
+  return `${Math.round(share * 100)}%`;
 }
 
 // "Watching now": live playback sessions on my footage; I can end any of them.

@@ -138,10 +138,11 @@ def test_index_has_no_inline_script_style_or_handlers():
     assert not re.search(r"\son[a-z]+=", index)
 
 
-def test_demo_prints_signed_in_console_links_for_an_analyst_and_a_customer():
+def test_demo_prints_signed_in_console_links_for_an_analyst_a_customer_and_an_agent():
     now = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    minted = {"ALICE": "alice.tok.en", "BOB": "b", "SAM": "s", "ANA": "ana.tok.en", "LOU": "l"}
+    minted = {"ALICE": "alice.tok.en", "BOB": "b", "SAM": "sam.tok.en", "ANA": "ana.tok.en"}
     text = walkthrough("http://127.0.0.1:8080", "20261127T081500Z.mp4", minted, now)
     assert "http://127.0.0.1:8080/console/#token=ana.tok.en" in text
     assert "http://127.0.0.1:8080/console/#token=alice.tok.en" in text
+    assert "http://127.0.0.1:8080/console/#token=sam.tok.en&view=/desk" in text
     assert "?token=" not in text

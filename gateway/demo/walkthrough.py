@@ -84,6 +84,8 @@ curl -sS -H "Authorization: Bearer $ANA" {base}/v1/audit/verify; echo
 # Web console: {base}/console/  (the token rides in the #fragment: never sent, never logged)
 #   Ana, security analyst (flags, principals, audit, chain):
 {base}/console/#token={minted["ANA"]}
-#   Alice, customer (who looked at her footage, grants, cameras):
+#   Alice, customer (who looked at her footage, grants, cameras: Show clips, Play):
 {base}/console/#token={minted["ALICE"]}
+#   Sam, support agent (the staff desk: declare a purpose, play under a grant from Alice):
+{base}/console/#token={minted["SAM"]}&view=/desk
 """

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.console.routes import CONTENT_SECURITY_POLICY, STATIC_DIR, content_security_policy
 from gateway.demo.walkthrough import walkthrough
+from gateway.errors import ConfigError
 from gateway.storage import media_origins
 from gateway.types import ClipRef
 from tests.support.server import make_env, start_live
@@ -87,6 +88,17 @@ def test_media_origins_follow_the_delivery_mode(aws_env, tmp_path):
     (origin,) = media_origins(aws.settings)
     assert origin == "https://clips-eu.s3.amazonaws.com"
     assert content_security_policy((origin,)).count("amazonaws") == 1
+
+
+def test_redirect_delivery_without_credentials_to_presign_with_refuses_to_start(
+    aws_env, tmp_path, monkeypatch
+):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN")
+    env = make_env(tmp_path, {"FOOTGW_STORAGE": "s3://clips", "FOOTGW_DELIVERY": "redirect"})
+    with pytest.raises(ConfigError, match="FOOTGW_DELIVERY"):
+        media_origins(env.settings)
 
 
 def test_console_without_slash_redirects(live):

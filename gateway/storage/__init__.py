@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StorageUnavailable
 from gateway.settings import Settings
 from gateway.storage.base import (
     CHUNK_SIZE,
@@ -78,6 +78,8 @@ def media_origins(settings: Settings) -> tuple[str, ...]:
     storage = _s3_storage(settings.storage.removeprefix("s3://"), settings.s3_endpoint_url)
     try:
         return (storage.url_origin(),)
+    except StorageUnavailable as exc:  # no credentials to sign with: redirect cannot work
+        raise ConfigError("FOOTGW_DELIVERY", f"redirect cannot presign S3 URLs: {exc}") from exc
     finally:
         storage.client.close()
 

@@ -51,7 +51,13 @@ export async function render(root, { session }) {
   const footage = h("section", { class: "card desk-footage", "aria-labelledby": "footage-title" });
   footage.hidden = true;
   const open = (grant, customerId, cameraId) => openFootage(footage, grant, customerId, cameraId);
-  const refresh = async () => {
+  const refresh = async (close = false) => {
+    if (close) {
+      const slot = footage.querySelector(".player-slot");
+      if (slot) await stop(slot);
+      footage.replaceChildren();
+      footage.hidden = true;
+    }
     renderPurpose(purpose, session, refresh);
     await renderGrants(grants, open);
   };
@@ -72,8 +78,8 @@ function renderPurpose(box, session, changed) {
   if (declared) {
     const change = h("button", { type: "button", class: "secondary", text: "Change" });
     change.addEventListener("click", async () => {
-      declared = null;
-      await changed();
+      declared = null; // and what was opened under the old purpose closes with it
+      await changed(true);
     });
     box.replaceChildren(
       title,

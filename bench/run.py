@@ -27,6 +27,7 @@ import fixtures
 import httpclient
 import load
 import pg_chain
+import playback
 import report
 import servers
 from botocore.config import Config
@@ -436,7 +437,7 @@ def load_average() -> str:
     return "?"
 
 
-GROUPS = ("stream", "s3", "ranged", "micro", "rss", "pgchain")
+GROUPS = ("stream", "s3", "ranged", "playback", "micro", "rss", "pgchain")
 
 
 def main(argv: list[str]) -> int:
@@ -508,6 +509,10 @@ def main(argv: list[str]) -> int:
             moto.stop()
             if "ranged" in groups:
                 figures += ranged_figures(world, gateway, file_dir, pread, root)
+            if "playback" in groups:
+                figures += playback.playback_figures(
+                    world, gateway.url, file_dir, pread.url, nginx.url if nginx else None, root
+                )
             if "micro" in groups:
                 figures += micro_figures(world, micro_dir, root)
             if "rss" in groups:

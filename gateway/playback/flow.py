@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import structlog
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
@@ -45,6 +48,8 @@ from gateway.playback.tokens import new_session_id, new_token, token_hash, well_
 from gateway.ranges import ByteRange
 from gateway.storage.base import OpenClip
 from gateway.types import ClipRef, Decision, Principal, format_ts
+
+log = structlog.get_logger("gateway.playback")
 
 PLAY_ACTION = "play"  # the `action` of a refused play request's access.decision
 # Every play response: the URL is a capability, so it must not leak through a Referer, and
@@ -91,30 +96,53 @@ class PlaybackFlow:
             self.relaxed.dispose()
 
     async def start(self, call: FootageCall) -> tuple[dict[str, Any], dict[str, str]]:
-        """Start a session on the clip `call` names; the 201 body and its headers."""
+        """Start a session on the clip `call` names; the 201 body and its headers.
+
+        The session row (no fsync waited on) and the decision (durable) are written at once,
+        so a start waits for one commit, not two. Should the row fail where the decision
+        landed, the log says a playback was allowed that never started: it over-reports and
+        never hides. Should the decision fail, the row is voided: its token was never given.
+        """
         call = replace(call, event_action=PLAYBACK_ACTION)
         principal = await self.flow.identify(call)  # a 401 is audited there
         outcome, clip, size = await self._decide(call, principal)
-        session, token = None, ""
-        if outcome.status == 201:
-            assert clip is not None
-            token = new_token()
-            session = self._session(call, principal, clip, size, outcome.decision, token)
-            try:
-                await anyio.to_thread.run_sync(self.store.create, session)
-            except Exception as exc:
-                failed(outcome, exc)
-        try:
+        if outcome.status != 201 or clip is None:
             event = await self.flow.recorder.decision(call, outcome)  # durable, or 503
+            raise error_for(outcome, {"X-Audit-Event-ID": event["event_id"], **PLAY_HEADERS})
+        token = new_token()
+        session = self._session(call, principal, clip, size, outcome.decision, token)
+        creating = asyncio.ensure_future(anyio.to_thread.run_sync(self.store.create, session))
+        grant = asyncio.ensure_future(self._grant_of(session))
+        try:
+            event = await self.flow.recorder.decision(call, outcome)
         except BaseException:
-            if session is not None:  # never handed out: it must never become live either
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self.store.void, session.session_id)
+            with anyio.CancelScope(shield=True):
+                await self._void(session, creating, grant)
             raise
         headers = {"X-Audit-Event-ID": event["event_id"], **PLAY_HEADERS}
-        if outcome.status >= 400 or session is None:
-            raise error_for(outcome, headers)
-        return await self._started(session, token), headers
+        try:
+            await creating
+            granted = await grant
+        except Exception as exc:
+            log.error("playback_not_started", error=repr(exc), session_id=session.session_id)
+            message = "The playback session could not be started."
+            raise GatewayError(message, headers=headers) from exc
+        return self._started(session, token, granted), headers
+
+    async def _void(
+        self, session: Session, creating: asyncio.Future[None], grant: asyncio.Future[Any]
+    ) -> None:
+        with contextlib.suppress(Exception):
+            await grant
+        with contextlib.suppress(Exception):
+            await creating
+            await anyio.to_thread.run_sync(self.store.void, session.session_id)
+
+    async def _grant_of(self, session: Session) -> dict[str, str] | None:
+        if session.grant_id is None:
+            return None
+        found = await anyio.to_thread.run_sync(self.grants.get, session.grant_id)
+        return {"grant_id": found.grant_id, "expires_at": format_ts(found.expires_at)}
 
     async def _decide(
         self, call: FootageCall, principal: Principal
@@ -169,11 +197,9 @@ class PlaybackFlow:
             expires_at=now + timedelta(seconds=self.max_seconds),
         )
 
-    async def _started(self, session: Session, token: str) -> dict[str, Any]:
-        grant = None
-        if session.grant_id is not None:
-            found = await anyio.to_thread.run_sync(self.grants.get, session.grant_id)
-            grant = {"grant_id": found.grant_id, "expires_at": format_ts(found.expires_at)}
+    def _started(
+        self, session: Session, token: str, grant: dict[str, str] | None
+    ) -> dict[str, Any]:
         return {
             "session_id": session.session_id,
             "url": f"/v1/play/{token}",

@@ -282,6 +282,7 @@ def test_the_access_log_shows_one_entry_per_playback(home):
     assert row["action"] == "playback" and row["status"] == 201
     figures = row["playback"]
     assert figures["live"] is True and figures["bytes_sent"] == 50000
+    assert figures["first_request_at"] <= figures["last_request_at"]
     assert figures["coverage"] == round(50000 / len(DATA), 6)
     found = home.client.get("/v1/me/access-log", headers=alice(home)).json()["events"]
     assert len(found) == 1  # the range requests are not views of their own

@@ -120,12 +120,14 @@ async def _summary(store: SessionStore, session: Session) -> dict[str, Any]:
         spans = await anyio.to_thread.run_sync(store.spans, session.session_id)
         share = coverage(session.clip_size, spans)
     entry = session.as_json()
+    first = await anyio.to_thread.run_sync(store.first_request_at, session.session_id)
     return {
         "session_id": session.session_id,
         "requests": session.requests,
         "bytes_sent": session.bytes_sent,
         "coverage": share,
         "started_at": entry["started_at"],
+        "first_request_at": format_ts(first) if first else None,
         "last_request_at": entry["last_request_at"],
         "ended_at": format_ts(session.ended_at) if session.ended_at else None,
         "ended_reason": session.ended_reason,

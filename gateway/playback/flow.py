@@ -302,6 +302,7 @@ class PlaybackFlow:
         hashed = session.token_hash
 
         async def on_complete(bytes_sent: int, _completed: bool) -> None:
+            self.flow.metrics.footage_sent(bytes_sent)  # as a clip URL's are counted
             span = ByteRange(first, first + bytes_sent - 1) if bytes_sent else None
             self._note(call, session, status, span, bytes_sent)
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import grants, playback_requests, playback_sessions, principals
+from gateway.db import grants, playback_requests, playback_sessions, principals, reading
 from gateway.errors import NotFound
 from gateway.types import ClipRef, PrincipalState, clip_recorded_at, format_ts, parse_ts
 
@@ -220,12 +220,13 @@ class SessionStore:
         with self.engine.connect() as fresh:
             return [(int(a), int(b)) for a, b in fresh.execute(query).all()]
 
-    def first_request_at(self, session_id: str, conn: Connection) -> datetime | None:
-        first = conn.execute(
-            sa.select(sa.func.min(playback_requests.c.ts)).where(
-                playback_requests.c.session_id == session_id
-            )
-        ).scalar()
+    def first_request_at(self, session_id: str, conn: Connection | None = None) -> datetime | None:
+        """When the session's first recorded request was made (None: no request yet)."""
+        query = sa.select(sa.func.min(playback_requests.c.ts)).where(
+            playback_requests.c.session_id == session_id
+        )
+        with reading(self.engine, conn) as held:
+            first = held.execute(query).scalar()
         return parse_ts(first) if first else None
 
 

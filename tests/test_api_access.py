@@ -15,6 +15,8 @@ from tests.support.server import Live
 
 # The footage routes decide and audit in the flow (pipeline.py); these are open to anyone.
 NOT_ADMINISTRATIVE = {"list_clips", "malformed", "not_allowed", "healthz", "readyz", "metrics"}
+# Playback starts as a GET of the clip does (in gateway/playback/flow.py); its URL needs no token.
+NOT_ADMINISTRATIVE |= {"start_playback", "play"}
 # One route per clip (so a 405 lists every method): GET and HEAD decide in the flow; DELETE
 # refuses a percent-escaped path (400) before authentication, then calls a guarded handler.
 GUARDED_WITHIN = {"clip"}
@@ -34,6 +36,8 @@ ADMIN_ROUTES = [
     ("GET", "/v1/grants"),
     ("DELETE", "/v1/grants/gr_1"),
     ("GET", "/v1/me/access-log"),
+    ("GET", "/v1/playback"),
+    ("DELETE", "/v1/playback/pb_1"),
 ]
 
 

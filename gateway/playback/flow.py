@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
+from gateway.background import spawn
 from gateway.calls import FootageCall, resolve_clip
 from gateway.delivery import (
     accel_path,
@@ -111,8 +112,8 @@ class PlaybackFlow:
             raise error_for(outcome, {"X-Audit-Event-ID": event["event_id"], **PLAY_HEADERS})
         token = new_token()
         session = self._session(call, principal, clip, size, outcome.decision, token)
-        creating = asyncio.ensure_future(anyio.to_thread.run_sync(self.store.create, session))
-        grant = asyncio.ensure_future(self._grant_of(session))
+        creating = spawn(anyio.to_thread.run_sync(self.store.create, session))
+        grant = spawn(self._grant_of(session))
         try:
             event = await self.flow.recorder.decision(call, outcome)
         except BaseException:

@@ -48,7 +48,8 @@ run: install
 
 # Debian's chromium (Playwright) and firefox-esr (WebDriver BiDi) for the console's browser
 # tests, nginx for tests/test_accel.py (FOOTGW_DELIVERY=accel), curl for tests/test_demo.py and
-# strace for tests/test_audit_durability.py (each acknowledged append follows its fsync).
+# strace for tests/test_audit_durability.py (each acknowledged append follows its fsync), and
+# ffmpeg (ffprobe; also the system H.264 decoder firefox-esr plays the demo clip with).
 # Without them their tests skip and say why; under CI=true they fail instead
 # (tests/support/skips.py). nginx lives in /usr/sbin, off a normal user's PATH.
 BROWSERS := chromium firefox-esr
@@ -89,7 +90,8 @@ lint: install
 
 # Refresh the console screenshots in docs/ (the tests write theirs to tests/artifacts/).
 screenshots: install browser
-	FOOTGW_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/test_console_browser.py
+	FOOTGW_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/test_console_browser.py \
+	  tests/test_console_playback.py
 
 # nginx (the sendfile baseline) and wrk (the load client) from apt where we are root; without
 # them the bench says nginx's baseline is missing and drives the load from Python instead.

@@ -52,7 +52,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         middleware.insert(
             0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
         )
-    route_list: list[BaseRoute] = routes()
+    route_list: list[BaseRoute] = routes(settings)
     return Starlette(
         routes=route_list,
         middleware=middleware,

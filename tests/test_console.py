@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.console.routes import CONTENT_SECURITY_POLICY, STATIC_DIR
+from gateway.console.routes import CONTENT_SECURITY_POLICY, STATIC_DIR, content_security_policy
 from gateway.demo.walkthrough import walkthrough
+from gateway.errors import ConfigError
+from gateway.storage import media_origins
+from gateway.types import ClipRef
+from tests.support.server import make_env, start_live
 
 SOURCES = sorted(STATIC_DIR.rglob("*.js"))
 # Sinks that parse a string as HTML or code. The console builds the page with createElement
@@ -42,10 +46,59 @@ def test_console_page_has_a_strict_content_security_policy(live):
     assert rules["connect-src"] == ["'self'"] and rules["frame-ancestors"] == ["'none'"]
     assert rules["base-uri"] == ["'none'"]
     assert rules["require-trusted-types-for"] == ["'script'"]
+    assert rules["media-src"] == ["'self'"]  # proxy delivery: video only from the gateway
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "no-referrer"
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-request-id"]
+
+
+def test_in_redirect_mode_video_may_also_come_from_the_one_s3_origin_it_presigns_for(
+    s3_bucket, tmp_path
+):
+    """A <video> follows the playback URL's 307 to S3, and CSP checks that target too: the
+    console allows exactly the origin the gateway's own presigned URLs point at, nothing more."""
+    endpoint, bucket = s3_bucket
+    extra = {
+        "FOOTGW_STORAGE": f"s3://{bucket}/footage",
+        "FOOTGW_S3_ENDPOINT_URL": endpoint,
+        "FOOTGW_DELIVERY": "redirect",
+    }
+    with start_live(make_env(tmp_path, extra)) as running:
+        r = running.client.get("/console/")
+        rules = directives(r.headers["content-security-policy"])
+        assert rules["media-src"] == ["'self'", endpoint]  # http://127.0.0.1:<port>
+        assert rules["connect-src"] == ["'self'"] and rules["img-src"] == ["'self'"]
+        assert rules["default-src"] == ["'none'"]
+        clip = ClipRef("c1", "cam", "20261128T101500Z.mp4", datetime(2026, 11, 28, tzinfo=UTC))
+        presigned = running.services.storage.presign(clip, None, None, 60)  # type: ignore[attr-defined]
+        url = running.server.run_on_loop(presigned)
+        assert url.startswith(f"{endpoint}/")  # the origin allowed is the one redirected to
+
+
+def test_media_origins_follow_the_delivery_mode(aws_env, tmp_path):
+    """Proxy and accel serve video from the gateway; on AWS proper (no endpoint) the origin is
+    the bucket's, as botocore addresses it, not a wildcard over amazonaws.com."""
+    proxy = make_env(tmp_path).settings
+    assert media_origins(proxy) == ()
+    (tmp_path / "footage").mkdir()
+    accel = make_env(tmp_path, {"FOOTGW_DELIVERY": "accel"}).settings
+    assert media_origins(accel) == ()
+    aws = make_env(tmp_path, {"FOOTGW_STORAGE": "s3://clips-eu", "FOOTGW_DELIVERY": "redirect"})
+    (origin,) = media_origins(aws.settings)
+    assert origin == "https://clips-eu.s3.amazonaws.com"
+    assert content_security_policy((origin,)).count("amazonaws") == 1
+
+
+def test_redirect_delivery_without_credentials_to_presign_with_refuses_to_start(
+    aws_env, tmp_path, monkeypatch
+):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN")
+    env = make_env(tmp_path, {"FOOTGW_STORAGE": "s3://clips", "FOOTGW_DELIVERY": "redirect"})
+    with pytest.raises(ConfigError, match="FOOTGW_DELIVERY"):
+        media_origins(env.settings)
 
 
 def test_console_without_slash_redirects(live):
@@ -97,10 +150,11 @@ def test_index_has_no_inline_script_style_or_handlers():
     assert not re.search(r"\son[a-z]+=", index)
 
 
-def test_demo_prints_signed_in_console_links_for_an_analyst_and_a_customer():
+def test_demo_prints_signed_in_console_links_for_an_analyst_a_customer_and_an_agent():
     now = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    minted = {"ALICE": "alice.tok.en", "BOB": "b", "SAM": "s", "ANA": "ana.tok.en", "LOU": "l"}
+    minted = {"ALICE": "alice.tok.en", "BOB": "b", "SAM": "sam.tok.en", "ANA": "ana.tok.en"}
     text = walkthrough("http://127.0.0.1:8080", "20261127T081500Z.mp4", minted, now)
     assert "http://127.0.0.1:8080/console/#token=ana.tok.en" in text
     assert "http://127.0.0.1:8080/console/#token=alice.tok.en" in text
+    assert "http://127.0.0.1:8080/console/#token=sam.tok.en&view=/desk" in text
     assert "?token=" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.demo.seeding import clip_bytes
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -62,12 +64,32 @@ def test_every_printed_line_does_what_it_says(demo):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     views = re.findall(r"-> HTTP (\d+), (\d+) bytes", out)
-    assert views[0] == ("200", str(3 * 1024 * 1024))  # 1. the owner watches
+    assert views[0] == ("200", str(len(clip_bytes())))  # 1. the owner watches
     assert out.count('"code":"no_grant"') == 2  # 2. refused, 8. refused again after revoke
     assert "HTTP/1.1 206 Partial Content" in out and "content-range: bytes 0-1023/" in out  # 3.
     assert '"events":[{' in out  # 4. the analyst reads the log
     assert re.search(r"^gr_[\w-]+$", out, re.M)  # 5. the grant
-    assert views[1] == ("200", str(3 * 1024 * 1024))  # 6. the agent watches under the grant
+    assert views[1] == ("200", str(len(clip_bytes())))  # 6. the agent watches under the grant
     assert '"principal":"sam@support"' in out  # 7. Alice sees Sam's view
     assert views[2][0] == "200"  # 8. the revoke
     assert '"ok":true' in out  # 9. the chain verifies
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed (ffmpeg)")
+def test_the_demo_clip_is_a_real_h264_mp4_that_starts_from_its_first_bytes():
+    """What `make run` serves plays anywhere: H.264 baseline, 4:2:0, the index (moov) up front."""
+    data = clip_bytes()
+    assert len(data) < 100 * 1024  # small enough to commit and to seed on every camera
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-"],
+        input=data,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    info = json.loads(probe.stdout)
+    (video,) = info["streams"]
+    assert (video["codec_name"], video["profile"]) == ("h264", "Constrained Baseline")
+    assert video["pix_fmt"] == "yuv420p"
+    assert float(info["format"]["duration"]) == pytest.approx(10.0, abs=0.1)
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart

@@ -6,10 +6,15 @@ and no 'unsafe-inline' (https://www.w3.org/TR/CSP3/), Trusted Types required so 
 future `innerHTML` with a string throws instead of parsing markup, no framing (clickjacking),
 no sniffing, and no Referer (the token may arrive in the URL fragment; fragments are never
 sent, but there is no reason to leak the console's URLs either).
+
+Video plays from this origin (`media-src 'self'`: playback URLs, contract §5) and, in redirect
+delivery only, from the one S3 origin the gateway's presigned URLs point at: a `<video>` follows
+the 307 there, and CSP checks the redirect's target too (CSP3 §6.1, "media-src").
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from starlette.datastructures import MutableHeaders
@@ -21,23 +26,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "connect-src 'self'",
-        "manifest-src 'self'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-        "require-trusted-types-for 'script'",
-        "trusted-types 'none'",
+
+def content_security_policy(media_origins: Sequence[str] = ()) -> str:
+    """The console's CSP; `media_origins` are the other origins video may come from (S3)."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            " ".join(("media-src 'self'", *media_origins)),
+            "connect-src 'self'",
+            "manifest-src 'self'",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "require-trusted-types-for 'script'",
+            "trusted-types 'none'",
+        )
     )
-)
+
+
+# Proxy and accel delivery: every byte of video comes from this origin.
+CONTENT_SECURITY_POLICY = content_security_policy()
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -52,14 +64,15 @@ SECURITY_HEADERS = {
 class SecurityHeaders:
     """Pure ASGI wrapper (STYLE §1): sets the console's security headers on every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, csp: str = CONTENT_SECURITY_POLICY) -> None:
         self.app = app
+        self.headers = {"Content-Security-Policy": csp, **SECURITY_HEADERS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in self.headers.items():
                     headers[name] = value
             await send(message)
 
@@ -71,7 +84,10 @@ async def to_console(request: Request) -> Response:
     return RedirectResponse(request.scope.get("root_path", "") + "/console/", status_code=308)
 
 
-routes: list[BaseRoute] = [
-    Route("/console", to_console, methods=["GET", "HEAD"]),
-    Mount("/console", app=SecurityHeaders(StaticFiles(directory=STATIC_DIR, html=True))),
-]
+def console_routes(media_origins: Sequence[str] = ()) -> list[BaseRoute]:
+    """The console's routes, its CSP letting video come from `media_origins` too."""
+    static = StaticFiles(directory=STATIC_DIR, html=True)
+    return [
+        Route("/console", to_console, methods=["GET", "HEAD"]),
+        Mount("/console", app=SecurityHeaders(static, content_security_policy(media_origins))),
+    ]

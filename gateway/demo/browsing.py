@@ -31,7 +31,6 @@ from gateway.types import RECORDED_AT_FORMAT, Role, Zone
 CUSTOMERS = 12
 AGENT = "eve@support"
 CAMERA = "porch"
-CLIP_BYTES = 64 * 1024
 
 
 @dataclass
@@ -73,7 +72,7 @@ async def seed_customers(settings: Settings, now: datetime) -> str:
     """Each customer: one outdoor porch camera with one clip. Idempotent; returns the clip id."""
     clip_id = clip_id_for(now)
     porches = [DemoCamera(customer, CAMERA, Zone.OUTDOOR, "Porch") for customer in customer_ids()]
-    await seed(settings, porches, [clip_id], CLIP_BYTES, now)
+    await seed(settings, porches, [clip_id], now)
     return clip_id
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 
 from gateway import migrations
 from gateway.cameras import CameraStore
@@ -23,19 +24,26 @@ class DemoCamera:
     label: str
 
 
-def clip_bytes(key: str, size: int) -> bytes:
-    """Deterministic filler behind an MP4 `ftyp` box: bytes that look like a file."""
-    header = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
-    block = hashlib.sha256(key.encode()).digest() * 2048  # 64 KiB
-    body = (block * (size // len(block) + 1))[: size - len(header)]
-    return header + body
+# Every demo clip is this real H.264 MP4, so what `make run` serves plays in any browser and
+# player without ffmpeg at run time. Ten seconds of ffmpeg's test pattern, made once with:
+#   ffmpeg -f lavfi -i testsrc=size=320x180:rate=15 -t 10 -c:v libx264 -pix_fmt yuv420p
+#     -profile:v baseline -level 3.0 -crf 30 -g 15 -movflags +faststart
+#     -map_metadata -1 -fflags +bitexact -flags:v +bitexact test-pattern.mp4
+# Baseline profile and yuv420p decode everywhere; a keyframe a second makes seeks land fast;
+# +faststart puts the index (moov) first, so a player starts from the first ranged read.
+TEST_PATTERN = Path(__file__).parent / "media" / "test-pattern.mp4"
+
+
+@cache
+def clip_bytes() -> bytes:
+    """The demo clip: the committed test pattern (package data)."""
+    return TEST_PATTERN.read_bytes()
 
 
 async def seed(
     settings: Settings,
     cameras: Sequence[DemoCamera],
     clip_ids: Sequence[str],
-    clip_size: int,
     now: datetime,
 ) -> None:
     """Migrate, then give every camera its zone and every clip id on every camera; idempotent."""
@@ -49,7 +57,7 @@ async def seed(
             for clip_id in clip_ids:
                 recorded_at = clip_recorded_at(clip_id) or now
                 clip = ClipRef(cam.customer_id, cam.camera_id, clip_id, recorded_at)
-                await storage.put(clip, clip_bytes(clip.key, clip_size))
+                await storage.put(clip, clip_bytes())
     finally:
         await storage.close()
         engine.dispose()

@@ -10,9 +10,6 @@ from gateway.demo.tokens import TOKEN_TTL
 from gateway.settings import Settings
 from gateway.types import RECORDED_AT_FORMAT, Zone
 
-CLIP_BYTES = 3 * 1024 * 1024
-
-
 CAMERAS = (
     DemoCamera("cust-alice", "front-door", Zone.OUTDOOR, "Front door"),
     DemoCamera("cust-alice", "living-room", Zone.INDOOR, "Living room"),
@@ -32,7 +29,7 @@ def demo_clip_ids(now: datetime) -> list[str]:
 async def seed_walkthrough(settings: Settings, now: datetime) -> list[str]:
     """Write the walk-through's cameras and clips; idempotent. Returns the clip ids."""
     clip_ids = demo_clip_ids(now)
-    await seed(settings, CAMERAS, clip_ids, CLIP_BYTES, now)
+    await seed(settings, CAMERAS, clip_ids, now)
     return clip_ids
 
 
@@ -87,6 +84,8 @@ curl -sS -H "Authorization: Bearer $ANA" {base}/v1/audit/verify; echo
 # Web console: {base}/console/  (the token rides in the #fragment: never sent, never logged)
 #   Ana, security analyst (flags, principals, audit, chain):
 {base}/console/#token={minted["ANA"]}
-#   Alice, customer (who looked at her footage, grants, cameras):
+#   Alice, customer (who looked at her footage, grants, cameras: Show clips, Play):
 {base}/console/#token={minted["ALICE"]}
+#   Sam, support agent (the staff desk: declare a purpose, play under a grant from Alice):
+{base}/console/#token={minted["SAM"]}&view=/desk
 """

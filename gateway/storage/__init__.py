@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StorageUnavailable
 from gateway.settings import Settings
 from gateway.storage.base import (
     CHUNK_SIZE,
@@ -21,6 +21,7 @@ from gateway.storage.base import (
     Seeder,
     Storage,
 )
+from gateway.types import DeliveryMode
 
 if TYPE_CHECKING:
     from gateway.storage.fs import FileStorage
@@ -35,6 +36,7 @@ __all__ = [
     "Presigner",
     "Seeder",
     "Storage",
+    "media_origins",
     "open_inventory",
     "open_seeder",
     "open_storage",
@@ -62,6 +64,24 @@ def open_inventory(settings: Settings) -> Inventory:
 def presigner_of(storage: Storage) -> Presigner | None:
     """The storage as a Presigner if its backend can presign (S3), else None."""
     return storage if isinstance(storage, Presigner) else None
+
+
+def media_origins(settings: Settings) -> tuple[str, ...]:
+    """Origins other than the gateway's that serve video to browsers (the console's CSP).
+
+    Only redirect delivery sends a browser elsewhere: to the S3 origin that this same client
+    configuration presigns for (endpoint, addressing style, region), asked of botocore rather
+    than rebuilt here. Proxy and accel delivery serve every byte from the gateway itself.
+    """
+    if settings.delivery is not DeliveryMode.REDIRECT:
+        return ()
+    storage = _s3_storage(settings.storage.removeprefix("s3://"), settings.s3_endpoint_url)
+    try:
+        return (storage.url_origin(),)
+    except StorageUnavailable as exc:  # no credentials to sign with: redirect cannot work
+        raise ConfigError("FOOTGW_DELIVERY", f"redirect cannot presign S3 URLs: {exc}") from exc
+    finally:
+        storage.client.close()
 
 
 def _open_backend(settings: Settings) -> FileStorage | S3Storage:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -340,6 +342,19 @@ class S3Storage:
                 "get_object", Params=params, ExpiresIn=expires
             )
         )
+
+    def url_origin(self) -> str:
+        """The origin (scheme://host[:port]) presigned URLs point at; signs locally, no request."""
+        with _translated():
+            url = self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": f"{self._dir()}origin"},
+                ExpiresIn=1,
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not re.fullmatch(r"[\w.:\[\]-]+", parts.netloc):
+            raise StorageUnavailable("The S3 endpoint is not a plain http(s) origin.")
+        return f"{parts.scheme}://{parts.netloc}"
 
     async def walk(self) -> AsyncIterator[StoredObject]:
         """Every key under the prefix, in S3's (lexicographic) key order, one page at a time."""

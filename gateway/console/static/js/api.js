@@ -17,8 +17,11 @@ export function path(...segments) {
   return segments.map((seg, i) => (i === 0 ? seg : encodeURIComponent(seg))).join("/");
 }
 
-/** Call the API; resolves to the parsed JSON (null for 204), rejects with ApiError. */
-export async function api(method, route, { query, body } = {}) {
+/**
+ * Call the API; resolves to the parsed JSON (null for 204), rejects with ApiError.
+ * `headers` adds request headers (a staff member's declared purpose and justification).
+ */
+export async function api(method, route, { query, body, headers: extra } = {}) {
   const bearer = token();
   const s = session();
   if (!bearer && !(s && s.cookie)) throw new ApiError(401, "unauthenticated", "You are signed out.");
@@ -28,7 +31,7 @@ export async function api(method, route, { query, body } = {}) {
     else if (value !== undefined && value !== null && value !== "")
       url.searchParams.set(key, value);
   }
-  const headers = { Accept: "application/json" };
+  const headers = { ...(extra || {}), Accept: "application/json" };
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   else if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = s.csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -13,6 +13,8 @@ import * as chain from "./views/chain.js";
 import * as access from "./views/access.js";
 import * as grants from "./views/grants.js";
 import * as cameras from "./views/cameras.js";
+import * as desk from "./views/desk.js";
+import { stopAll } from "./player.js";
 
 const analyst = (s) => session.isAnalyst(s);
 const customer = (s) => session.isCustomer(s);
@@ -37,6 +39,13 @@ const ROUTES = [
     view: grants,
   },
   { path: "cameras", title: "My cameras", nav: "Cameras", who: customer, view: cameras },
+  {
+    path: "desk",
+    title: "Staff desk",
+    nav: "Desk",
+    who: (s) => staff(s) && desk.canWatch(s),
+    view: desk,
+  },
 ];
 
 const $ = (id) => document.getElementById(id);
@@ -161,6 +170,7 @@ let firstRender = true;
 async function render(moveFocus = true) {
   const s = session.session();
   if (!s) return;
+  stopAll(); // a playback ends with the view that showed it
   const { segments, params } = parseHash();
   const fallback = defaultRoute(s);
   let route = ROUTES.find((r) => r.path === segments[0]);

@@ -1,7 +1,9 @@
 // Customer: my cameras with their zones (and a way to change them), and each camera's clips
-// with a delete button. Deleting is for good, so it asks twice, in the page (no modal dialog).
+// with a Play button (a playback session, js/player.js) and a delete button. Deleting is for
+// good, so it asks twice, in the page (no modal dialog).
 
 import { api, path } from "../api.js";
+import { play, stop } from "../player.js";
 import { badge, busy, bytes, errorBox, field, h, select, statusLine, table, when } from "../dom.js";
 
 const ZONES = [
@@ -109,6 +111,7 @@ function clipsToggle(customerId, camera, box) {
     if (button.getAttribute("aria-expanded") === "true") {
       button.setAttribute("aria-expanded", "false");
       button.textContent = "Show clips";
+      await stopPlayer(box);
       box.replaceChildren();
       return;
     }
@@ -119,11 +122,19 @@ function clipsToggle(customerId, camera, box) {
   return button;
 }
 
+async function stopPlayer(box) {
+  const slot = box.querySelector(".player-slot");
+  if (slot) await stop(slot);
+}
+
 async function loadClips(customerId, camera, box) {
+  await stopPlayer(box);
   box.replaceChildren(statusLine("Loading clips…"));
+  const player = h("div", { class: "player-slot" });
   try {
     const { clips } = await api("GET", path("/v1/footage", customerId, camera.camera_id));
     box.replaceChildren(
+      player,
       clips.length
         ? table(
             `Clips of ${camera.label || camera.camera_id}`,
@@ -131,6 +142,7 @@ async function loadClips(customerId, camera, box) {
               ["Recorded", (c) => when(c.recorded_at)],
               ["Clip", (c) => h("code", { text: c.clip_id })],
               ["Size", (c) => bytes(c.size)],
+              ["", (c) => playButton(customerId, camera, c, player)],
               ["", (c) => deleteControl(customerId, camera, c, box)],
             ],
             clips,
@@ -140,6 +152,22 @@ async function loadClips(customerId, camera, box) {
   } catch (err) {
     box.replaceChildren(errorBox(err));
   }
+}
+
+function playButton(customerId, camera, clip, player) {
+  return h("button", {
+    type: "button",
+    text: "Play",
+    "aria-label": `Play clip ${clip.clip_id}`,
+    on: {
+      click: () =>
+        play(
+          player,
+          { customer_id: customerId, camera_id: camera.camera_id, clip_id: clip.clip_id },
+          { label: `${camera.label || camera.camera_id}, ${clip.clip_id}` },
+        ),
+    },
+  });
 }
 
 // Two steps: "Delete" turns into "Delete for good" + "Cancel"; keyboard focus follows.

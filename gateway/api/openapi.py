@@ -142,48 +142,6 @@ def _playback_paths(
     }
 
 
-def _playback_paths(
-    view_codes: dict[str, str], range_header: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Playback sessions (contract §12)."""
-    token = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
-    play_codes = {
-        **{k: v for k, v in view_codes.items() if k not in ("400", "401", "403", "404")},
-        "403": "The playback ended (playback_ended)",
-        "404": "No such playback (playback_not_found)",
-    }
-    session = [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-    return {
-        "/v1/playback": {
-            "post": _op(
-                "Start a playback session (decided as a GET of the clip)",
-                {**view_codes, "201": "The session and its URL"},
-                STAFF_HEADERS,
-                body=True,
-            ),
-            "get": _op("Live playback sessions (own, or on the customer's footage)", AUTH_ERRORS),
-        },
-        "/v1/playback/{session_id}": {
-            "delete": _op(
-                "End a playback session (its principal or the owner)",
-                {"204": "Ended", **AUTH_ERRORS, "404": "Ended already", "503": "Audit unavailable"},
-                session,
-            )
-        },
-        "/v1/play/{token}": {
-            "get": _op(
-                "Watch through a playback URL",
-                play_codes,
-                token + range_header,
-                content="video/mp4",
-            ),
-            "head": _op(
-                "A playback URL's headers", play_codes, token + range_header, content="video/mp4"
-            ),
-        },
-    }
-
-
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     clip = _path("customer_id", "camera_id", "clip_id")

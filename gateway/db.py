@@ -269,6 +269,31 @@ playback_requests = sa.Table(
     sa.Column("delivered_by", sa.String(8)),
 )
 sa.Index("ix_playback_requests_session", playback_requests.c.session_id, playback_requests.c.id)
+# The transactional outbox (contract §14): a notification is written in the transaction of the
+# event that causes it, so it exists iff that event committed; a worker in every replica claims
+# due rows (claimed_by/claimed_until: a lease) and posts them, signed, to their webhook.
+# `next_attempt_at` is NULL once a row is settled (delivered, given up, or never to be sent).
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),  # the webhook-id
+    sa.Column("destination", sa.String(16), nullable=False),  # customer | alert
+    sa.Column("customer_id", sa.String(64)),  # NULL for security alerts
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON object
+    sa.Column("dedupe_key", sa.String(120), unique=True),  # once per grant, and the like
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.String(32)),
+    sa.Column("delivered_at", sa.String(32)),
+    sa.Column("gave_up_at", sa.String(32)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", sa.String(32)),
+)
+sa.Index("ix_notifications_due", notifications.c.next_attempt_at)
+sa.Index("ix_notifications_customer", notifications.c.customer_id, notifications.c.seq)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ copy the audit log into a system that was never meant to hold it (docs/security.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -50,6 +50,52 @@ class Metrics:
             ["rule", "severity"],
             registry=self.registry,
         )
+
+        # The outbox (contract §14): by destination, `customer` or `alert`.
+        self.notifications_delivered = Counter(
+            "footgw_notifications_delivered",
+            "Notifications and alerts a webhook accepted (2xx)",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.notification_attempts_failed = Counter(
+            "footgw_notification_attempts_failed",
+            "Delivery attempts that failed (an error, a timeout or a non-2xx answer)",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.notifications_given_up = Counter(
+            "footgw_notifications_given_up",
+            "Notifications given up after their last attempt (notification.failed)",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.outbox_backlog = Gauge(
+            "footgw_outbox_backlog",
+            "Notifications waiting to be delivered (the whole database, as this replica saw it)",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.outbox_oldest_seconds = Gauge(
+            "footgw_outbox_oldest_pending_seconds",
+            "Age of the oldest notification still waiting to be delivered (0: none)",
+            ["destination"],
+            registry=self.registry,
+        )
+
+    def notification_delivered(self, destination: str) -> None:
+        self.notifications_delivered.labels(destination).inc()
+
+    def notification_attempt_failed(self, destination: str) -> None:
+        self.notification_attempts_failed.labels(destination).inc()
+
+    def notification_given_up(self, destination: str) -> None:
+        self.notifications_given_up.labels(destination).inc()
+
+    def outbox_measured(self, destination: str, backlog: int, oldest_seconds: float) -> None:
+        """The worker's latest look at the outbox."""
+        self.outbox_backlog.labels(destination).set(backlog)
+        self.outbox_oldest_seconds.labels(destination).set(oldest_seconds)
 
     def decision_committed(self, decision: str, reason: str) -> None:
         """One access.decision event is durable: `allow` or `deny`, and why."""

@@ -20,6 +20,7 @@ from gateway.audit.log import AuditLog
 from gateway.calls import FootageCall, call_detail, call_fields
 from gateway.errors import DetectionUnavailable, Forbidden, GatewayError
 from gateway.metrics import Metrics
+from gateway.notify.triggers import ViewNotices
 from gateway.ranges import ByteRange
 from gateway.types import ClipRef, Decision, EventType, Principal, Purpose, Verdict, Zone
 
@@ -47,6 +48,7 @@ class Recorder:
     audit: AuditLog
     metrics: Metrics
     observers: Sequence[Observer] = ()
+    notices: ViewNotices | None = None  # the customer notifications a view causes (§14)
 
     async def decision(self, call: FootageCall, outcome: Outcome) -> Event:
         """Write the one access.decision event for this request, then tell the observers."""
@@ -66,7 +68,11 @@ class Recorder:
                 **call_detail(call),
             },
         )
-        committed = await self.audit.append(event)  # AuditUnavailable → 503, nothing served
+        # The notifications this view causes commit in the same batch as its decision.
+        rows = self.notices.rows(event) if self.notices is not None else ()
+        committed = await self.audit.append(event, rows)  # AuditUnavailable → 503, nothing served
+        if rows and self.notices is not None:
+            self.notices.remember(rows)
         self.metrics.decision_committed(committed["decision"], decision.reason)
         for observer in self.observers:
             try:

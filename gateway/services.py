@@ -32,6 +32,10 @@ from gateway.detection.wiring import build_detector
 from gateway.facts import FactsReader
 from gateway.grants import GrantStore, covering_grant
 from gateway.metrics import Metrics
+from gateway.notify.outbox import Destination, OutboxStore
+from gateway.notify.signing import Signer
+from gateway.notify.triggers import ViewNotices
+from gateway.notify.worker import Deliverer, Route
 from gateway.outcomes import Recorder
 from gateway.pipeline import FootageFlow
 from gateway.playback.flow import PlaybackFlow
@@ -71,6 +75,8 @@ class Services:
     reviews: Reviews  # break-glass reviews, opened by the flow's observer
     sweeper: Sweeper  # expires requests and flags overdue reviews, periodically
     playback: PlaybackFlow  # playback sessions (contract §12): their flow, recorder and reaper
+    outbox: OutboxStore  # notifications and alerts waiting to be posted (contract §14)
+    deliverer: Deliverer  # posts them, signed, from the background
     owns_engine: bool  # built here from settings (so disposed here), not handed in
     signin: SignIn | None = None  # sign-in through the identity provider (contract §15)
 
@@ -79,12 +85,14 @@ class Services:
         await self.cluster.start()
         self.sweeper.start()
         self.playback.run_reaper()
+        await self.deliverer.start()
 
     async def close(self) -> None:
         """Stop everything in an order that loses nothing: each step flushes into the next."""
         await self.cluster.close()
         await self.sweeper.close()
         await self.playback.close()  # its last requests, and ends, before the audit log closes
+        await self.deliverer.close()  # settles what it posted while the audit log still writes
         await self.audit.close()
         self.audit_store.close()  # the connection PostgreSQL appends hold
         await self.detector.close()  # pending alerts, once the audit log is closed
@@ -141,13 +149,16 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         retention_days=settings.retention_days,
         metrics=metrics,
         # Every access decision is shown to detection before its response is sent.
-        recorder=Recorder(audit, metrics, observers=(detector, reviews)),
+        recorder=Recorder(audit, metrics, observers=(detector, reviews), notices=ViewNotices()),
         attempts=AttemptLimiter(settings.unauthenticated_per_minute),
         presigner=presigner_of(storage) if settings.delivery == DeliveryMode.REDIRECT else None,
         accel_prefix=settings.accel_prefix if settings.delivery == DeliveryMode.ACCEL else None,
         admit=detector.admit,  # inside every allowed staff decision (contract §8)
     )
     playback = build_playback(settings, engine, create_relaxed_engine(engine), flow, audit, grants)
+    outbox = OutboxStore(engine)
+    deliverer = build_deliverer(settings, outbox, audit, metrics, detector)
+    audit.on_companions(deliverer.kick)  # a batch carried notifications: post them now
     cluster = Cluster.build(
         settings, engine, policy, record=audit.append, registry=metrics.registry
     )
@@ -173,6 +184,44 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
             access_requests, reviews, every=lambda: policy.approvals.check_every_seconds
         ),
         playback=playback,
+        outbox=outbox,
+        deliverer=deliverer,
         owns_engine=owns_engine,
         signin=signin,
+    )
+
+
+def build_deliverer(
+    settings: Settings, outbox: OutboxStore, audit: AuditLog, metrics: Metrics, detector: Detector
+) -> Deliverer:
+    """The outbox worker: customer notifications per FOOTGW_NOTIFY_*, security alerts per
+    FOOTGW_ALERT_WEBHOOK and detection.toml's [alerts] (as before the outbox carried them)."""
+    notify = settings.notify
+    alerts = detector.config.alerts
+    routes = {
+        Destination.CUSTOMER: Route(
+            url=notify.webhook,
+            max_attempts=notify.max_attempts,
+            timeout=notify.timeout_seconds,
+            backoff=notify.backoff_seconds,
+            backoff_max=notify.backoff_max_seconds,
+            log_as="notification",
+        ),
+        Destination.ALERT: Route(
+            url=settings.alert_webhook,
+            max_attempts=alerts.retries + 1,
+            timeout=alerts.timeout_seconds,
+            backoff=alerts.backoff_seconds,
+            backoff_max=notify.backoff_max_seconds,
+            log_as="alert",
+        ),
+    }
+    return Deliverer(
+        outbox,
+        audit,
+        metrics,
+        Signer(notify.secret),
+        routes,
+        poll_seconds=notify.poll_seconds,
+        expiry_warning_seconds=notify.expiry_warning_seconds,
     )

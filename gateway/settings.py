@@ -18,6 +18,7 @@ from typing import Literal, TypeVar, cast
 
 from gateway.errors import ConfigError
 from gateway.oidc_settings import OidcSettings, read_oidc
+from gateway.notify.config import NotifySettings, notify_settings
 from gateway.types import DeliveryMode
 
 PREFIX = "FOOTGW_"
@@ -68,6 +69,7 @@ class Settings:
     checkpoint_every_seconds: float
     log_format: Literal["json", "console", "auto"]
     unauthenticated_per_minute: int
+    notify: NotifySettings
     # Worker processes `serve` runs on one socket; None: one per CPU this process may use.
     playback_idle_seconds: int  # a playback session ends after this long without a request
     playback_max_seconds: int  # and this long after it started, whatever happens (§12)
@@ -103,6 +105,8 @@ KEYS = frozenset(
         *("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET_FILE", "OIDC_REDIRECT_URI"),
         *("OIDC_SCOPES", "OIDC_RESOURCE", "OIDC_ROLES_CLAIM", "OIDC_CUSTOMER_CLAIM"),
         *("PLAYBACK_IDLE", "PLAYBACK_MAX"),
+        *("NOTIFY_WEBHOOK", "NOTIFY_SECRET", "NOTIFY_EXPIRY_WARNING", "NOTIFY_TIMEOUT"),
+        *("NOTIFY_MAX_ATTEMPTS", "NOTIFY_BACKOFF", "NOTIFY_BACKOFF_MAX", "NOTIFY_POLL"),
     )
 )
 # The test suite's own knobs share the prefix but are never the gateway's (contract §2).
@@ -334,6 +338,7 @@ def _build(read: _Reader) -> Settings:
         playback_max_seconds=read.parse(
             "PLAYBACK_MAX", _positive_int, 7200, "a whole number of seconds above 0"
         ),
+        notify=notify_settings(read),
     )
 
 

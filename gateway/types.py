@@ -66,6 +66,8 @@ class EventType(StrEnum):
     REVIEW_OPENED = "review.opened"
     REVIEW_CLOSED = "review.closed"
     PLAYBACK_ENDED = "playback.ended"
+    NOTIFICATION_DELIVERED = "notification.delivered"
+    NOTIFICATION_FAILED = "notification.failed"
 
 
 class Verdict(StrEnum):

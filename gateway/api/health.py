@@ -44,7 +44,10 @@ async def readyz(request: Request) -> Response:
     except DetectionUnavailable as exc:
         checks["detection"] = f"failed: {exc.code}: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
+    # A detail, never a check: a webhook that is down must not take the gateway out of
+    # service, and no request ever waits on delivery (contract §14).
+    detail = {"notifications": svc.deliverer.status}
+    return JSONResponse({"ready": ready, "checks": checks, "detail": detail}, 200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

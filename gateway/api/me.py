@@ -1,4 +1,5 @@
-"""The customer's own view: every access decision on their footage, newest first."""
+"""The customer's own view: every access decision on their footage, and every notification
+sent to them (contract §14), newest first."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.audit.store import EventQuery
 from gateway.playback.ending import PLAYBACK_ACTION
 from gateway.playback.store import LIVE, Session, SessionStore, coverage
 from gateway.types import STAFF_ROLES, EventType, Principal, Verdict, format_ts
+from gateway.notify.outbox import MAX_PAGE
 
 ENTRY_FIELDS = (
     "seq",
@@ -135,4 +137,19 @@ async def _summary(store: SessionStore, session: Session) -> dict[str, Any]:
     }
 
 
-routes = [Route("/v1/me/access-log", access_log, methods=["GET"])]
+@requires(customer=True, message="Only a customer has notifications.", code="not_owner")
+async def my_notifications(request: Request, principal: Principal) -> Response:
+    assert principal.customer_id is not None  # requires(customer=True) saw to that
+    limit = int_param(request, "limit", 50, 1, MAX_PAGE) or 50
+    before = int_param(request, "before_seq", None, 1, 2**62)
+    found = await anyio.to_thread.run_sync(
+        services(request).outbox.for_customer, principal.customer_id, before, limit
+    )
+    next_before = found[-1]["seq"] if len(found) == limit else None
+    return JSONResponse({"notifications": found, "next_before_seq": next_before})
+
+
+routes = [
+    Route("/v1/me/access-log", access_log, methods=["GET"]),
+    Route("/v1/me/notifications", my_notifications, methods=["GET"]),
+]

@@ -286,6 +286,21 @@ def spec() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/me/notifications": {
+            "get": _op(
+                "Notifications sent to me (newest first)",
+                admin,
+                [
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer"},
+                    }
+                    for name in ("limit", "before_seq")
+                ],
+            )
+        },
         "/v1/audit/events": {"get": _op("Search the audit log", admin, filters)},
         "/v1/audit/verify": {"get": _op("Verify the hash chain", admin)},
         "/v1/flags": {

@@ -24,6 +24,7 @@ import structlog
 
 from gateway.audit import lines
 from gateway.audit.atomic import Change, EventOf, EventsOf, commit_with_event, commit_with_events
+from gateway.audit.companions import Companion, with_companions
 from gateway.audit.events import Event
 from gateway.audit.store import AuditStore, before_commit
 from gateway.background import detached_context, spawn
@@ -40,7 +41,8 @@ AUDIT_EVENT = lines.AUDIT_EVENT
 DEADLINE_SLACK = 0.05
 
 # An appended event, the future its caller awaits, and the loop time its caller stops waiting.
-_Waiter = tuple[Event, asyncio.Future[Event], float]
+# ... and the rows that commit with it (companions.py: the outbox).
+_Waiter = tuple[Event, asyncio.Future[Event], float, Sequence[Companion]]
 T = TypeVar("T")
 
 
@@ -63,15 +65,24 @@ class AuditLog:
         self._hooks: list[CommitHook] = []
         self._committed: deque[list[Event]] = deque()  # batches whose hooks have yet to run
         self._hook_runner: asyncio.Task[None] | None = None
+        self._companion_hooks: list[Callable[[], None]] = []
         self._closing = False
 
     def on_commit(self, hook: CommitHook) -> None:
         """Call hook with each committed batch (checkpoints); its failures are logged only."""
         self._hooks.append(hook)
 
-    async def append(self, event: Event) -> Event:
-        """Commit one event durably and return it sealed; AuditUnavailable if that fails."""
-        return await self._queue(event)
+    def on_companions(self, hook: Callable[[], None]) -> None:
+        """Call hook() (on the loop) after a batch that carried companion rows committed."""
+        self._companion_hooks.append(hook)
+
+    async def append(self, event: Event, companions: Sequence[Companion] = ()) -> Event:
+        """Commit one event durably and return it sealed; AuditUnavailable if that fails.
+
+        `companions` are rows committed in the same transaction (the outbox's notifications):
+        they land iff the event does, in the group-commit batch's one fsync.
+        """
+        return await self._queue(event, companions)
 
     async def commit_with(self, change: Change[T], event_of: EventOf[T]) -> tuple[T, Event | None]:
         """Make an administrative change and append its event in one transaction (atomic.py).
@@ -104,11 +115,11 @@ class AuditLog:
             await self._run_hooks(sealed)
         return result, sealed
 
-    def _queue(self, event: Event) -> asyncio.Future[Event]:
+    def _queue(self, event: Event, companions: Sequence[Companion] = ()) -> asyncio.Future[Event]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         future: asyncio.Future[Event] = loop.create_future()
-        self._pending.append((event, future, deadline))
+        self._pending.append((event, future, deadline, companions))
         if self._watchdog is None or deadline < self._watchdog_at:  # e.g. a shorter timeout
             self._arm_watchdog(loop, deadline)
         if self._idle and not self._kicked:
@@ -142,7 +153,7 @@ class AuditLog:
         loop = asyncio.get_running_loop()
         now = loop.time()
         upcoming: float | None = None
-        for _, future, deadline in (*self._writing, *tuple(self._pending)):
+        for _, future, deadline, _ in (*self._writing, *tuple(self._pending)):
             if future.done() or future.get_loop() is not loop:
                 continue
             if deadline <= now:
@@ -214,8 +225,9 @@ class AuditLog:
             with contextlib.suppress(Exception):  # a line is a copy: it never fails a batch
                 made.append(lines.render(sealed, bodies))
 
-        with before_commit(render):
-            sealed = self.store.append_batch([event for event, _, _ in batch])
+        rows = [row for _, _, _, companions in batch for row in companions]
+        with before_commit(render), with_companions(rows):
+            sealed = self.store.append_batch([event for event, _, _, _ in batch])
         with contextlib.suppress(Exception):  # nor does writing it undo the commit
             rendered = made[0] if made else lines.render(sealed)
             if rendered is None:
@@ -229,13 +241,17 @@ class AuditLog:
     ) -> None:
         """On the loop: resolve the batch's futures, then queue its hooks once it committed."""
         if isinstance(result, BaseException):
-            for _, future, _ in waiters:
+            for _, future, _, _ in waiters:
                 if not future.done():
                     future.set_exception(result)
             return
-        for (_, future, _), sealed in zip(waiters, result, strict=True):
+        for (_, future, _, _), sealed in zip(waiters, result, strict=True):
             if not future.done():
                 future.set_result(sealed)
+        if any(companions for _, _, _, companions in waiters):
+            for wake in self._companion_hooks:
+                with contextlib.suppress(Exception):  # a wake-up call never fails a commit
+                    wake()
         if hooks and self._hooks:
             self._committed.append(result)
             if self._hook_runner is None or self._hook_runner.done():

@@ -24,6 +24,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy.engine import Engine
 
 from gateway.audit.chain import HEAD_SQL, Head, head_from_row, head_of, seal_batch
+from gateway.audit.companions import companions
 from gateway.audit.events import Event
 from gateway.db import AUDIT_LOCK_KEY, audit_events
 from gateway.errors import AuditUnavailable
@@ -125,6 +126,8 @@ class PgAppender:
         rows = [self.row_of(event, body) for event, body in zip(sealed, bodies, strict=True)]
         with pg.cursor() as cursor:
             cursor.executemany(self._insert_sql, [[r[c] for c in self._columns] for r in rows])
+            for row in companions():  # the outbox's rows: same transaction, same round trip
+                cursor.execute(row.sql("%s"), tuple(row.values.values()))
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._raw is None:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from gateway.audit.chain import HEAD_SQL, Head, head_from_row, read_head, seal_batch
+from gateway.audit.companions import companions
 from gateway.audit.events import Event, body_of, canonical_json
 from gateway.audit.verify import INDEXED
 from gateway.db import audit_events
@@ -182,6 +183,8 @@ def _commit_sqlite(db: sqlite3.Connection, events: Sequence[Event]) -> list[Even
     head = head_from_row(db.execute(HEAD_SQL).fetchone())
     sealed, bodies = seal_batch(events, head)
     db.executemany(_INSERT_SQL, map(_values, sealed, bodies))
+    for row in companions():
+        db.execute(row.sql("?"), tuple(row.values.values()))
     hook = _before_commit.get()
     if hook is not None:
         hook(sealed, bodies)

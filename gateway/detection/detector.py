@@ -17,7 +17,7 @@ crossed a threshold into findings, and for each finding raise or extend a flag, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import anyio.to_thread
 import structlog
 
+from gateway.audit.companions import Companion
 from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
 from gateway.audit.store import AuditStore
@@ -288,6 +289,8 @@ class Detector:
     async def _flag_raised(self, flag: Flag, request_id: str | None) -> None:
         self.metrics.flag_raised(flag.rule, flag.severity)
         log_fields = {"flag_id": flag.flag_id, "rule": flag.rule, "severity": flag.severity}
+        alert = {"flag": flag.as_json()}
+        rows = self.alerts.rows("flag.raised", alert) if flag.severity is Severity.HIGH else ()
         await self._append(
             new_event(
                 EventType.FLAG_RAISED,
@@ -300,10 +303,9 @@ class Detector:
                     "event_ids": flag.event_ids,
                     **flag.detail,
                 },
-            )
+            ),
+            rows,
         )
-        if flag.severity is Severity.HIGH:
-            self.alerts.send("flag.raised", {"flag": flag.as_json()})
 
     async def _suspend(
         self, access: Access, cause: Event, finding: Finding, flag: Flag | None
@@ -334,15 +336,17 @@ class Detector:
                 principal=ACTOR,
                 action=str(EventType.PRINCIPAL_SUSPENDED),
                 detail=detail,
-            )
+            ),
+            self.alerts.rows("principal.suspended", detail),
         )
-        self.alerts.send("principal.suspended", detail)
 
-    async def _append(self, event: Event) -> None:
+    async def _append(self, event: Event, alerts: Sequence[Companion] = ()) -> None:
+        """Append the event with its alert rows (the outbox: both commit, or neither)."""
         try:
-            await self.audit.append(event)
+            await self.audit.append(event, alerts)
         except GatewayError as exc:  # the flag or suspension stands; the gap is logged
             log.error("detection_event_not_recorded", type=event["type"], error=exc.message)
+            await self.alerts.unrecorded(alerts)  # the alert is still sent
 
     async def ready(self) -> None:
         """Raise DetectionUnavailable unless the counters answer (/readyz asks)."""
@@ -387,7 +391,6 @@ class Detector:
             self._flush_timer = None
         await asyncio.gather(*self._flushes, return_exceptions=True)
         await self.flush()  # every held event on its flag before the process ends
-        await self.alerts.close()
         await self.counters.close()
 
 

@@ -49,7 +49,7 @@ def build_detector(
         principals=principals,
         audit=audit,
         audit_store=audit_store,
-        alerts=AlertSender(settings.alert_webhook, config.alerts),
+        alerts=AlertSender(settings.alert_webhook, engine),
         metrics=metrics,
         deployment_id=lambda: read_cluster_id(engine),
     )

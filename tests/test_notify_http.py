@@ -68,8 +68,15 @@ def owner(live: Live, customer: str = "c1") -> dict[str, str]:
     return live.env.auth(f"owner-{customer}", "customer", customer_id=customer)
 
 
-def view(live: Live, minute: int, *, purpose: str = "customer_support", sub: str = "sam",
-         role: str = "support_agent", why: str = "T-100 camera offline") -> httpx.Response:
+def view(
+    live: Live,
+    minute: int,
+    *,
+    purpose: str = "customer_support",
+    sub: str = "sam",
+    role: str = "support_agent",
+    why: str = "T-100 camera offline",
+) -> httpx.Response:
     clip = clip_at(minute)
     live.env.put_clip("c1", "cam", clip, b"x" * 10)
     headers = live.env.auth(

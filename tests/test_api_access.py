@@ -46,6 +46,7 @@ ADMIN_ROUTES = [
     ("POST", "/v1/reviews/rv_1/close"),
     ("GET", "/v1/playback"),
     ("DELETE", "/v1/playback/pb_1"),
+    ("GET", "/v1/me/notifications"),
 ]
 
 

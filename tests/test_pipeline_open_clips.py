@@ -182,7 +182,7 @@ class StuckAudit:
 
     started: anyio.Event = field(default_factory=anyio.Event)
 
-    async def append(self, event: Event) -> Event:
+    async def append(self, event: Event, companions: object = ()) -> Event:
         self.started.set()
         await anyio.sleep_forever()
         raise AssertionError  # pragma: no cover

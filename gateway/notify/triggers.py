@@ -45,7 +45,13 @@ class ViewNotices:
             return ()
         if STAFF_ROLES.isdisjoint(event.get("roles") or ()):
             return ()  # the owner looking at their own footage is not news to them
-        return [row for key, row in self._candidates(event) if key not in self._committed]
+        wanted = [(key, kind) for key, kind in _keys(event) if key not in self._committed]
+        if not wanted:
+            return ()  # the common case: built nothing
+        payload: dict[str, Any] = {k: event.get(k) for k in VIEW_FIELDS}
+        payload["grant_id"] = event.get("grant_id")
+        customer = str(event["customer_id"])
+        return [_row(customer, kind, payload, key) for key, kind in wanted]
 
     def remember(self, rows: Sequence[Companion]) -> None:
         """These rows' keys are committed (or were already): skip them from now on."""
@@ -57,22 +63,19 @@ class ViewNotices:
         while len(self._committed) > REMEMBERED:
             self._committed.popitem(last=False)
 
-    def _candidates(self, event: Event) -> list[tuple[str, Companion]]:
-        found: list[tuple[str, Companion]] = []
-        payload: dict[str, Any] = {k: event.get(k) for k in VIEW_FIELDS}
-        payload["grant_id"] = event.get("grant_id")
-        customer = str(event["customer_id"])
-        if event.get("grant_id"):
-            key = f"{Kind.GRANT_FIRST_USE}:{event['grant_id']}"
-            found.append((key, _row(customer, Kind.GRANT_FIRST_USE, payload, key)))
-        kind = WATCHED_PURPOSES.get(str(event.get("purpose")))
-        if kind is not None and event.get("principal"):
-            who = "\x1f".join(
-                str(event.get(k)) for k in ("principal", "customer_id", "camera_id", "clip_id")
-            )
-            key = f"{kind}:{hashlib.sha256(who.encode()).hexdigest()[:64]}"
-            found.append((key, _row(customer, kind, payload, key)))
-        return found
+
+def _keys(event: Event) -> list[tuple[str, Kind]]:
+    """The dedupe keys (and kinds) an allowed staff view may notify under."""
+    found: list[tuple[str, Kind]] = []
+    if event.get("grant_id"):
+        found.append((f"{Kind.GRANT_FIRST_USE}:{event['grant_id']}", Kind.GRANT_FIRST_USE))
+    kind = WATCHED_PURPOSES.get(str(event.get("purpose")))
+    if kind is not None and event.get("principal"):
+        who = "\x1f".join(
+            str(event.get(k)) for k in ("principal", "customer_id", "camera_id", "clip_id")
+        )
+        found.append((f"{kind}:{hashlib.sha256(who.encode()).hexdigest()[:64]}", kind))
+    return found
 
 
 def _row(customer_id: str, kind: Kind, payload: dict[str, Any], key: str) -> Companion:

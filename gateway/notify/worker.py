@@ -40,6 +40,7 @@ log = structlog.get_logger("gateway.notify")
 
 ACTOR = "gateway:notify"
 MAX_IN_FLIGHT = 32
+SWEEP_EVERY_POLLS = 10  # the expiry sweep and unsendable rows: every this many rounds
 CLOSE_GRACE_SECONDS = 5.0
 
 
@@ -116,6 +117,7 @@ class Deliverer:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._rounds = 0
 
     async def start(self) -> None:
         """Start the loop (and take whatever earlier runs left due)."""
@@ -138,13 +140,19 @@ class Deliverer:
 
     async def _tick(self) -> None:
         now = self.clock()
-        silent = {str(d) for d, route in self.routes.items() if not route.url}
-        await anyio.to_thread.run_sync(self.outbox.settle_unsendable, silent, now)
+        if self._rounds % SWEEP_EVERY_POLLS == 0:
+            await self._sweep(now)
+        self._rounds += 1
+        await self._claim_and_send(now)
+        await self._measure(now)
+
+    async def _sweep(self, now: datetime) -> None:
+        """Warn of grants about to expire; settle rows whose destination has no webhook."""
         if self.expiry_warning > 0:
             ahead = timedelta(seconds=self.expiry_warning)
             await anyio.to_thread.run_sync(self.outbox.warn_expiring, now, ahead)
-        await self._claim_and_send(now)
-        await self._measure(now)
+        silent = {str(d) for d, route in self.routes.items() if not route.url}
+        await anyio.to_thread.run_sync(self.outbox.settle_unsendable, silent, now)
 
     async def _claim_and_send(self, now: datetime) -> None:
         free = MAX_IN_FLIGHT - len(self._in_flight)
@@ -182,6 +190,13 @@ class Deliverer:
         }
 
     async def _deliver(self, pending: Pending) -> None:
+        """One attempt and its outcome; whatever goes wrong, the claim lapses and it is retried."""
+        try:
+            await self._attempt(pending)
+        except Exception as exc:
+            log.error("notify_delivery_failed", id=pending.id, error=f"{type(exc).__name__}: {exc}")
+
+    async def _attempt(self, pending: Pending) -> None:
         route = self.routes[pending.destination]
         attempt = pending.attempts + 1
         fields = {route.log_as: pending.kind, "id": pending.id, "attempt": attempt}

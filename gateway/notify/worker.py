@@ -111,7 +111,12 @@ class Deliverer:
         # A claim outlives any one attempt (bounded below), so no live worker's row is taken
         # over; a killed worker's claims lapse after it and the rows are sent by another.
         self.lease = timedelta(seconds=2 * longest + 1)
-        self.status: dict[str, Any] = {"backlog": 0, "oldest_pending_seconds": 0.0}
+        self.status: dict[str, Any] = {  # /readyz's detail, as of the last round
+            "backlog": 0,
+            "oldest_pending_seconds": 0.0,
+            "last_error": None,
+            "webhook_configured": bool(routes[Destination.CUSTOMER].url),
+        }
         self._client = client
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

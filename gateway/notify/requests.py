@@ -29,9 +29,10 @@ NOTIFIED = frozenset(
 
 
 class _Request(Protocol):
-    customer_id: str
-    request_id: str
-
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
     def as_json(self, now: datetime) -> dict[str, Any]: ...
 
 

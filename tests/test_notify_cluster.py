@@ -192,7 +192,9 @@ def test_a_post_cut_by_sigkill_is_sent_again_with_the_same_webhook_id(tmp_path: 
             second.stop()
         ids = {m["id"] for m in receiver.received}
         assert ids == {hung[0]["id"]}
-        assert len(receiver.received) == 2  # the cut post and the one after the restart
+        # The cut post and at least one after the restart (more if one of those timed out
+        # under load): every one the same message, which the receiver dedupes.
+        assert len(receiver.received) >= 2
         assert verify_chain(env.settings.database_url).ok
 
 

@@ -33,6 +33,7 @@ from gateway.facts import FactsReader
 from gateway.grants import GrantStore, covering_grant
 from gateway.metrics import Metrics
 from gateway.notify.outbox import Destination, OutboxStore
+from gateway.notify.requests import notify_transition
 from gateway.notify.signing import Signer
 from gateway.notify.triggers import ViewNotices
 from gateway.notify.worker import Deliverer, Route
@@ -120,6 +121,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     detector = build_detector(settings, engine, principals, audit, audit_store, metrics)
     checkpoints = Checkpointer.from_settings(settings, engine)
     access_requests = AccessRequests(AccessRequestStore(engine), grants, audit)
+    access_requests.on_transition(notify_transition)  # the customer hears of each (§14)
     reviews = Reviews(
         ReviewStore(engine),
         audit,

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Literal, TypeVar, cast
 
 from gateway.errors import ConfigError
-from gateway.oidc_settings import OidcSettings, read_oidc
 from gateway.notify.config import NotifySettings, notify_settings
+from gateway.oidc_settings import OidcSettings, read_oidc
 from gateway.types import DeliveryMode
 
 PREFIX = "FOOTGW_"

@@ -14,10 +14,10 @@ from gateway.api.access import requires
 from gateway.api.common import int_param, services
 from gateway.audit.events import Event
 from gateway.audit.store import EventQuery
+from gateway.notify.outbox import MAX_PAGE
 from gateway.playback.ending import PLAYBACK_ACTION
 from gateway.playback.store import LIVE, Session, SessionStore, coverage
 from gateway.types import STAFF_ROLES, EventType, Principal, Verdict, format_ts
-from gateway.notify.outbox import MAX_PAGE
 
 ENTRY_FIELDS = (
     "seq",

@@ -26,7 +26,7 @@ from gateway.cluster.identity import read_cluster_id
 from gateway.db import create_db_engine, metadata
 from tests.support.cluster import fresh_schema, require_postgres
 
-ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0007", "0006"]
+ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
 
 
 def old_runner_metadata(*, with_cluster_info: bool = True) -> sa.MetaData:

@@ -1,7 +1,7 @@
 """The transactional outbox of notifications and security alerts (contract §14).
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision: str | None = "0007"
+down_revision: str | None = "0005"
 branch_labels = None
 depends_on = None
 

@@ -19,7 +19,7 @@ import pytest
 from gateway.demo.seeding import clip_bytes
 from gateway.types import RECORDED_AT_FORMAT, Zone
 from tests.support.browser import Firefox, no_firefox_reason
-from tests.support.server import Live
+from tests.support.server import GatewayEnv, Live, make_env
 from tests.support.video import (
     HAS_DATA,
     LOOPS,
@@ -41,6 +41,12 @@ CUSTOMER = "cust-a"
 CAMERA = "front-door"
 TICKET = "TICKET-77"
 TIMEOUT = 20.0  # a second engine on a loaded machine: generous deadlines, never sleeps
+
+
+@pytest.fixture
+def gateway_env(tmp_path: Path) -> GatewayEnv:
+    """As `make run` serves it: dev mode, the only place the console takes `#token=` links."""
+    return make_env(tmp_path, dev_mode=True)
 
 
 def recorded(hours_ago: float) -> str:

@@ -5,10 +5,11 @@
 import { session, sessionEnded, signOut, token } from "./session.js";
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details; // the API's whole error object (`how_to_ask`, contract §13)
   }
 }
 
@@ -55,6 +56,7 @@ export async function api(method, route, { query, body, headers: extra } = {}) {
     response.status,
     typeof error.code === "string" ? error.code : `http_${response.status}`,
     typeof error.message === "string" ? error.message : `The gateway answered ${response.status}.`,
+    error,
   );
   if (response.status === 401 && !bearer) sessionEnded();
   else if (response.status === 401) signOut(`Signed out: ${failure.message}`);

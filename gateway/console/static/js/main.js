@@ -14,6 +14,8 @@ import * as access from "./views/access.js";
 import * as grants from "./views/grants.js";
 import * as cameras from "./views/cameras.js";
 import * as desk from "./views/desk.js";
+import * as inbox from "./views/inbox.js";
+import * as queues from "./views/queues.js";
 import { stopAll } from "./player.js";
 
 const analyst = (s) => session.isAnalyst(s);
@@ -39,6 +41,8 @@ const ROUTES = [
     view: grants,
   },
   { path: "cameras", title: "My cameras", nav: "Cameras", who: customer, view: cameras },
+  { path: "inbox", title: "Access requests", nav: "Inbox", who: customer, view: inbox },
+  { path: "queues", title: "Access requests", nav: "Requests", who: queues.hasQueue, view: queues },
   {
     path: "desk",
     title: "Staff desk",
@@ -92,6 +96,7 @@ function renderNav(s, active) {
     ),
   );
   nav.hidden = false;
+  if (customer(s)) inbox.updateBadge(); // the count of requests waiting for an answer
 }
 
 function renderWho(s) {

@@ -7,6 +7,7 @@ import { api, path } from "../api.js";
 import { badge, bytes, errorBox, field, h, select, statusLine, table, when } from "../dom.js";
 import { play, refusal, stop } from "../player.js";
 import * as sessionState from "../session.js";
+import { askForm, askOffer, renderMine } from "./ask.js";
 
 // The purposes each staff role may declare for footage (policies/policy.csv); the API still
 // decides every request, this only spares a choice that would always be refused.
@@ -50,7 +51,10 @@ export async function render(root, { session }) {
   const grants = h("section", { class: "card", "aria-labelledby": "desk-grants-title" });
   const footage = h("section", { class: "card desk-footage", "aria-labelledby": "footage-title" });
   footage.hidden = true;
-  const open = (grant, customerId, cameraId) => openFootage(footage, grant, customerId, cameraId);
+  const mine = h("section", { class: "card", "aria-labelledby": "mine-title" });
+  const sent = () => renderMine(mine, session.claims.sub);
+  const open = (grant, customerId, cameraId) =>
+    openFootage(footage, grant, customerId, cameraId, sent);
   const refresh = async (close = false) => {
     if (close) {
       const slot = footage.querySelector(".player-slot");
@@ -59,7 +63,8 @@ export async function render(root, { session }) {
       footage.hidden = true;
     }
     renderPurpose(purpose, session, refresh);
-    await renderGrants(grants, open);
+    await renderGrants(grants, open, sent);
+    await sent();
   };
   root.append(
     h("p", {
@@ -69,6 +74,7 @@ export async function render(root, { session }) {
     purpose,
     grants,
     footage,
+    mine,
   );
   await refresh();
 }
@@ -137,7 +143,7 @@ function renderPurpose(box, session, changed) {
   );
 }
 
-async function renderGrants(box, open) {
+async function renderGrants(box, open, sent) {
   const title = h("h2", { id: "desk-grants-title", text: "Grants addressed to you" });
   let list;
   try {
@@ -172,7 +178,24 @@ async function renderGrants(box, open) {
       ? table("Active grants addressed to you or your roles", columns, active)
       : h("p", { class: "empty", text: "No active grant names you or your roles." }),
     lookupForm(open),
+    blankAsk(sent),
   );
+}
+
+// Ask for access without a refusal first: the form, empty but for the declared ticket.
+function blankAsk(sent) {
+  const slot = h("div", { class: "ask-slot" });
+  const button = h("button", { type: "button", class: "secondary", text: "Request access…" });
+  button.addEventListener("click", () => slot.replaceChildren(askForm(declaredAsk(), sent)));
+  slot.append(button);
+  return slot;
+}
+
+// What the desk knows to put in a request: the declared purpose, and the ticket (the first
+// word of the justification, which is where the desk asks for it).
+function declaredAsk() {
+  if (!declared) return {};
+  return { purpose: declared.purpose, ticket: declared.justification.split(/\s+/)[0] };
 }
 
 function openButton(grant, open) {
@@ -206,7 +229,7 @@ function lookupForm(open) {
   return form;
 }
 
-async function openFootage(box, grant, customerId, cameraId) {
+async function openFootage(box, grant, customerId, cameraId, sent) {
   const old = box.querySelector(".player-slot");
   if (old) await stop(old);
   box.hidden = false;
@@ -243,14 +266,14 @@ async function openFootage(box, grant, customerId, cameraId) {
     event.preventDefault();
     await stop(player);
     player.replaceChildren();
-    await listClips(clips, player, customerId, camera.value.trim());
+    await listClips(clips, player, customerId, camera.value.trim(), sent);
   });
   box.replaceChildren(title, about, form, player, clips);
   title.focus();
-  if (camera.value) await listClips(clips, player, customerId, camera.value.trim());
+  if (camera.value) await listClips(clips, player, customerId, camera.value.trim(), sent);
 }
 
-async function listClips(box, player, customerId, cameraId) {
+async function listClips(box, player, customerId, cameraId, sent) {
   box.replaceChildren(statusLine("Loading clips…"));
   try {
     const { clips } = await api("GET", path("/v1/footage", customerId, cameraId), {
@@ -281,6 +304,10 @@ async function listClips(box, player, customerId, cameraId) {
         : h("p", { class: "empty", text: "No clips in the window you may see." }),
     );
   } catch (err) {
+    // A refusal that an access request cures offers one, prefilled (contract §13).
+    const ticket = declaredAsk().ticket;
     box.replaceChildren(refusal(err, "Refused"));
+    const offer = askOffer(err, ticket ? { ticket } : {}, sent);
+    if (offer) box.append(offer);
   }
 }

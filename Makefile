@@ -91,7 +91,7 @@ lint: install
 # Refresh the console screenshots in docs/ (the tests write theirs to tests/artifacts/).
 screenshots: install browser
 	FOOTGW_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/test_console_browser.py \
-	  tests/test_console_playback.py
+	  tests/test_console_playback.py tests/test_console_requests.py
 
 # nginx (the sendfile baseline) and wrk (the load client) from apt where we are root; without
 # them the bench says nginx's baseline is missing and drives the load from Python instead.

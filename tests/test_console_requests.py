@@ -69,7 +69,7 @@ def refused_at_the_desk(page: Any) -> None:
     expect(page.locator(".desk-footage .refusal")).to_have_attribute("data-code", "no_grant")
 
 
-def ask(page: Any, reason: str, cameras: str | None = None) -> None:
+def ask(page: Any, reason: str, cameras: str | None = None, shot: str = "") -> None:
     """From the refusal: the form comes prefilled; send it (with other cameras if given)."""
     page.locator(".desk-footage").get_by_role("button", name="Request access").click()
     form = page.locator(".desk-footage form.ask-form")
@@ -80,6 +80,9 @@ def ask(page: Any, reason: str, cameras: str | None = None) -> None:
         form.get_by_label("Cameras", exact=True).fill(cameras)
     form.get_by_label("Reason").fill(reason)
     form.get_by_label("Access for").select_option(label="4 hours")
+    if shot:
+        form.scroll_into_view_if_needed()
+        screenshot(page, shot)
     form.get_by_role("button", name="Send request").click()
     expect(page.get_by_role("heading", name="Request sent")).to_be_visible()
 
@@ -94,7 +97,12 @@ def test_the_loop_ask_narrow_approve_play_and_see_it_in_who_looked(live, page):
     sign_in(page, live.url, agent_token(live), "/desk")
     declare(page)
     refused_at_the_desk(page)
-    ask(page, f"Doorbell offline since Tuesday {HOSTILE}", cameras=f"{CAMERA}, {OTHER}")
+    ask(
+        page,
+        f"Doorbell offline since Tuesday {HOSTILE}",
+        cameras=f"{CAMERA}, {OTHER}",
+        shot="agent-desk-request",
+    )
     mine = page.locator("section[aria-labelledby='mine-title']")
     expect(mine.locator("tbody tr")).to_have_count(1)
     expect(mine).to_contain_text("pending")

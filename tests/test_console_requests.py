@@ -292,3 +292,48 @@ def test_queues_for_the_legal_approver_and_the_analyst(live, page):
     close.get_by_role("button", name="Close review").click()
     expect(reviews).to_contain_text("No break-glass review is open.")
     no_script_ran(analyst)
+
+
+def test_a_refused_play_offers_a_request_for_that_clips_window(live, page):
+    clip = seed(live)
+    customer = {"Authorization": f"Bearer {customer_token(live)}"}
+    now = datetime.now(UTC)
+    body = {
+        "grantee": AGENT,
+        "purpose": "customer_support",
+        "cameras": [CAMERA],
+        "footage_from": (now - timedelta(days=1)).isoformat(),
+        "footage_until": now.isoformat(),
+        "expires_at": (now + timedelta(hours=1)).isoformat(),
+        "ticket": TICKET,
+        "include_private": False,
+    }
+    given = live.client.post("/v1/grants", json=body, headers=customer)
+    assert given.status_code == 201, given.text
+    sign_in(page, live.url, agent_token(live), "/desk")
+    declare(page)
+    page.get_by_role("button", name=f"Open {CUSTOMER}'s footage (ticket {TICKET})").click()
+    play = page.get_by_role("button", name=f"Play clip {clip}")
+    expect(play).to_be_visible()
+    # The customer revokes the grant between the listing and the play.
+    gone = live.client.delete(f"/v1/grants/{given.json()['grant_id']}", headers=customer)
+    assert gone.status_code in (200, 204), gone.text
+    play.click()
+    refusal = page.locator(".player-slot .refusal")
+    expect(refusal).to_have_attribute("data-code", "no_grant")
+    page.locator(".player-slot").get_by_role("button", name="Request access").click()
+    form = page.locator(".player-slot form.ask-form")
+    expect(form.get_by_label("Cameras", exact=True)).to_have_value(CAMERA)
+    form.get_by_label("Reason").fill("the clip I was about to play")
+    form.get_by_role("button", name="Send request").click()
+    expect(page.get_by_role("heading", name="Request sent")).to_be_visible()
+    (asked,) = requests_of(live, agent_token(live))
+    recorded_at = datetime.strptime(clip.removesuffix(".mp4"), RECORDED_AT_FORMAT).replace(
+        tzinfo=UTC
+    )
+    start = datetime.fromisoformat(asked["footage_from"])
+    end = datetime.fromisoformat(asked["footage_until"])
+    # The clip's window, to the minute the form's inputs keep: five minutes either side.
+    assert start <= recorded_at <= end
+    assert end - start <= timedelta(minutes=11)
+    assert asked["ticket"] == TICKET

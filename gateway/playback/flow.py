@@ -109,7 +109,8 @@ class PlaybackFlow:
         outcome, clip, size = await self._decide(call, principal)
         if outcome.status != 201 or clip is None:
             event = await self.flow.recorder.decision(call, outcome)  # durable, or 503
-            raise error_for(outcome, {"X-Audit-Event-ID": event["event_id"], **PLAY_HEADERS})
+            headers = {"X-Audit-Event-ID": event["event_id"], **PLAY_HEADERS}
+            raise error_for(outcome, headers, call)  # a no_grant says how to ask (§13)
         token = new_token()
         session = self._session(call, principal, clip, size, outcome.decision, token)
         creating = spawn(self.playlog.create(session))  # batched with others

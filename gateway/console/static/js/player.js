@@ -14,9 +14,10 @@ const playing = new Map();
 /**
  * Open a playback session for `clip` ({customer_id, camera_id, clip_id}) and show it in `box`:
  * the video, what it plays under and until when, and a Stop button. `headers` carries a staff
- * member's declared purpose and justification. Resolves to the session, or null if refused.
+ * member's declared purpose and justification; `onRefused(err)` may return a node shown under
+ * a refusal (the desk's "Request access"). Resolves to the session, or null if refused.
  */
-export async function play(box, clip, { headers, label } = {}) {
+export async function play(box, clip, { headers, label, onRefused } = {}) {
   await stop(box);
   box.replaceChildren(h("p", { class: "notice", role: "status", text: "Opening the clip…" }));
   let playback;
@@ -27,6 +28,8 @@ export async function play(box, clip, { headers, label } = {}) {
     });
   } catch (err) {
     box.replaceChildren(refusal(err, "The gateway refused to play this clip"));
+    const more = onRefused ? onRefused(err) : null;
+    if (more) box.append(more);
     return null;
   }
   const video = h("video", {

@@ -273,6 +273,18 @@ async function openFootage(box, grant, customerId, cameraId, sent) {
   if (camera.value) await listClips(clips, player, customerId, camera.value.trim(), sent);
 }
 
+// Play options at the desk: the declared headers, and after a refusal that an access request
+// cures, the offer to ask for this clip's window (five minutes either side of its recording).
+function playing(c, sent) {
+  const at = new Date(c.recorded_at).getTime();
+  const around = {
+    ...declaredAsk(),
+    footage_from: new Date(at - 5 * 60e3).toISOString(),
+    footage_until: new Date(at + 5 * 60e3).toISOString(),
+  };
+  return { headers: headers(), onRefused: (err) => askOffer(err, around, sent) };
+}
+
 async function listClips(box, player, customerId, cameraId, sent) {
   box.replaceChildren(statusLine("Loading clips…"));
   try {
@@ -295,7 +307,7 @@ async function listClips(box, player, customerId, cameraId, sent) {
                     type: "button",
                     text: "Play",
                     "aria-label": `Play clip ${c.clip_id}`,
-                    on: { click: () => play(player, clip(c), { headers: headers() }) },
+                    on: { click: () => play(player, clip(c), playing(c, sent)) },
                   }),
               ],
             ],

@@ -14,6 +14,7 @@ import pytest
 
 from gateway.types import Zone
 from tests.support.browser import Firefox, no_firefox_reason
+from tests.support.server import make_env
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,6 +24,12 @@ pytestmark = [
 CLIP = "20261127T101500Z.mp4"
 HOSTILE = "<img src=x onerror=window.__xss=1>"
 CARD = "document.querySelector('article.request')"
+
+
+@pytest.fixture
+def gateway_env(tmp_path):
+    """As `make run` serves it: dev mode, the only place the console takes `#token=` links."""
+    return make_env(tmp_path, dev_mode=True)
 
 
 def test_the_customer_inbox_works_in_firefox(live, tmp_path):

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -19,18 +19,15 @@ import sqlalchemy as sa
 import structlog.testing
 
 from gateway.db import oidc_logins
-from gateway.signin.client import code_challenge
 from tests.support.oidc import (
     CLIENT_ID,
     OTHER_RESOURCE,
-    PUBLIC_CLIENT_ID,
-    PUBLIC_REDIRECT,
     RESOURCE,
     OidcGateway,
     begin_and_login,
     finish,
     provider_config,
-    provider_login,
+    public_client_token,
     set_cookie_value,
     start_oidc_gateway,
     start_provider,
@@ -198,35 +195,6 @@ def test_an_answer_naming_another_issuer_is_refused(gw, browser):
     callback = begin_and_login(gw, "alice", browser)
     assert finish(gw, callback, iss=None).status_code == 400  # the provider always names itself
     assert gw.counts() == (0, 0)
-
-
-def public_client_token(issuer: str, browser: httpx.Client, login: str, resource: str) -> str:
-    """An access token for the provider's public client (PKCE, no secret)."""
-    verifier = secrets.token_urlsafe(32)
-    query = {
-        "client_id": PUBLIC_CLIENT_ID,
-        "response_type": "code",
-        "redirect_uri": PUBLIC_REDIRECT,
-        "scope": "openid",
-        "state": secrets.token_urlsafe(8),
-        "nonce": secrets.token_urlsafe(8),
-        "code_challenge": code_challenge(verifier),
-        "code_challenge_method": "S256",
-        "resource": resource,
-    }
-    back = provider_login(browser, f"{issuer}/auth?{urlencode(query)}", login)
-    code = parse_qs(urlsplit(back).query)["code"][0]
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": PUBLIC_REDIRECT,
-        "client_id": PUBLIC_CLIENT_ID,
-        "code_verifier": verifier,
-        "resource": resource,
-    }
-    response = httpx.post(f"{issuer}/token", data=form)
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
 
 
 def test_tokens_from_another_audience_or_issuer_are_refused(gw, browser, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -22,11 +23,12 @@ from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
 
+from gateway.signin.client import code_challenge
 from tests.support.server import Live, LiveServer, hold_lifespan_state, make_env
 
 OIDC_DIR = Path(__file__).parents[1] / "oidc"
@@ -260,3 +262,33 @@ def finish(gw: OidcGateway, callback: Callback, **override: str | None) -> httpx
     query = {k: v for k, v in params.items() if v is not None}
     headers = {"Cookie": f"__Host-footgw_login={callback.login_cookie}"}
     return gw.live.client.get("/auth/callback", params=query, headers=headers)
+
+
+def public_client_token(issuer: str, browser: httpx.Client, login: str, resource: str) -> str:
+    """An access token for the provider's public client (PKCE, no secret): a bearer token the
+    gateway verifies as any other, with no gateway session behind it."""
+    verifier = secrets.token_urlsafe(32)
+    query = {
+        "client_id": PUBLIC_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": PUBLIC_REDIRECT,
+        "scope": "openid",
+        "state": secrets.token_urlsafe(8),
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": code_challenge(verifier),
+        "code_challenge_method": "S256",
+        "resource": resource,
+    }
+    back = provider_login(browser, f"{issuer}/auth?{urlencode(query)}", login)
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": PUBLIC_REDIRECT,
+        "client_id": PUBLIC_CLIENT_ID,
+        "code_verifier": verifier,
+        "resource": resource,
+    }
+    response = httpx.post(f"{issuer}/token", data=form)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])

@@ -166,7 +166,11 @@ def start_oidc_gateway(
     sock.listen(128)
     gateway_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     secret = "test-client-secret-" + "x" * 24
-    provider = start_provider(tmp, provider_config(gateway_url, secret, ttl))
+    try:
+        provider = start_provider(tmp, provider_config(gateway_url, secret, ttl))
+    except BaseException:  # a provider that did not start (or a skip) leaves no socket open
+        sock.close()
+        raise
     try:
         secret_file = tmp / "client-secret"
         secret_file.write_text(secret + "\n")

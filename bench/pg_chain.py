@@ -159,6 +159,12 @@ def _wait_line(proc: subprocess.Popen[str], what: str, log: Path) -> str:
     return line.strip()
 
 
+def _result(replica: int, proc: subprocess.Popen[str], log: Path, workdir: Path) -> Any:
+    if _wait_line(proc, "its result", log) != "done":
+        raise RuntimeError("a replica said something other than done")
+    return json.loads((workdir / f"result-{replica}.json").read_text())
+
+
 def run_once(
     replicas: int, shared: bool, base_url: str, args: argparse.Namespace, workdir: Path
 ) -> dict[str, Any]:
@@ -192,8 +198,8 @@ def run_once(
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
             results = [
-                json.loads(_wait_line(proc, "its result", log))
-                for proc, log in zip(procs, logs, strict=True)
+                _result(r, proc, log, workdir)
+                for r, (proc, log) in enumerate(zip(procs, logs, strict=True))
             ]
             for proc in procs:
                 if proc.wait(timeout=READY_TIMEOUT) != 0:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from gateway.db import notifications
 from gateway.types import Zone
+from tests.support.legal import approve_legal
 from tests.support.server import Live, wait_for
 from tests.support.webhooks import WebhookReceiver, new_secret
 from tests.test_detection_http import ALWAYS_WORKING, YESTERDAY, clip_at, start
@@ -149,6 +150,25 @@ def test_break_glass_views_notify_once_per_clip(gateway):
         assert emergency["body"]["data"]["justification"] == "INC-9 fire"
         assert emergency["body"]["data"]["clip_id"] == clip_at(5)
     assert [r["kind"] for r in rows(live)] == ["access.emergency"]
+
+
+def test_legal_views_notify_once_per_clip_after_the_two_person_approval(gateway):
+    secret = new_secret()
+    with WebhookReceiver(secret) as receiver:
+        live = gateway(receiver, secret)
+        live.env.set_zone("c1", "cam", Zone.OUTDOOR)
+        before = view(live, 6, purpose="legal_request", sub="lou", role="legal", why="SUBPOENA-9")
+        assert before.status_code == 403 and before.json()["error"]["code"] == "approval_required"
+        approve_legal(live.client, live.url, live.env.auth, "lou", ["c1"], "SUBPOENA-9")
+        for _ in range(3):  # a player's range requests: one clip, one notification
+            r = view(live, 6, purpose="legal_request", sub="lou", role="legal", why="SUBPOENA-9")
+            assert r.status_code == 200, r.text
+        [legal] = wait_for(lambda: receiver.of_type("access.legal_request"))
+        assert legal["body"]["data"]["principal"] == "lou"
+        assert legal["body"]["data"]["justification"] == "SUBPOENA-9"
+        assert legal["body"]["data"]["clip_id"] == clip_at(6)
+    kinds = [r["kind"] for r in rows(live)]
+    assert kinds.count("access.legal_request") == 1, kinds
 
 
 def test_a_failing_receiver_is_retried_until_it_accepts(gateway):

@@ -190,11 +190,12 @@ def test_a_post_cut_by_sigkill_is_sent_again_with_the_same_webhook_id(tmp_path: 
             wait_until(lambda: _delivered(env.settings.database_url), 30, "redelivery")
         finally:
             second.stop()
+        # The cut post and at least one after the restart (more if one of those timed out
+        # under load): every one the same message, which the receiver dedupes. The cut post
+        # is recorded by the receiver's own thread once released, so wait for it.
+        wait_until(lambda: len(receiver.received) >= 2, 10, "the cut post recorded")
         ids = {m["id"] for m in receiver.received}
         assert ids == {hung[0]["id"]}
-        # The cut post and at least one after the restart (more if one of those timed out
-        # under load): every one the same message, which the receiver dedupes.
-        assert len(receiver.received) >= 2
         assert verify_chain(env.settings.database_url).ok
 
 

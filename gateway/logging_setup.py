@@ -33,7 +33,9 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # WriteLogger writes a line and its newline in one write (PrintLogger's print() makes
+        # two): another thread's or process's line cannot land between them.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     _route_standard_logging(shared, renderer)
@@ -86,7 +88,7 @@ def _route_standard_logging(
 
 
 class _SharedStreamHandler(logging.Handler):
-    """A handler that writes through structlog's PrintLogger for the same stream.
+    """A handler that writes through structlog's WriteLogger for the same stream.
 
     Both then take the one lock structlog keeps per stream. With a StreamHandler of its own,
     the standard library's lock and structlog's are different locks, and a uvicorn warning
@@ -95,7 +97,7 @@ class _SharedStreamHandler(logging.Handler):
 
     def __init__(self, stream: Any) -> None:
         super().__init__()
-        self._out = structlog.PrintLogger(stream)
+        self._out = structlog.WriteLogger(stream)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

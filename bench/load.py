@@ -41,7 +41,7 @@ def wrk_binary() -> str | None:
 
 WRK_SCRIPT = """\
 local headers = {headers}
-local path = "{path}"
+local paths = {paths}
 local ranges = {ranges}
 local size = {size}
 local n = 0
@@ -53,7 +53,7 @@ function request()
   local h = headers[(n % #headers) + 1]
   local start = math.random(0, ranges - 1) * size
   h["Range"] = "bytes=" .. start .. "-" .. (start + size - 1)
-  return wrk.format("GET", path, h)
+  return wrk.format("GET", paths[(n % #paths) + 1], h)
 end
 function done(summary, latency, requests)
   local bad = summary.errors.status + summary.errors.connect + summary.errors.read
@@ -73,20 +73,24 @@ def _lua_headers(headers: Sequence[Mapping[str, str]]) -> str:
 
 
 def run_wrk(
-    url: str, headers: Sequence[Mapping[str, str]], clip_size: int, seconds: float, workdir: Path
+    base: str,
+    paths: Sequence[str],
+    headers: Sequence[Mapping[str, str]],
+    clip_size: int,
+    seconds: float,
+    workdir: Path,
 ) -> LoadResult:
-    """wrk -c32 with one thread: the C client leaves the second core to the server."""
-    parts = urlsplit(url)
+    """wrk -c32 with one thread (the C client leaves the second core to the server), its
+    requests taking `paths` in turn."""
     script = workdir / "ranged.lua"
     script.write_text(
         WRK_SCRIPT.format(
             headers=_lua_headers(headers),
-            path=parts.path,
+            paths="{" + ", ".join(json.dumps(p) for p in paths) + "}",
             ranges=clip_size // RANGE_SIZE,
             size=RANGE_SIZE,
         )
     )
-    base = f"{parts.scheme}://{parts.netloc}"
     argv = [
         wrk_binary() or "wrk",
         "-t1",
@@ -139,10 +143,15 @@ async def _client(
 
 
 def run_asyncio(
-    url: str, headers: Sequence[Mapping[str, str]], clip_size: int, seconds: float
+    base: str,
+    paths: Sequence[str],
+    headers: Sequence[Mapping[str, str]],
+    clip_size: int,
+    seconds: float,
 ) -> LoadResult:
-    """The fallback client: 32 keep-alive connections on one event loop (uvloop if present)."""
-    parts = urlsplit(url)
+    """The fallback client: one keep-alive connection per path on one event loop (uvloop if
+    present)."""
+    parts = urlsplit(base)
     latencies: list[float] = []
     bad: list[int] = []
 
@@ -154,14 +163,14 @@ def run_asyncio(
                 _client(
                     parts.hostname or "127.0.0.1",
                     parts.port or 80,
-                    parts.path,
+                    path,
                     headers,
                     clip_size,
                     until,
                     latencies,
                     bad,
                 )
-                for _ in range(CLIENTS)
+                for path in paths
             )
         )
         return time.perf_counter() - began
@@ -177,9 +186,24 @@ def run_asyncio(
     return LoadResult(len(latencies), elapsed, p99, len(bad))
 
 
+def run_paths(
+    base: str,
+    paths: Sequence[str],
+    headers: Sequence[Mapping[str, str]],
+    clip_size: int,
+    seconds: float,
+    workdir: Path,
+) -> LoadResult:
+    """64 KiB ranged reads over `paths` (CLIENTS of them: one per connection without wrk)."""
+    if wrk_binary():
+        return run_wrk(base, paths, headers, clip_size, seconds, workdir)
+    return run_asyncio(base, paths, headers, clip_size, seconds)
+
+
 def run_load(
     url: str, headers: Sequence[Mapping[str, str]], clip_size: int, seconds: float, workdir: Path
 ) -> LoadResult:
-    if wrk_binary():
-        return run_wrk(url, headers, clip_size, seconds, workdir)
-    return run_asyncio(url, headers, clip_size, seconds)
+    """64 KiB ranged reads of one URL by CLIENTS connections."""
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    return run_paths(base, [parts.path] * CLIENTS, headers, clip_size, seconds, workdir)

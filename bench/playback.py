@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import sqlite3
 import statistics
-import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,17 +26,13 @@ import httpclient
 import httpx
 import load
 from fixtures import CAMERA, CLIP, CLIP_SIZE, CUSTOMER, MiB
-from report import Figure
+from report import Figure, paired, say
 
 RANGED_SECONDS = 4.0
 POST_SECONDS = 3.0
 RUNS = 5
 STREAM_RUNS = 9
 BODY = json.dumps({"customer_id": CUSTOMER, "camera_id": CAMERA, "clip_id": CLIP})
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def start_session(gateway_url: str, headers: Mapping[str, str]) -> str:
@@ -56,98 +50,6 @@ def recorded(data_dir: Path) -> int:
         return int(found.fetchone()[0])
 
 
-WRK_PATHS = """\
-local paths = {paths}
-local ranges = {ranges}
-local size = {size}
-local n = 0
-function init(args)
-  math.randomseed(os.time())
-end
-function request()
-  n = n + 1
-  local start = math.random(0, ranges - 1) * size
-  local h = {{["Range"] = "bytes=" .. start .. "-" .. (start + size - 1)}}
-  return wrk.format("GET", paths[(n % #paths) + 1], h)
-end
-function done(summary, latency, requests)
-  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
-            + summary.errors.write + summary.errors.timeout
-  io.write(string.format("BENCHJSON {{\\"requests\\": %d, \\"us\\": %d, \\"p99_us\\": %d, " ..
-    "\\"bad\\": %d}}\\n", summary.requests, summary.duration, latency:percentile(99), bad))
-end
-"""
-
-
-def run_paths(base: str, paths: Sequence[str], seconds: float, workdir: Path) -> load.LoadResult:
-    """Ranged reads spread over `paths` (one per connection with the asyncio client)."""
-    if load.wrk_binary():
-        return _run_wrk(base, paths, seconds, workdir)
-    return _run_asyncio(base, paths, seconds)
-
-
-def _run_wrk(base: str, paths: Sequence[str], seconds: float, workdir: Path) -> load.LoadResult:
-    """wrk -c32 with one thread, as bench/load.py runs it, over the given paths."""
-    script = workdir / "playback.lua"
-    lua_paths = "{" + ", ".join(json.dumps(p) for p in paths) + "}"
-    script.write_text(
-        WRK_PATHS.format(paths=lua_paths, ranges=CLIP_SIZE // load.RANGE_SIZE, size=load.RANGE_SIZE)
-    )
-    argv = [load.wrk_binary() or "wrk", "-t1", f"-c{load.CLIENTS}", f"-d{seconds:g}s"]
-    argv += ["--timeout", "5s", "-s", str(script), base]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True)
-    match = re.search(r"BENCHJSON (\{.*\})", out.stdout)
-    if match is None:
-        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
-    data = json.loads(match[1])
-    return load.LoadResult(data["requests"], data["us"] / 1e6, data["p99_us"] / 1000, data["bad"])
-
-
-def _run_asyncio(base: str, paths: Sequence[str], seconds: float) -> load.LoadResult:
-    parts = urlsplit(base)
-    latencies: list[float] = []
-    bad: list[int] = []
-
-    async def main() -> float:
-        began = time.perf_counter()
-        until = began + seconds
-        await asyncio.gather(
-            *(
-                load._client(
-                    parts.hostname or "127.0.0.1",
-                    parts.port or 80,
-                    path,
-                    [{}],
-                    CLIP_SIZE,
-                    until,
-                    latencies,
-                    bad,
-                )
-                for path in paths
-            )
-        )
-        return time.perf_counter() - began
-
-    elapsed = asyncio.run(main())
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("inf")
-    return load.LoadResult(len(latencies), elapsed, p99, len(bad))
-
-
-def paired(
-    measure: Callable[[], float], baseline: Callable[[], float], runs: int = RUNS
-) -> tuple[list[float], list[float]]:
-    """As bench/run.py pairs them: interleaved, the order alternating, after a warm-up each."""
-    measure(), baseline()
-    ours, theirs = [], []
-    for i in range(runs):
-        first, second = (measure, baseline) if i % 2 == 0 else (baseline, measure)
-        a, b = first(), second()
-        ours.append(a if first is measure else b)
-        theirs.append(b if first is measure else a)
-    return ours, theirs
-
-
 def ranged_figures(
     world: fixtures.World, gateway_url: str, data_dir: Path, pread_url: str, workdir: Path
 ) -> list[Figure]:
@@ -159,7 +61,7 @@ def ranged_figures(
 
     def gw() -> float:
         before = recorded(data_dir)
-        result = run_paths(gateway_url, paths, RANGED_SECONDS, workdir)
+        result = load.run_paths(gateway_url, paths, [{}], CLIP_SIZE, RANGED_SECONDS, workdir)
         deadline = time.monotonic() + 10
         while recorded(data_dir) - before < result.requests and time.monotonic() < deadline:
             time.sleep(0.1)  # the recorder writes a moment after each answer
@@ -172,12 +74,12 @@ def ranged_figures(
         return result.rps
 
     def bare() -> float:
-        result = run_paths(pread_url, bare_paths, RANGED_SECONDS, workdir)
+        result = load.run_paths(pread_url, bare_paths, [{}], CLIP_SIZE, RANGED_SECONDS, workdir)
         if result.bad:
             problems.append(f"{result.bad} bare-app answers were not 206")
         return result.rps
 
-    ours, theirs = paired(gw, bare)
+    ours, theirs = paired(gw, bare, RUNS)
     for problem in problems:
         say(f"PROBLEM: {problem}")
     return [

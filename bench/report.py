@@ -7,11 +7,30 @@ goal's limit and the ratio is limit / value, so a ratio of 1.0 or more is within
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def paired(
+    measure: Callable[[], float], baseline: Callable[[], float], runs: int
+) -> tuple[list[float], list[float]]:
+    """Interleaved runs, the order alternating, after one unmeasured warm-up of each."""
+    measure(), baseline()
+    ours, theirs = [], []
+    for i in range(runs):
+        if i % 2 == 0:
+            ours.append(measure())
+            theirs.append(baseline())
+        else:
+            theirs.append(baseline())
+            ours.append(measure())
+    return ours, theirs
 
 
 @dataclass
@@ -106,8 +125,3 @@ def table(figures: Sequence[Figure]) -> str:
         goal = f.goal_text or ("—" if f.goal is None else f"≥ {f.goal:g}")
         rows.append(f"| {f.name} | {value} | {base} | {ratio} | {goal} | {met} |")
     return "\n".join(rows)
-
-
-def write_json(path: Path, cores: int, figures: Sequence[Figure]) -> None:
-    data = {"cores": cores, "figures": [f.as_json() for f in figures]}
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -35,7 +35,7 @@ import results
 import servers
 from botocore.config import Config
 from fixtures import CAMERA, CLIP, CLIP_SIZE, CUSTOMER, MiB
-from report import Figure
+from report import Figure, paired, say
 
 from gateway import workers
 
@@ -56,10 +56,6 @@ RSS_STREAMS = 16
 WORKERS = int(os.environ.get("BENCH_WORKERS", "0")) or workers.available_cpus()
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def clip_path(clip: str = CLIP) -> str:
     return f"/{CUSTOMER}/{CAMERA}/{clip}"
 
@@ -68,22 +64,6 @@ def mib_per_s(fetched: httpclient.Fetched, expected: int) -> float:
     if fetched.status != 200 or fetched.body_bytes != expected:
         raise RuntimeError(f"stream failed: status {fetched.status}, {fetched.body_bytes} bytes")
     return expected / MiB / fetched.seconds
-
-
-def paired(
-    measure: Callable[[], float], baseline: Callable[[], float], runs: int = RUNS
-) -> tuple[list[float], list[float]]:
-    """Interleaved runs, the order alternating, after one unmeasured warm-up of each."""
-    measure(), baseline()
-    ours, theirs = [], []
-    for i in range(runs):
-        if i % 2 == 0:
-            ours.append(measure())
-            theirs.append(baseline())
-        else:
-            theirs.append(baseline())
-            ours.append(measure())
-    return ours, theirs
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -256,7 +236,7 @@ def ranged_figures(
             problems.append(f"{result.bad} bare-app answers were not 206")
         return result.rps
 
-    ours, theirs = paired(gw, bare)
+    ours, theirs = paired(gw, bare, RUNS)
     p99s, events_per_s = p99s[1:], events_per_s[1:]  # drop the warm-up run
     for problem in problems:
         say(f"PROBLEM: {problem}")

@@ -129,7 +129,9 @@ def wal_syncs_and_acks(text: str, db: Path) -> list[tuple[str, float]]:
     pending: dict[str, bool] = {}  # pid -> its unfinished call was a WAL sync
     timeline: list[tuple[str, float]] = []
     for line in text.splitlines():
-        pid, when, call = line.split(" ", 2)
+        # strace pads the pid column ("%-5u "), so a pid under 10000 is followed by several
+        # spaces: split on runs of whitespace, not on one space.
+        pid, when, call = line.split(None, 2)
         is_sync = call.startswith(("fdatasync(", "fsync(")) and wal in call
         if call.endswith("<unfinished ...>"):
             pending[pid] = is_sync

@@ -51,7 +51,12 @@ def recorded(data_dir: Path) -> int:
 
 
 def ranged_figures(
-    world: fixtures.World, gateway_url: str, data_dir: Path, pread_url: str, workdir: Path
+    world: fixtures.World,
+    gateway_url: str,
+    data_dir: Path,
+    pread_url: str,
+    workers: int,
+    workdir: Path,
 ) -> list[Figure]:
     say("playback: 64 KiB ranged reads, 32 clients, one playback URL each, vs one-pread app")
     paths = [start_session(gateway_url, world.agent_headers(i)) for i in range(load.CLIENTS)]
@@ -84,16 +89,17 @@ def ranged_figures(
         say(f"PROBLEM: {problem}")
     return [
         Figure(
-            "playback: 64 KiB ranged reads, 32 clients, one URL each, every request recorded",
+            f"playback: 64 KiB ranged reads, 32 clients, one URL each, every request recorded, "
+            f"{workers} workers",
             "req/s",
             ours,
-            "bare one-pread Starlette app",
+            f"bare one-pread Starlette app, {workers} workers",
             theirs,
             0.5,
             valid=not problems,
         ),
         Figure(
-            "playback: 64 KiB ranged reads, 32 clients, p99 latency",
+            f"playback: 64 KiB ranged reads, 32 clients, p99 latency, {workers} workers",
             "ms",
             p99s[1:],
             "limit",
@@ -133,7 +139,7 @@ async def _poster(
         writer.close()
 
 
-def post_figure(world: fixtures.World, gateway_url: str) -> Figure:
+def post_figure(world: fixtures.World, gateway_url: str, workers: int) -> Figure:
     say("playback: POST /v1/playback, 32 clients (support agents under a grant)")
     parts = urlsplit(gateway_url)
     medians: list[float] = []
@@ -154,7 +160,8 @@ def post_figure(world: fixtures.World, gateway_url: str) -> Figure:
         asyncio.run(main())
         medians.append(statistics.median(latencies) * 1000)
     return Figure(
-        "playback: POST /v1/playback median, 32 clients, decision durable first",
+        f"playback: POST /v1/playback median, 32 clients, decision durable first, "
+        f"{workers} workers",
         "ms",
         medians[1:],
         "limit",
@@ -196,11 +203,15 @@ def playback_figures(
     gateway_url: str,
     data_dir: Path,
     pread_url: str,
+    workers: int,
+    single_url: str,
     nginx_url: str | None,
     workdir: Path,
 ) -> list[Figure]:
-    """Every figure of the `playback` group."""
-    figures = ranged_figures(world, gateway_url, data_dir, pread_url, workdir)
-    figures.append(post_figure(world, gateway_url))
-    figures.append(stream_figure(world, gateway_url, nginx_url))
+    """Every figure of the `playback` group: ranged reads and starts on `gateway_url` (the
+    gateway with `workers` workers, paired with the bare app with as many), the one stream on
+    `single_url` (one process, paired with nginx's one worker)."""
+    figures = ranged_figures(world, gateway_url, data_dir, pread_url, workers, workdir)
+    figures.append(post_figure(world, gateway_url, workers))
+    figures.append(stream_figure(world, single_url, nginx_url))
     return figures

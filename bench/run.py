@@ -530,9 +530,23 @@ def main(argv: list[str]) -> int:
             if "ranged" in groups:
                 figures += ranged_group(world, root, logs, pread, started)
             if "playback" in groups:
+                # Ranged reads and starts on WORKERS workers, as the bare app they are paired
+                # with; the one stream on one process, as nginx (worker_processes 1).
+                play_dir = fixtures.make_data_dir(world, root / "gateway-playback")
+                play_env = world.env(play_dir, FOOTGW_WORKERS=str(WORKERS))
+                workers = servers.start_gateway("gateway-playback", play_env, logs)
+                started.append(workers)
                 figures += playback.playback_figures(
-                    world, gateway.url, file_dir, pread.url, nginx.url if nginx else None, root
+                    world,
+                    workers.url,
+                    play_dir,
+                    pread.url,
+                    WORKERS,
+                    gateway.url,
+                    nginx.url if nginx else None,
+                    root,
                 )
+                workers.stop()
             if "micro" in groups:
                 figures += micro_figures(world, micro_dir, root)
             if "rss" in groups:
@@ -566,7 +580,7 @@ def _record_clients_and_baselines(info: results.RunInfo, groups: set[str]) -> No
     streams = "bench/httpclient.py (raw-socket GET into one reused buffer)"
     if groups & {"stream", "s3", "rss"}:
         info.client("streams", streams)
-    if "ranged" in groups:
+    if groups & {"ranged", "playback"}:
         wrk = load.wrk_binary()
         ranged = results.wrk_version(wrk) if wrk else "asyncio client (wrk not installed)"
         info.client("ranged", ranged)
@@ -576,6 +590,7 @@ def _record_clients_and_baselines(info: results.RunInfo, groups: set[str]) -> No
         "stream": ("nginx sendfile", "bare Starlette FileResponse"),
         "s3": ("boto3 get_object from moto",),
         "ranged": (f"bare one-pread Starlette app, {WORKERS} workers",),
+        "playback": (f"bare one-pread Starlette app, {WORKERS} workers",),
     }
     for group, names in named.items():
         for name in names:

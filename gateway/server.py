@@ -9,22 +9,16 @@ the deadline is not reset by each byte, which is what a slowloris counts on), an
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import json
 import os
 import socket
 import sys
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from http import HTTPStatus
-from typing import Any
 
-import h11
 import structlog
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gateway import migrations
 from gateway.app import create_app
@@ -32,6 +26,7 @@ from gateway.db import create_db_engine
 from gateway.errors import ConfigError
 from gateway.logging_setup import configure_logging
 from gateway.preflight import preflight
+from gateway.protocol import bounded_protocol
 from gateway.settings import Settings, require_key_source
 from gateway.workers import STARTUP_FAILURE, Supervisor, available_cpus
 
@@ -119,8 +114,7 @@ def server_config(
         app,
         host=host,
         port=port,
-        http=_bounded_h11(limits),
-        h11_max_incomplete_event_size=limits.max_header_bytes,
+        http=bounded_protocol(limits.max_header_bytes, limits.header_timeout),
         limit_concurrency=limits.max_connections,
         timeout_keep_alive=int(limits.keep_alive),
         log_config=None,  # structlog owns logging; every request is in the audit log anyway
@@ -131,87 +125,6 @@ def server_config(
         # shutdown flushes the audit log: within Kubernetes' grace period (deploy/k8s).
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-
-
-def _bounded_h11(limits: Limits) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with `limits` on request headers: size (431) and time (408)."""
-
-    class BoundedH11(_BoundedH11):
-        max_header_bytes = limits.max_header_bytes
-        header_timeout = limits.header_timeout
-
-    return BoundedH11
-
-
-class _BoundedH11(H11Protocol):
-    """h11 itself enforces a size only while headers are incomplete (a large block arriving in
-    one read passes), and uvicorn has no deadline on headers at all; both are added here."""
-
-    max_header_bytes: int
-    header_timeout: float
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._header_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE and self._headers_too_large(data):
-            self._refuse(431, "request_headers_too_large", "The request headers are too large.")
-            return
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._disarm()  # the headers are in (or the request failed and is being closed)
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._arm()  # the next request's headers get the same deadline
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _headers_too_large(self, data: bytes) -> bool:
-        buffered = self.conn.trailing_data[0] + data
-        if len(buffered) <= self.max_header_bytes:
-            return False
-        head = buffered[: self.max_header_bytes + 4]
-        return b"\r\n\r\n" not in head and b"\n\n" not in head
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
-
-    def _disarm(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _headers_late(self) -> None:
-        self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            if self.conn.trailing_data[0]:  # a request was started: say why it ends
-                self._refuse(408, "request_timeout", "The request headers came too slowly.")
-            else:
-                self.transport.close()
-
-    def _refuse(self, status: int, code: str, message: str) -> None:
-        """A contract error response written before any request exists, then close (§5)."""
-        self._disarm()
-        self._unset_keepalive_if_required()
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        phrase = HTTPStatus(status).phrase
-        head = (
-            f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-        )
-        log.warning("request_refused_by_server", status=status, code=code, client=self.client)
-        self.transport.write(head.encode("ascii") + body)
-        self.transport.close()
 
 
 def require_free_port(settings: Settings) -> None:

@@ -134,13 +134,15 @@ def test_query_parameters_never_rename_the_clip(file_live) -> None:
 VICTIM = b"ANOTHER-CUSTOMERS-NURSERY-" * 2048
 
 
-@pytest.fixture(params=["openat2", "per-component"])
+@pytest.fixture(params=["openat2-cached", "openat2", "per-component"])
 def resolving(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The live gateway's file store resolving paths each way open_beneath can."""
-    if request.param == "openat2" and not beneath.HAS_OPENAT2:
+    if request.param.startswith("openat2") and not beneath.HAS_OPENAT2:
         skip_unsupported("this kernel has no openat2")
-    mechanism = beneath.openat2 if request.param == "openat2" else beneath.open_per_component
+    mechanism = beneath.open_per_component if request.param == "per-component" else beneath.openat2
     monkeypatch.setattr(beneath, "_OPEN", mechanism)
+    if request.param != "openat2-cached":  # the others open in a worker thread only
+        monkeypatch.setattr(beneath, "_OPEN_CACHED", None)
 
 
 def _plant(live: Live, level: str, target: str) -> tuple[str, Path]:

@@ -7,6 +7,7 @@ import errno
 import gc
 import os
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,16 +35,19 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "footage"
 
 
-@pytest.fixture(params=["openat2", "per-component"])
+@pytest.fixture(params=["openat2-cached", "openat2", "per-component"])
 def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways open_beneath resolves a path: openat2(RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH),
-    and one O_NOFOLLOW openat per component where the kernel lacks openat2."""
-    if request.param == "openat2":
+    """Every way the store resolves a path: on the event loop from the kernel's caches
+    (openat2 with RESOLVE_CACHED too), openat2(RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH) in a worker
+    thread, and one O_NOFOLLOW openat per component where the kernel lacks openat2."""
+    if request.param.startswith("openat2"):
         if not beneath.HAS_OPENAT2:
             skip_unsupported("this kernel has no openat2")
         monkeypatch.setattr(beneath, "_OPEN", beneath.openat2)
     else:
         monkeypatch.setattr(beneath, "_OPEN", beneath.open_per_component)
+    if request.param != "openat2-cached":
+        monkeypatch.setattr(beneath, "_OPEN_CACHED", None)
     return str(request.param)
 
 
@@ -130,6 +134,37 @@ async def assert_no_clip(storage: FileStorage) -> None:
         await read_all(storage, clip_ref(), 0, 0)
     with pytest.raises(NotFound):
         await delete(storage, clip_ref())
+
+
+async def test_a_hot_clip_opens_on_the_event_loop_and_a_cold_one_in_a_thread(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RESOLVE_CACHED: a path the kernel's caches hold opens on the spot (no worker thread);
+    one it would have to read the disk for is opened in a thread, with the same answer."""
+    if not beneath.HAS_OPENAT2:
+        skip_unsupported("this kernel has no openat2")
+    storage = FileStorage(root)
+    await storage.put(clip_ref(), b"footage")
+    threads: list[str] = []
+    in_thread = fs._in_thread
+
+    async def counted(what: str, func: Callable[[], fs.T]) -> fs.T:
+        threads.append(what)
+        return await in_thread(what, func)
+
+    monkeypatch.setattr(fs, "_in_thread", counted)
+    clip = await storage.open(clip_ref())  # just written: every name on its path is cached
+    await clip.close()
+    assert threads == []
+
+    def would_wait(_dir_fd: int, path: str, _flags: int) -> int:
+        raise BlockingIOError(errno.EAGAIN, "not cached", path)
+
+    monkeypatch.setattr(beneath, "_OPEN_CACHED", would_wait)
+    clip = await storage.open(clip_ref())
+    assert b"".join([c async for c in clip.read(0, 6)]) == b"footage"
+    await clip.close()
+    assert threads == ["clip"]
 
 
 async def test_missing_clip_is_not_found(storage: FileStorage) -> None:
@@ -521,15 +556,19 @@ async def test_a_directory_swapped_for_a_symlink_just_before_the_open_is_refused
     await storage.put(clip_ref(), b"footage")
     await storage.put(clip_ref(customer="cust2"), VICTIM)
     camera_dir = root / "cust1" / "cam1"
-    resolve = beneath._OPEN
 
-    def swap_then_open(dir_fd: int, path: str, flags: int) -> int:
-        if path.endswith(CLIP_ID) and not camera_dir.is_symlink():
-            camera_dir.rename(root / "cust1" / "moved")
-            camera_dir.symlink_to(root / "cust2" / "cam1", target_is_directory=True)
-        return resolve(dir_fd, path, flags)
+    def swapping(resolve: Callable[[int, str, int], int]) -> Callable[[int, str, int], int]:
+        def swap_then_open(dir_fd: int, path: str, flags: int) -> int:
+            if path.endswith(CLIP_ID) and not camera_dir.is_symlink():
+                camera_dir.rename(root / "cust1" / "moved")
+                camera_dir.symlink_to(root / "cust2" / "cam1", target_is_directory=True)
+            return resolve(dir_fd, path, flags)
 
-    monkeypatch.setattr(beneath, "_OPEN", swap_then_open)
+        return swap_then_open
+
+    monkeypatch.setattr(beneath, "_OPEN", swapping(beneath._OPEN))
+    if beneath._OPEN_CACHED is not None:  # on the event loop, from the kernel's caches
+        monkeypatch.setattr(beneath, "_OPEN_CACHED", swapping(beneath._OPEN_CACHED))
     before = open_paths()
     with pytest.raises(NotFound):
         await storage.open(clip_ref())

@@ -3,14 +3,18 @@
 The view was decided and audited when the session started (its access.decision); a play
 request only adds to what that view covered. So `note` queues and returns at once, and one
 writer task commits whatever has queued since its last commit, in one transaction on the
-relaxed engine (gateway/db.py create_relaxed_engine): under load many requests share a commit,
-and a lone request is written a moment after it is answered. `flush` waits for everything
-queued so far (a session about to end sums up its requests; shutdown).
+relaxed engine (gateway/db.py create_relaxed_engine). The writer lingers LINGER_SECONDS after
+the first request of a batch, so under load a commit carries the requests of that whole
+moment (a player's range requests come by the dozen) instead of the few queued since the last
+commit: one transaction a request would cost more than the request itself. A new session does
+not linger: its start waits for the commit. `flush` waits for everything queued so far (a
+session about to end sums up its requests; shutdown).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import anyio.to_thread
 import structlog
@@ -21,6 +25,7 @@ from gateway.playback.store import PlayRecord, Session, SessionStore
 log = structlog.get_logger("gateway.playback")
 
 MAX_BATCH = 2048
+LINGER_SECONDS = 0.05  # how long a batch of play requests gathers before it is written
 
 
 class PlayLog:
@@ -31,6 +36,7 @@ class PlayLog:
         self._pending: list[PlayRecord] = []
         self._starting: list[tuple[Session, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # a start (or the close) waits: write without lingering
         self._lock = asyncio.Lock()  # one batch in the database at a time, in order
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -50,6 +56,7 @@ class PlayLog:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._starting.append((session, future))
         self._start_writer()
+        self._urgent.set()
         await future
 
     def _start_writer(self) -> None:
@@ -71,6 +78,10 @@ class PlayLog:
         while not self._closing:
             await self._wake.wait()
             self._wake.clear()
+            if not self._urgent.is_set() and len(self._pending) < MAX_BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), LINGER_SECONDS)
+            self._urgent.clear()
             await self.flush()
 
     async def _write(
@@ -94,6 +105,7 @@ class PlayLog:
         """Write what is queued and stop the writer."""
         self._closing = True
         self._wake.set()
+        self._urgent.set()
         if self._writer is not None:
             await self._writer
             self._writer = None

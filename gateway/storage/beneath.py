@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
+RESOLVE_CACHED = 0x20  # Linux 5.12+: EAGAIN rather than a lookup that would need the disk
+AT_FDCWD = -100
 _RESOLVE = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
 # The syscall number is the same on both: openat2 came after the generic table unification.
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "arm64": 437}.get(platform.machine())
@@ -41,11 +43,11 @@ class _OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
 
 
-def openat2(dir_fd: int, path: str, flags: int) -> int:
+def openat2(dir_fd: int, path: str, flags: int, resolve: int = _RESOLVE) -> int:
     """openat2(2) under _RESOLVE; OSError as os.open raises it (ENOSYS where it is missing)."""
     if _SYS_OPENAT2 is None or _LIBC is None:
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
-    how = _OpenHow(flags=flags, mode=0, resolve=_RESOLVE)
+    how = _OpenHow(flags=flags, mode=0, resolve=resolve)
     fd = _LIBC.syscall(
         ctypes.c_long(_SYS_OPENAT2),
         ctypes.c_int(dir_fd),
@@ -117,3 +119,31 @@ def open_beneath(dir_fd: int, parts: Sequence[str], flags: int) -> int:
 
 
 _OPEN = chooser()
+
+
+def openat2_cached(dir_fd: int, path: str, flags: int) -> int:
+    """openat2 under _RESOLVE and RESOLVE_CACHED: BlockingIOError if the disk would be needed."""
+    return openat2(dir_fd, path, flags, _RESOLVE | RESOLVE_CACHED)
+
+
+def open_cached(root: str, parts: Sequence[str], flags: int) -> int | None:
+    """open_beneath(an fd on `root`, parts, flags) when the kernel can answer from its caches
+    alone, else None (the lookup would wait for the disk, or openat2 is missing): the caller
+    then opens in a worker thread. The same rules as open_beneath, plus RESOLVE_CACHED, so a
+    hot clip opens on the event loop without a thread hop and a cold one never stalls it."""
+    if _OPEN_CACHED is None:
+        return None
+    try:
+        # The root is a resolved real path (FileStorage), opened as open_beneath's callers do.
+        top = openat2(AT_FDCWD, root, DIR_FLAGS, RESOLVE_CACHED)
+    except BlockingIOError:
+        return None
+    try:
+        return _OPEN_CACHED(top, "/".join(parts), flags)
+    except BlockingIOError:
+        return None
+    finally:
+        os.close(top)
+
+
+_OPEN_CACHED: Callable[[int, str, int], int] | None = openat2_cached if HAS_OPENAT2 else None

@@ -39,7 +39,7 @@ from gateway.storage.base import (
     StoredObject,
     StoredVersion,
 )
-from gateway.storage.beneath import DIR_FLAGS, open_beneath
+from gateway.storage.beneath import DIR_FLAGS, open_beneath, open_cached
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 T = TypeVar("T")
@@ -121,7 +121,17 @@ class FileStorage:
         Blocking: everything a response needs from the disk before its headers, in one
         worker-thread call.
         """
-        fd = self._open(self._parts(clip), _OPEN_FLAGS)
+        return self._checked(self._open(self._parts(clip), _OPEN_FLAGS))
+
+    def _open_clip_cached(self, clip: ClipRef) -> tuple[int, ObjectInfo] | None:
+        """_open_clip if the kernel's caches alone can answer (no disk wait), else None."""
+        with _translated("clip"):
+            fd = open_cached(self._root_text, self._parts(clip), _OPEN_FLAGS)
+            return None if fd is None else self._checked(fd)
+
+    @staticmethod
+    def _checked(fd: int) -> tuple[int, ObjectInfo]:
+        """fd and its ObjectInfo if it is a regular file; else closed, and NotFound."""
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -149,12 +159,21 @@ class FileStorage:
     # -- Storage ------------------------------------------------------------------------------
 
     async def open(self, clip: ClipRef) -> FileClip:
-        """The clip's file, opened and checked in one worker-thread call; NotFound if absent."""
+        """The clip's file, opened and checked; NotFound if absent.
+
+        On the spot when the kernel's caches hold the path (a clip being watched: the common
+        case, with no thread hop), else in one worker-thread call, so a cold disk never stalls
+        the event loop (docs/benchmarks.md).
+        """
+        fd, info = self._open_clip_cached(clip) or await self._open_clip_in_thread(clip)
+        return FileClip(fd, info)
+
+    async def _open_clip_in_thread(self, clip: ClipRef) -> tuple[int, ObjectInfo]:
         # Shielded: cancelled mid-call, the fd would be opened in the thread and never closed.
         # A cancellation comes at the caller's next await, once FileClip owns the fd.
         with anyio.CancelScope(shield=True):
-            fd, info = await _in_thread("clip", lambda: self._open_clip(clip))
-        return FileClip(fd, info)
+            opened = await _in_thread("clip", lambda: self._open_clip(clip))
+        return opened
 
     async def list_clips(self, camera: CameraRef) -> list[ListedClip]:
         """The clips under one camera; names that are not valid clip ids are skipped."""

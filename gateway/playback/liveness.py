@@ -10,10 +10,18 @@ is evaluated on every request against the current time; only the rows are reused
 here waits on an fsync: the reads see committed rows, and the writes live elsewhere.
 
 A change made on this replica (a session ended here) is forgotten at once (`forget`).
+
+Two things keep the hot path off the worker threads under load. One read per token at a time:
+requests that find no fresh entry while a read of that token is under way wait for that read
+(which began after the entry they could not use), instead of each starting their own; a
+thundering herd of reads would queue for the threads and, being slower, miss the cache more.
+And a read ahead: a request that finds an entry past half its life starts a read in the
+background and is answered from the entry, so a session in steady use never waits for one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +29,7 @@ from datetime import datetime
 
 import anyio.to_thread
 
+from gateway.background import spawn
 from gateway.playback.standing import end_reason
 from gateway.playback.store import SessionStore, Standing
 
@@ -50,18 +59,39 @@ class Liveness:
         self.stale = stale
         self._entries: dict[str, _Entry] = {}
         self._seen: dict[str, datetime] = {}  # session id → its latest request here
+        self._reading: dict[str, asyncio.Task[Standing | None]] = {}  # token hash → its read
+        self._forgotten = 0  # bumped by forget: a read begun before it must not be kept
 
     async def standing(self, token_hash: str) -> Standing | None:
         """The session this token names and its standing; None for no such session."""
         entry = self._entries.get(token_hash)
-        started = self.ticker()
-        if entry is not None and started - entry.read_at < self.stale:
-            return entry.standing
-        standing = await anyio.to_thread.run_sync(self.store.standing, token_hash)
-        if standing is None:
-            return None  # not cached: a guess must not fill the cache
-        self._prune(started)
-        self._entries[token_hash] = _Entry(started, standing)
+        if entry is not None:
+            age = self.ticker() - entry.read_at
+            if age < self.stale:
+                if age >= self.stale / 2 and token_hash not in self._reading:
+                    self._start_read(token_hash)  # ahead of need, answered from the entry
+                return entry.standing
+        reading = self._reading.get(token_hash) or self._start_read(token_hash)
+        return await asyncio.shield(reading)  # a cancelled waiter leaves the read to the rest
+
+    def _start_read(self, token_hash: str) -> asyncio.Task[Standing | None]:
+        reading = spawn(self._read(token_hash), name="playback-liveness")
+        self._reading[token_hash] = reading
+        # A read ahead that fails is retried by the next request; nobody else is waiting.
+        reading.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return reading
+
+    async def _read(self, token_hash: str) -> Standing | None:
+        started, forgotten = self.ticker(), self._forgotten
+        try:
+            standing = await anyio.to_thread.run_sync(self.store.standing, token_hash)
+        finally:
+            if self._reading.get(token_hash) is asyncio.current_task():
+                del self._reading[token_hash]  # (after a forget, a newer read may be there)
+        # Not cached: a guess (no such session), or a read that may predate a forget.
+        if standing is not None and forgotten == self._forgotten:
+            self._prune(started)
+            self._entries[token_hash] = _Entry(started, standing)
         return standing
 
     def reason(self, standing: Standing, now: datetime) -> str | None:
@@ -75,6 +105,8 @@ class Liveness:
 
     def forget(self, token_hash: str) -> None:
         """Drop what was read about a session changed here: the next request reads it again."""
+        self._forgotten += 1
+        self._reading.pop(token_hash, None)  # its waiters still get it; the next read is new
         entry = self._entries.pop(token_hash, None)
         if entry is not None:
             self._seen.pop(entry.standing.session.session_id, None)

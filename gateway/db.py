@@ -8,12 +8,14 @@ Modules own their queries; this module owns only the shapes and the connection.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from gateway import writelock
 
 metadata = sa.MetaData()
 
@@ -384,9 +386,27 @@ WRITE_LOCK_OPTION = "footgw_write_lock"
 AUDIT_LOCK_KEY = 7302  # pg_advisory_xact_lock key that serialises audit appends across replicas
 
 
-def begin_write(engine: Engine) -> Any:
-    """A transaction that holds the database's write lock for the audit chain from its start."""
-    return engine.execution_options(**{WRITE_LOCK_OPTION: True}).begin()
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the database's write lock for the audit chain from its start
+    (on a SQLite file, taken after this machine's other writers let go: gateway/writelock.py)."""
+    locking = engine.execution_options(**{WRITE_LOCK_OPTION: True})
+    with sqlite_write_lock(engine), locking.begin() as conn:
+        yield conn
+
+
+def sqlite_write_lock(engine: Engine) -> AbstractContextManager[None]:
+    """The machine-wide writer's lock of the engine's SQLite file; nothing for PostgreSQL or an
+    in-memory database (one connection's own)."""
+    url = engine.url
+    database = url.database or ""
+    if (
+        url.get_backend_name() != "sqlite"
+        or database in ("", ":memory:")
+        or "memory" in str(url.query.get("mode", ""))
+    ):
+        return nullcontext()
+    return writelock.for_database(database).held()
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from gateway.audit.chain import HEAD_SQL, Head, head_from_row, read_head, seal_b
 from gateway.audit.companions import companions
 from gateway.audit.events import Event, body_of, canonical_json
 from gateway.audit.verify import INDEXED
-from gateway.db import audit_events
+from gateway.db import audit_events, sqlite_write_lock
 from gateway.errors import AuditUnavailable
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ class AuditStore:
         except SQLAlchemyError as exc:
             raise AuditUnavailable("The audit log cannot be written.") from exc
         try:
-            sealed = _commit_sqlite(_driver(pooled), events)
+            with sqlite_write_lock(self.engine):  # after this machine's other writers let go
+                sealed = _commit_sqlite(_driver(pooled), events)
         except BaseException as exc:
             _discard(pooled)
             if isinstance(exc, sqlite3.Error):

@@ -12,7 +12,8 @@ transaction costs microseconds, not a disk flush), and a crash of the machine ma
 counts, exactly as a restart loses the in-process ones. Across machines, use Redis.
 
 Sync code behind the async CounterStore interface: each call runs in a worker thread, on
-this process's one connection (a lock serialises the threads; the file lock, the processes).
+this process's one connection (a lock serialises the threads; the file lock, the processes:
+gateway/writelock.py, which hands it over at once where SQLite's busy handler would sleep).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from gateway import writelock
 from gateway.detection.counters import CounterStoreUnavailable, Gate, Tally
 
 FILE_NAME = "detection-counters.db"
@@ -118,19 +120,19 @@ class SqliteCounters:
         with self._lock:
             try:
                 db = self._connection()
-                db.execute("BEGIN IMMEDIATE")
+                lock = writelock.for_database(self.path)
+                with lock.held():  # raises as SQLite would if the lock never frees
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                        self._prune_all(db)
+                        db.execute("COMMIT")
+                    except BaseException:
+                        with suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                        raise
             except sqlite3.Error as exc:
                 raise CounterStoreUnavailable(str(exc)) from exc
-            try:
-                yield db
-                self._prune_all(db)
-                db.execute("COMMIT")
-            except BaseException as exc:
-                with suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise CounterStoreUnavailable(str(exc)) from exc
-                raise
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

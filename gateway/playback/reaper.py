@@ -3,6 +3,11 @@ grant or principal no longer stands (a request through one would end it too; thi
 writes the playback.ended of those that get no further request).
 
 Every replica sweeps; the transition decides which one writes the event (ending.py).
+
+The same sweep deletes the request records of sessions ended more than KEEP_REQUESTS ago: a
+player makes hundreds of requests an hour, one row each, and once a session has ended its row
+and its playback.ended event hold what they add up to (contract §12). An hour's grace lets the
+last batches of an ended session land and be read (its coverage is computed at the end).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import anyio
 import anyio.to_thread
@@ -22,6 +27,8 @@ from gateway.playback.standing import end_reason
 from gateway.playback.store import SessionStore
 
 log = structlog.get_logger("gateway.playback")
+
+KEEP_REQUESTS = timedelta(hours=1)  # after its session ended, a request record is deleted
 
 
 class Reaper:
@@ -53,11 +60,17 @@ class Reaper:
                 ended += 1
         return ended
 
+    async def purge(self) -> int:
+        """Delete a batch of request records of sessions ended over KEEP_REQUESTS ago."""
+        before = self.clock() - KEEP_REQUESTS
+        return await anyio.to_thread.run_sync(self.store.purge_requests, before)
+
     async def _run(self) -> None:
         while True:
             await anyio.sleep(self.interval)
             try:
                 await self.sweep()
+                await self.purge()
             except Exception as exc:  # the next sweep tries again; requests end sessions too
                 log.error("playback_sweep_failed", error=str(exc))
 

@@ -22,6 +22,7 @@ from gateway.errors import NotFound
 from gateway.types import ClipRef, PrincipalState, clip_recorded_at, format_ts, parse_ts
 
 LIVE, ENDED, VOID = "live", "ended", "void"
+PURGE_BATCH = 10_000  # request records deleted per sweep at most: a sweep never holds the lock long
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,27 @@ class SessionStore:
             return [(int(a), int(b)) for a, b in conn.execute(query).all()]
         with self.engine.connect() as fresh:
             return [(int(a), int(b)) for a, b in fresh.execute(query).all()]
+
+    def purge_requests(self, ended_before: datetime, limit: int = PURGE_BATCH) -> int:
+        """Delete the request records of sessions that ended before `ended_before`, at most
+        `limit` of them; how many went. Their session row and its playback.ended event keep
+        the sums (requests, bytes, coverage, first and last request) for good."""
+        done = (
+            sa.select(playback_sessions.c.session_id)
+            .where(playback_sessions.c.state == ENDED)
+            .where(playback_sessions.c.ended_at < format_ts(ended_before))
+        )
+        doomed = (
+            sa.select(playback_requests.c.id)
+            .where(playback_requests.c.session_id.in_(done))
+            .limit(limit)
+            .scalar_subquery()
+        )
+        with self.relaxed.begin() as conn:
+            gone = conn.execute(
+                playback_requests.delete().where(playback_requests.c.id.in_(doomed))
+            )
+        return int(gone.rowcount or 0)
 
     def first_request_at(self, session_id: str, conn: Connection | None = None) -> datetime | None:
         """When the session's first recorded request was made (None: no request yet)."""

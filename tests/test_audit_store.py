@@ -59,7 +59,7 @@ def test_rows_written_by_the_driver_verify(store: AuditStore) -> None:
 def test_a_batch_is_all_or_none(store: AuditStore) -> None:
     store.append_batch(events(2))
     clash = events(3)
-    clash[2]["event_id"] = clash[0]["event_id"]  # the unique index refuses the third row
+    clash[2]["event_id"] = None  # NOT NULL refuses the third row
     with pytest.raises(AuditUnavailable):
         store.append_batch(clash)
     assert stored_seqs(store) == [1, 2]

@@ -5,7 +5,7 @@ Revises: 0007
 
 Every index on `audit_events` is paid for by every append: on SQLite each one whose key is random
 dirties one more page per event, and each dirty page is written to the WAL and synced before the
-batch is acknowledged (docs/benchmarks.md, "Durable audit appends"). So:
+batch is acknowledged (docs/benchmarks.md, "Durable audit appends: the append path"). So:
 
 - SQLite: the table is copied into one where `seq` is `INTEGER PRIMARY KEY`, the rowid itself
   (a `BIGINT` primary key is a second B-tree beside the rowid's, kept in step on each insert).

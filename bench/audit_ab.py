@@ -63,11 +63,11 @@ def child(data_root: Path) -> None:
     data_dir = fixtures.make_data_dir(world, data_root / f"data-{time.time_ns()}", grants=False)
     configure_logging("json")  # stderr: a file, as the parent started us
 
-    async def main() -> list[float]:
+    async def main() -> list[list[float]]:
         services = build_services(load_settings(world.env(data_dir)))
         try:
             await micro.audit_run(services)
-            return [await micro.audit_run(services) for _ in range(RUNS_PER_CHILD)]
+            return [await measured_run(services) for _ in range(RUNS_PER_CHILD)]
         finally:
             await services.close()
 
@@ -78,6 +78,27 @@ def child(data_root: Path) -> None:
     except ImportError:
         eps = asyncio.run(main())
     print(json.dumps(eps))
+
+
+async def measured_run(services: object) -> list[float]:
+    """One audit_run: events/s, and per event the process's CPU time (every thread) in µs and the
+    bytes it wrote (write calls: the WAL, the database, the log lines). The last two hardly move
+    with other work's load on the machine, where events/s does (its disk waits)."""
+    import micro
+
+    events = micro.AUDIT_WRITERS * micro.AUDIT_PER_WRITER
+    cpu, wrote = time.process_time(), _written()
+    eps = await micro.audit_run(services)  # type: ignore[arg-type]
+    return [eps, (time.process_time() - cpu) / events * 1e6, (_written() - wrote) / events]
+
+
+def _written() -> int:
+    """wchar of /proc/self/io: bytes this process has passed to write calls (0 where absent)."""
+    try:
+        text = Path("/proc/self/io").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("wchar")), 0)
 
 
 def archive(commit: str, into: Path) -> str:
@@ -97,7 +118,7 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
-def run_child(tree: Path, data_root: Path, log: Path) -> list[float]:
+def run_child(tree: Path, data_root: Path, log: Path) -> list[list[float]]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with open(log, "ab") as err:
         out = subprocess.run(
@@ -108,7 +129,7 @@ def run_child(tree: Path, data_root: Path, log: Path) -> list[float]:
             check=True,
             timeout=600,
         ).stdout
-    return [float(x) for x in json.loads(out)]
+    return [[float(x) for x in run] for run in json.loads(out)]
 
 
 def main(base: str, rounds: int) -> None:
@@ -124,12 +145,16 @@ def main(base: str, rounds: int) -> None:
         base_commit = archive(base, base_tree)
         trees = {"base": base_tree, "this tree": REPO}
         eps: dict[str, list[float]] = {name: [] for name in trees}
+        cpu: dict[str, list[float]] = {name: [] for name in trees}
+        wrote: dict[str, list[float]] = {name: [] for name in trees}
         for i in range(rounds):
             order = list(trees) if i % 2 == 0 else list(reversed(trees))
             for name in order:
                 got = run_child(trees[name], root / name.replace(" ", "-"), root / "children.log")
-                eps[name] += got
-                print(f"[{time.strftime('%H:%M:%S')}] {name}: {[round(x) for x in got]}")
+                eps[name] += [run[0] for run in got]
+                cpu[name] += [run[1] for run in got]
+                wrote[name] += [run[2] for run in got]
+                print(f"[{time.strftime('%H:%M:%S')}] {name}: {[round(run[0]) for run in got]}")
     pairs = [a / b for a, b in zip(eps["this tree"], eps["base"], strict=True)]
     summary = {
         "figure": "durable audit appends, 32 concurrent writers (bench/micro.py audit_run)",
@@ -142,8 +167,8 @@ def main(base: str, rounds: int) -> None:
         "data_under": tempfile.gettempdir(),  # TMPDIR: /dev/shm takes the disk out of the figure
         "load_average_start": load_start,
         "load_average_end": results.load_average(),
-        "this_tree": {"median": statistics.median(eps["this tree"]), "runs": eps["this tree"]},
-        "base": {"median": statistics.median(eps["base"]), "runs": eps["base"]},
+        "this_tree": _side(eps, cpu, wrote, "this tree"),
+        "base": _side(eps, cpu, wrote, "base"),
         "ratio_median_of_pairs": statistics.median(pairs),
     }
     runs = BENCH / results.RUNS
@@ -156,6 +181,27 @@ def main(base: str, rounds: int) -> None:
         f"this tree median {summary['this_tree']['median']:.0f} events/s, base median "
         f"{summary['base']['median']:.0f} events/s; wrote {path.relative_to(REPO)}"
     )
+    for name in ("this_tree", "base"):
+        side = summary[name]
+        print(
+            f"{name}: CPU {side['cpu_us_per_event_median']:.1f} µs/event, "
+            f"written {side['written_bytes_per_event_median']:.0f} bytes/event"
+        )
+
+
+def _side(
+    eps: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    wrote: dict[str, list[float]],
+    name: str,
+) -> dict[str, object]:
+    return {
+        "median": statistics.median(eps[name]),
+        "runs": eps[name],
+        "cpu_us_per_event_median": statistics.median(cpu[name]),
+        "cpu_us_per_event": cpu[name],
+        "written_bytes_per_event_median": statistics.median(wrote[name]),
+    }
 
 
 if __name__ == "__main__":

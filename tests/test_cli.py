@@ -169,7 +169,7 @@ def test_audit_verify_and_export(tmp_path, live):
 def test_migrate_is_idempotent(tmp_path):
     env = {"FOOTGW_DATA_DIR": str(tmp_path)}
     first = run("migrate", env=env)
-    applied = "applied migrations: 0001, 0002, 0003, 0004, 0005, 0006, 0007"
+    applied = "applied migrations: 0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008"
     assert first.returncode == 0 and applied in first.stdout
     again = run("migrate", env=env)
     assert again.returncode == 0 and "up to date" in again.stdout

@@ -247,6 +247,26 @@ def test_access_log_pages(home):
     assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 4
 
 
+def test_every_page_of_the_access_log_finds_its_completions(home):
+    # Completions are read from the customer's events after the page's oldest decision
+    # (gateway/api/me.py): an older page, with later views after it, still finds its own.
+    for _ in range(5):
+        home.client.get(f"/v1/footage/c1/front/{CLIP}", headers=alice(home))
+
+    def pages():
+        first = home.client.get("/v1/me/access-log?limit=2", headers=alice(home)).json()
+        before = first["next_before_seq"]
+        second = home.client.get(
+            f"/v1/me/access-log?limit=3&before_seq={before}", headers=alice(home)
+        ).json()
+        found = first["events"] + second["events"]
+        return found if all(e["bytes_sent"] is not None for e in found) else None
+
+    log = wait_for(pages)
+    assert len(log) == 5
+    assert all(e["bytes_sent"] == len(DATA) and e["completed"] is True for e in log)
+
+
 def test_owner_deletes_for_good_and_the_log_keeps_it(home):
     r = home.client.delete(f"/v1/footage/c1/front/{CLIP}", headers=alice(home))
     assert r.status_code == 204 and r.headers["x-audit-event-id"]

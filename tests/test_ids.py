@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from gateway.ids import random_hex, random_uuid
+from gateway.ids import _dashed, _v4_hex, random_hex, random_uuid, random_uuid_text
 
 
 def test_ids_are_rfc_version_4_uuids() -> None:
@@ -34,3 +34,18 @@ def test_a_forked_child_draws_its_own_ids() -> None:
     os.waitpid(pid, 0)
     assert len(child_id) == 32
     assert child_id != random_hex()  # the parent's next id is not the one the child took
+
+
+def test_the_text_forms_are_the_uuid_module_s_to_the_character() -> None:
+    for raw in (bytes(16), b"\xff" * 16, *(os.urandom(16) for _ in range(2000))):
+        made = uuid.UUID(bytes=raw, version=4)
+        assert _v4_hex(raw) == made.hex
+        assert _dashed(_v4_hex(raw)) == str(made)
+
+
+def test_text_ids_are_version_4_and_never_repeat() -> None:
+    made = {random_uuid_text() for _ in range(10_000)}
+    assert len(made) == 10_000
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

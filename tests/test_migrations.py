@@ -17,16 +17,21 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from gateway import migrations
+from gateway.audit.events import new_event
+from gateway.audit.store import AuditStore
+from gateway.audit.verify import verify_rows
 from gateway.cluster.identity import read_cluster_id
-from gateway.db import create_db_engine, metadata
+from gateway.db import begin_write, create_db_engine, metadata
+from gateway.types import EventType
 from tests.support.cluster import fresh_schema, require_postgres
 
-ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
 
 
 def old_runner_metadata(*, with_cluster_info: bool = True) -> sa.MetaData:
@@ -324,3 +329,65 @@ def test_the_revisions_ship_inside_the_package():
     for script in scripts:
         relative = script.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in package_data), relative
+
+
+def test_0008_keeps_the_audit_chain_and_makes_seq_the_rowid_on_sqlite(new_engine):
+    old = new_engine()
+    make_old_runner_database(old, 2)
+    store = AuditStore(old)
+    try:
+        store.append_batch(
+            [new_event(EventType.ACCESS_DECISION, request_id=f"r{i}") for i in range(5)]
+        )
+    finally:
+        store.close()
+    before = list(AuditStore(old).iter_rows())
+    migrations.migrate(old)
+    after_store = AuditStore(old)
+    try:
+        assert list(after_store.iter_rows()) == before
+        assert verify_rows(after_store.iter_rows()).ok
+        # The append path still works on the copied table, carrying on from its head.
+        assert after_store.append_batch([new_event(EventType.ACCESS_DECISION)])[0]["seq"] == 6
+    finally:
+        after_store.close()
+    audit = schema_of(old)["audit_events"]
+    assert {name for name, *_ in audit["indexes"]} == {
+        "ix_audit_principal_seq",
+        "ix_audit_customer_seq",
+        "ix_audit_ts",
+        "ix_audit_grant",
+    }
+    assert audit["uniques"] == []
+    if old.dialect.name == "sqlite":
+        with old.connect() as conn:
+            # An INTEGER PRIMARY KEY is the rowid: no second B-tree (no autoindex) to keep.
+            assert (
+                conn.execute(
+                    sa.text("SELECT count(*) FROM audit_events WHERE rowid = seq")
+                ).scalar()
+                == 6
+            )
+            listed = conn.execute(sa.text("PRAGMA index_list(audit_events)")).all()
+            assert not [row for row in listed if str(row[1]).startswith("sqlite_autoindex")]
+
+
+def test_0008_downgrades_to_the_old_audit_table(new_engine):
+    engine = new_engine()
+    migrations.migrate(engine)
+    store = AuditStore(engine)
+    try:
+        store.append_batch([new_event(EventType.ACCESS_DECISION) for _ in range(3)])
+        rows = list(store.iter_rows())
+    finally:
+        store.close()
+    with begin_write(engine) as conn:
+        command.downgrade(migrations._config(conn), "0007")
+    audit = schema_of(engine)["audit_events"]
+    assert ("ix_audit_request", ("request_id",), False) in audit["indexes"]
+    unique_event_id = [u for u in audit["uniques"] if u[1] == ("event_id",)] or [
+        i for i in audit["indexes"] if i[1] == ("event_id",) and i[2]
+    ]
+    assert unique_event_id
+    assert list(AuditStore(engine).iter_rows()) == rows
+    assert migrations.migrate(engine) == ["0008"]

@@ -62,15 +62,20 @@ async def access_log(request: Request, principal: Principal) -> Response:
 
 
 async def _completions(query: Any, customer_id: str, decisions: list[Event]) -> dict[str, Event]:
-    request_ids = tuple(e["request_id"] for e in decisions if e["decision"] == Verdict.ALLOW)
-    if not request_ids:
+    allowed = [e for e in decisions if e["decision"] == Verdict.ALLOW]
+    if not allowed:
         return {}
+    request_ids = tuple(e["request_id"] for e in allowed)
     found = await anyio.to_thread.run_sync(
         query,
         EventQuery(
             customer_id=customer_id,
             types=(str(EventType.ACCESS_COMPLETE),),
             request_ids=request_ids,
+            # A request's access.complete follows its decision in the chain: the customer's
+            # events from the oldest decision on (ix_audit_customer_seq; there is no index on
+            # request_id, which every append would pay for: migration 0008).
+            after_seq=min(int(e["seq"]) for e in allowed),
             limit=len(request_ids) * 2,
         ),
     )

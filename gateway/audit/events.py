@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from gateway.ids import random_uuid
+from gateway.ids import random_uuid_text
 from gateway.types import EventType, now_ts
 
 # The contract's fields, in the order a reader expects them. Every event carries all of them
@@ -71,7 +71,7 @@ def new_event(event_type: EventType, **fields: Any) -> Event:
     if not _KNOWN.issuperset(fields):
         raise ValueError(f"unknown audit fields: {sorted(set(fields) - _KNOWN)}")
     event: Event = _BLANK.copy()
-    event.update(event_id=str(random_uuid()), ts=now_ts(), type=str(event_type))
+    event.update(event_id=random_uuid_text(), ts=now_ts(), type=str(event_type))
     event.update(fields)
     if event.get("roles") is not None:
         event["roles"] = sorted(event["roles"])

@@ -147,6 +147,10 @@ class PgAppender:
 
 
 def _is_seq_collision(exc: pg_errors.UniqueViolation) -> bool:
-    """True when the unique violation is the primary key on seq (not a duplicate event_id)."""
+    """True when the unique violation is the primary key on seq (a race lost to another replica).
+
+    The only unique key on audit_events since revision 0008; checked by name all the same, so a
+    unique key added later fails its batch rather than being retried as a lost race.
+    """
     constraint = exc.diag.constraint_name or ""
     return constraint.endswith("_pkey")

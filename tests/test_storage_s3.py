@@ -17,7 +17,7 @@ from gateway.errors import DeletionBlocked, NotFound, StorageUnavailable
 from gateway.settings import load_settings
 from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind
-from gateway.storage.s3 import S3Storage
+from gateway.storage.s3 import READ_AHEAD_CHUNKS, S3Storage
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
 
 pytestmark = pytest.mark.anyio
@@ -137,11 +137,23 @@ async def test_reads_come_in_chunks_of_at_most_chunk_size(storage: S3Storage) ->
     assert sum(map(len, chunks)) == len(data)
 
 
+async def test_a_range_across_chunk_boundaries_is_exact_and_in_order(storage: S3Storage) -> None:
+    """Read ahead several chunks deep (ReadAhead), the bytes still come exactly, in order."""
+    data = bytes(range(251)) * (4 * CHUNK_SIZE // 251 + 1)  # a prime period: any shift shows
+    await storage.put(clip_ref(), data)
+    start, end = CHUNK_SIZE - 10, 3 * CHUNK_SIZE + 5
+    chunks = await read_all(storage, clip_ref(), start, end)
+    assert b"".join(chunks) == data[start : end + 1]
+    assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, 16]
+
+
 async def test_early_close_closes_the_body(storage: S3Storage) -> None:
-    await storage.put(clip_ref(), b"\0" * (3 * CHUNK_SIZE))
+    # Longer than the read-ahead can hold, so the body is still open when the client leaves.
+    size = (READ_AHEAD_CHUNKS + 3) * CHUNK_SIZE
+    await storage.put(clip_ref(), b"\0" * size)
     spy = GetObjectSpy(storage)
     opened = await storage.open(clip_ref())
-    stream = opened.read(0, 3 * CHUNK_SIZE - 1)
+    stream = opened.read(0, size - 1)
     await anext(stream)
     [body] = spy.bodies
     assert not body._raw_stream.closed
@@ -153,7 +165,7 @@ class DiesAfterFirstRead:
     """A response body's connection that dies between its first read and its second.
 
     The break is placed on the stream itself: closed from the test instead, it would race the
-    read-ahead thread (_ReadAhead), which may already hold the next chunk.
+    read-ahead thread (ReadAhead), which may already hold the next chunks.
     """
 
     def __init__(self, raw: Any) -> None:

@@ -16,12 +16,11 @@ Errors are translated here (STYLE.md, "translate at the boundary"):
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,6 +43,7 @@ from gateway.storage.base import (
     StoredObject,
     StoredVersion,
 )
+from gateway.storage.readahead import BodyEnded, ReadAhead
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 if TYPE_CHECKING:
@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 READER_THREADS = 40
+# Chunks read ahead of the client per stream (gateway/storage/readahead.py): at most this many
+# CHUNK_SIZE chunks wait in memory per S3 stream, whatever the clip's size.
+READ_AHEAD_CHUNKS = 4
 MAX_PRESIGN_TTL = 60  # contract §2: a presigned URL lives at most 60 s
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # The object is no longer the one open() saw: replaced (If-Match fails) or shorter (the range).
@@ -75,6 +78,8 @@ def _translated() -> Iterator[None]:
         if code in _CHANGED_CODES:
             raise StorageUnavailable("The clip changed while it was being read.") from exc
         raise StorageUnavailable(f"The footage store refused the request ({code}).") from exc
+    except BodyEnded as exc:
+        raise StorageUnavailable("The footage store ended the clip early.") from exc
     except _BACKEND_ERRORS as exc:
         raise StorageUnavailable("The footage store could not be reached.") from exc
 
@@ -139,8 +144,9 @@ class S3Storage:
             self._client: S3Client = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url, config=config
             )
-        # The threads that read response bodies ahead of the client (_ReadAhead); as many as
-        # anyio's own pool, so streams never queue behind each other for a reader.
+        # The threads that read response bodies ahead of the client (ReadAhead); as many as
+        # anyio's own pool. A reading job never waits for its client (it returns when its room
+        # is full), so a slow client holds no thread and streams never queue behind it.
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="s3-read")
 
     @property
@@ -187,9 +193,19 @@ class S3Storage:
         with anyio.CancelScope(shield=True):
             response = await _in_thread(lambda: self._client.get_object(**params))
         body: StreamingBody = response["Body"]
-        ahead = _ReadAhead(body, end - start + 1, self._readers)
+        ahead = ReadAhead(
+            body.read,
+            end - start + 1,
+            self._readers,
+            chunk_size=CHUNK_SIZE,
+            depth=READ_AHEAD_CHUNKS,
+        )
         try:
-            while (chunk := await ahead.next_chunk()) is not None:
+            while True:
+                with _translated():
+                    chunk = await ahead.next_chunk()
+                if chunk is None:
+                    break
                 yield chunk
         finally:
             # On exhaustion, error, or aclose() after a client disconnect: wait for a read still
@@ -370,49 +386,6 @@ class S3Storage:
         """Close the client's connection pool and the read-ahead threads."""
         await _in_thread(self._client.close)
         await anyio.to_thread.run_sync(self._readers.shutdown)
-
-
-class _ReadAhead:
-    """Chunks of one response body, the next one read in a thread while this one is sent.
-
-    Reading a chunk from S3 and sending the previous one to the client overlap, instead of
-    taking turns. It costs one chunk (CHUNK_SIZE) more in memory per stream, for a faster
-    stream on the bench (docs/benchmarks.md has the figures).
-    """
-
-    def __init__(self, body: StreamingBody, length: int, readers: ThreadPoolExecutor) -> None:
-        self._body = body
-        self._remaining = length
-        self._readers = readers
-        self._pending: asyncio.Future[bytes] | None = None
-        self._start_next()
-
-    def _start_next(self) -> None:
-        if self._remaining <= 0:
-            self._pending = None
-            return
-        loop = asyncio.get_running_loop()
-        size = min(CHUNK_SIZE, self._remaining)
-        self._pending = loop.run_in_executor(self._readers, self._body.read, size)
-
-    async def next_chunk(self) -> bytes | None:
-        """The next chunk (the read after it already started), or None at the end."""
-        if self._pending is None:
-            return None
-        with _translated():
-            # Shielded: a cancelled consumer must not orphan the read; settle() waits for it.
-            chunk = await asyncio.shield(self._pending)
-        if not chunk:
-            raise StorageUnavailable("The footage store ended the clip early.")
-        self._remaining -= len(chunk)
-        self._start_next()
-        return chunk
-
-    async def settle(self) -> None:
-        """Wait for a read still in flight, so the body is never closed under it."""
-        if self._pending is not None and not self._pending.done():
-            with suppress(Exception):
-                await self._pending
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from gateway.errors import DeletionBlocked, NotFound, StorageUnavailable
 from gateway.settings import load_settings
 from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind
-from gateway.storage.s3 import READ_AHEAD_CHUNKS, S3Storage
+from gateway.storage.s3 import S3Storage
+from gateway.storage.s3_clip import READ_AHEAD_CHUNKS
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
 
 pytestmark = pytest.mark.anyio
@@ -122,6 +123,67 @@ async def test_open_heads_the_object_and_reads_that_version(storage: S3Storage) 
         await anext(opened.read(0, 9))
     await opened.close()
     await opened.close()  # idempotent
+
+
+def count_heads(storage: S3Storage) -> list[str]:
+    heads: list[str] = []
+    storage.client.meta.events.register(
+        "before-send.s3.HeadObject", lambda **_: heads.append("HeadObject")
+    )
+    return heads
+
+
+async def test_a_whole_open_is_one_get_whose_body_is_the_read(storage: S3Storage) -> None:
+    data = bytes(range(251)) * (3 * CHUNK_SIZE // 251)
+    await storage.put(clip_ref(), data)
+    spy, heads = GetObjectSpy(storage), count_heads(storage)
+    opened = await storage.open(clip_ref(), whole=True)
+    assert opened.info == await stat(storage, clip_ref())
+    heads.clear()  # stat's own HeadObject, above
+    assert b"".join([c async for c in opened.read(0, len(data) - 1)]) == data
+    await opened.close()
+    assert spy.ranges == [None] and heads == []  # one GetObject of the whole, no HeadObject
+    assert spy.bodies[0]._raw_stream.closed
+
+
+async def test_a_whole_open_read_in_part_asks_for_the_part_only(storage: S3Storage) -> None:
+    data = bytes(range(256)) * 64
+    await storage.put(clip_ref(), data)
+    spy = GetObjectSpy(storage)
+    opened = await storage.open(clip_ref(), whole=True)
+    assert b"".join([c async for c in opened.read(10, 99)]) == data[10:100]
+    assert spy.ranges == [None, "bytes=10-99"]
+    assert spy.bodies[0]._raw_stream.closed  # the whole body was closed, not read
+    await opened.close()
+
+
+async def test_a_whole_open_closed_unread_closes_its_body(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"\0" * (READ_AHEAD_CHUNKS + 3) * CHUNK_SIZE)
+    spy = GetObjectSpy(storage)
+    opened = await storage.open(clip_ref(), whole=True)
+    [body] = spy.bodies
+    assert not body._raw_stream.closed
+    await opened.close()  # a HEAD answered, a 304, an audit failure: nothing read
+    assert body._raw_stream.closed
+    await opened.close()  # idempotent
+
+
+async def test_a_whole_open_reads_the_version_it_describes(storage: S3Storage) -> None:
+    """The headers and the body come from one response: a replacement put after open() is
+    not what the read returns, and a later ranged read of it is refused (If-Match)."""
+    data = bytes(range(256)) * 64
+    await storage.put(clip_ref(), data)
+    opened = await storage.open(clip_ref(), whole=True)
+    await storage.put(clip_ref(), b"a replacement the headers would not describe")
+    assert b"".join([c async for c in opened.read(0, len(data) - 1)]) == data
+    with pytest.raises(StorageUnavailable, match="changed"):
+        await anext(opened.read(0, 9))
+    await opened.close()
+
+
+async def test_a_whole_open_of_a_missing_key_is_not_found(storage: S3Storage) -> None:
+    with pytest.raises(NotFound):
+        await storage.open(clip_ref(), whole=True)
 
 
 async def test_open_of_a_missing_key_is_not_found(storage: S3Storage) -> None:

@@ -148,7 +148,7 @@ class FileStorage:
 
     # -- Storage ------------------------------------------------------------------------------
 
-    async def open(self, clip: ClipRef) -> FileClip:
+    async def open(self, clip: ClipRef, *, whole: bool = False) -> FileClip:
         """The clip's file, opened and checked in one worker-thread call; NotFound if absent."""
         # Shielded: cancelled mid-call, the fd would be opened in the thread and never closed.
         # A cancellation comes at the caller's next await, once FileClip owns the fd.

@@ -271,7 +271,7 @@ class FootageFlow:
             # Storage is touched only once the decision allows it. One open answers for the
             # headers and the body alike: for files, one worker-thread hop in all
             # (docs/benchmarks.md).
-            opened = await self.storage.open(clip)
+            opened = await self.storage.open(clip, whole=self._reads_whole(call))
             try:
                 outcome.status, outcome.byte_range = served_part(call, opened.info)
             except BaseException:  # a 412 or 416: nothing will be served from it
@@ -287,6 +287,13 @@ class FootageFlow:
         except Exception as exc:  # deny by default: an error while deciding is a denial
             failed(outcome, exc)
             return outcome, None, None
+
+    def _reads_whole(self, call: FootageCall) -> bool:
+        """Whether an allowed answer is sure to stream the whole clip from here: a proxied GET
+        with no Range and no condition (one that could end as a 206, 304 or 412)."""
+        plain = call.range_header is None and call.if_match is None and call.if_none_match is None
+        proxied = self.presigner is None and self.accel_prefix is None
+        return call.method == "GET" and plain and proxied
 
     async def list_clips(self, call: FootageCall) -> tuple[dict[str, Any], dict[str, str]]:
         """The clips of one camera the caller may see, as JSON, and the response headers."""

@@ -51,10 +51,12 @@ class ClosingCount:
     inner: Storage
     opened: int = 0
     closed: int = 0
+    wholes: list[bool] = field(default_factory=list)  # each open's `whole`
 
-    async def open(self, clip: ClipRef) -> OpenClip:
+    async def open(self, clip: ClipRef, *, whole: bool = False) -> OpenClip:
         self.opened += 1
-        return _Counted(await self.inner.open(clip), self)
+        self.wholes.append(whole)
+        return _Counted(await self.inner.open(clip, whole=whole), self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -129,6 +131,26 @@ def test_every_answer_closes_the_clip(
 ) -> None:
     r = files.live.client.request(method, path, headers=files.owner(**headers))
     assert r.status_code == status
+    files.assert_no_fd()
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "whole"),
+    [
+        ("GET", {}, True),  # the one answer sure to stream the whole clip
+        ("GET", {"Range": "bytes=0-"}, False),
+        ("GET", {"If-None-Match": '"an-etag"'}, False),  # could be a 304
+        ("GET", {"If-Match": '"an-etag"'}, False),  # could be a 412
+        ("HEAD", {}, False),
+    ],
+)
+def test_only_a_plain_get_opens_the_clip_whole(
+    files: Files, method: str, headers: dict[str, str], whole: bool
+) -> None:
+    """`whole` lets a store start the body at open (S3: GetObject, no HeadObject)."""
+    files.count.wholes.clear()
+    files.live.client.request(method, PATH, headers=files.owner(**headers))
+    assert files.count.wholes == [whole]
     files.assert_no_fd()
 
 
@@ -219,6 +241,36 @@ async def test_a_view_cancelled_while_auditing_closes_the_clip(files: Files) -> 
     assert files.count.closed == files.count.opened
 
 
+# --- S3: a plain GET opens the clip whole (one GetObject), closed on every way out ---------------
+
+
+def test_an_s3_clip_opened_whole_is_closed_on_every_way_out(
+    tmp_path: Any, s3_bucket: tuple[str, str], aws_env: None
+) -> None:
+    endpoint, bucket = s3_bucket
+    env = make_env(
+        tmp_path, {"FOOTGW_STORAGE": f"s3://{bucket}/footage", "FOOTGW_S3_ENDPOINT_URL": endpoint}
+    )
+    env.put_clip("c1", "front", CLIP, DATA)
+    with start_live(env) as live:
+        counting = counted(live)
+        owner = env.auth("alice", "customer", customer_id="c1")
+        whole = live.client.get(PATH, headers=owner)
+        assert whole.status_code == 200 and whole.content == DATA
+        with live.client.stream("GET", PATH, headers=owner) as r:  # the client leaves early
+            assert next(r.iter_raw())
+        store = services_of(live).audit.store
+        real = store.append_batch
+        store.append_batch = lambda events: (_ for _ in ()).throw(AuditUnavailable("full"))
+        try:
+            failed = live.client.get(PATH, headers=owner)
+        finally:
+            store.append_batch = real
+        assert failed.status_code == 503 and DATA[:64] not in failed.content
+        wait_for(lambda: counting.closed == counting.opened == 3)
+        assert counting.wholes == [True, True, True]
+
+
 # --- redirect mode: a presigned URL, and the opened clip closed all the same ---------------------
 
 
@@ -242,3 +294,4 @@ def test_a_redirect_closes_the_clip(
             assert live.client.request(method, PATH, headers=owner).status_code == status
             wait_for(lambda: counting.closed == counting.opened)
         assert counting.opened == 2
+        assert counting.wholes == [False, False]  # S3 serves the bytes: nothing to start

@@ -18,6 +18,7 @@ from gateway.settings import load_settings
 from gateway.storage import open_storage, presigner_of
 from gateway.storage.base import CHUNK_SIZE, ListedClip, ObjectInfo, ObjectKind
 from gateway.storage.s3 import S3Storage
+from gateway.storage.s3_clip import READ_AHEAD_CHUNKS
 from gateway.types import CameraRef, ClipRef, clip_recorded_at
 
 pytestmark = pytest.mark.anyio
@@ -124,6 +125,67 @@ async def test_open_heads_the_object_and_reads_that_version(storage: S3Storage) 
     await opened.close()  # idempotent
 
 
+def count_heads(storage: S3Storage) -> list[str]:
+    heads: list[str] = []
+    storage.client.meta.events.register(
+        "before-send.s3.HeadObject", lambda **_: heads.append("HeadObject")
+    )
+    return heads
+
+
+async def test_a_whole_open_is_one_get_whose_body_is_the_read(storage: S3Storage) -> None:
+    data = bytes(range(251)) * (3 * CHUNK_SIZE // 251)
+    await storage.put(clip_ref(), data)
+    spy, heads = GetObjectSpy(storage), count_heads(storage)
+    opened = await storage.open(clip_ref(), whole=True)
+    assert opened.info == await stat(storage, clip_ref())
+    heads.clear()  # stat's own HeadObject, above
+    assert b"".join([c async for c in opened.read(0, len(data) - 1)]) == data
+    await opened.close()
+    assert spy.ranges == [None] and heads == []  # one GetObject of the whole, no HeadObject
+    assert spy.bodies[0]._raw_stream.closed
+
+
+async def test_a_whole_open_read_in_part_asks_for_the_part_only(storage: S3Storage) -> None:
+    data = bytes(range(256)) * 64
+    await storage.put(clip_ref(), data)
+    spy = GetObjectSpy(storage)
+    opened = await storage.open(clip_ref(), whole=True)
+    assert b"".join([c async for c in opened.read(10, 99)]) == data[10:100]
+    assert spy.ranges == [None, "bytes=10-99"]
+    assert spy.bodies[0]._raw_stream.closed  # the whole body was closed, not read
+    await opened.close()
+
+
+async def test_a_whole_open_closed_unread_closes_its_body(storage: S3Storage) -> None:
+    await storage.put(clip_ref(), b"\0" * (READ_AHEAD_CHUNKS + 3) * CHUNK_SIZE)
+    spy = GetObjectSpy(storage)
+    opened = await storage.open(clip_ref(), whole=True)
+    [body] = spy.bodies
+    assert not body._raw_stream.closed
+    await opened.close()  # a HEAD answered, a 304, an audit failure: nothing read
+    assert body._raw_stream.closed
+    await opened.close()  # idempotent
+
+
+async def test_a_whole_open_reads_the_version_it_describes(storage: S3Storage) -> None:
+    """The headers and the body come from one response: a replacement put after open() is
+    not what the read returns, and a later ranged read of it is refused (If-Match)."""
+    data = bytes(range(256)) * 64
+    await storage.put(clip_ref(), data)
+    opened = await storage.open(clip_ref(), whole=True)
+    await storage.put(clip_ref(), b"a replacement the headers would not describe")
+    assert b"".join([c async for c in opened.read(0, len(data) - 1)]) == data
+    with pytest.raises(StorageUnavailable, match="changed"):
+        await anext(opened.read(0, 9))
+    await opened.close()
+
+
+async def test_a_whole_open_of_a_missing_key_is_not_found(storage: S3Storage) -> None:
+    with pytest.raises(NotFound):
+        await storage.open(clip_ref(), whole=True)
+
+
 async def test_open_of_a_missing_key_is_not_found(storage: S3Storage) -> None:
     with pytest.raises(NotFound):
         await storage.open(clip_ref())
@@ -137,11 +199,23 @@ async def test_reads_come_in_chunks_of_at_most_chunk_size(storage: S3Storage) ->
     assert sum(map(len, chunks)) == len(data)
 
 
+async def test_a_range_across_chunk_boundaries_is_exact_and_in_order(storage: S3Storage) -> None:
+    """Read ahead several chunks deep (ReadAhead), the bytes still come exactly, in order."""
+    data = bytes(range(251)) * (4 * CHUNK_SIZE // 251 + 1)  # a prime period: any shift shows
+    await storage.put(clip_ref(), data)
+    start, end = CHUNK_SIZE - 10, 3 * CHUNK_SIZE + 5
+    chunks = await read_all(storage, clip_ref(), start, end)
+    assert b"".join(chunks) == data[start : end + 1]
+    assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, 16]
+
+
 async def test_early_close_closes_the_body(storage: S3Storage) -> None:
-    await storage.put(clip_ref(), b"\0" * (3 * CHUNK_SIZE))
+    # Longer than the read-ahead can hold, so the body is still open when the client leaves.
+    size = (READ_AHEAD_CHUNKS + 3) * CHUNK_SIZE
+    await storage.put(clip_ref(), b"\0" * size)
     spy = GetObjectSpy(storage)
     opened = await storage.open(clip_ref())
-    stream = opened.read(0, 3 * CHUNK_SIZE - 1)
+    stream = opened.read(0, size - 1)
     await anext(stream)
     [body] = spy.bodies
     assert not body._raw_stream.closed
@@ -153,7 +227,7 @@ class DiesAfterFirstRead:
     """A response body's connection that dies between its first read and its second.
 
     The break is placed on the stream itself: closed from the test instead, it would race the
-    read-ahead thread (_ReadAhead), which may already hold the next chunk.
+    read-ahead thread (ReadAhead), which may already hold the next chunks.
     """
 
     def __init__(self, raw: Any) -> None:

@@ -99,8 +99,13 @@ class Deletion:
 class Storage(Protocol):
     """Footage as the request path sees it: open, list, delete, readiness."""
 
-    async def open(self, clip: ClipRef) -> OpenClip:
-        """The clip, opened for one response; NotFound if absent. The caller closes it."""
+    async def open(self, clip: ClipRef, *, whole: bool = False) -> OpenClip:
+        """The clip, opened for one response; NotFound if absent. The caller closes it.
+
+        whole: the response will read the whole clip (a plain GET: no Range, no condition).
+        A store may then start fetching it at once (S3: one GetObject instead of HeadObject
+        and GetObject); otherwise it must not.
+        """
         ...
 
     async def list_clips(self, camera: CameraRef) -> list[ListedClip]:

@@ -158,12 +158,12 @@ class FileStorage:
 
     # -- Storage ------------------------------------------------------------------------------
 
-    async def open(self, clip: ClipRef) -> FileClip:
+    async def open(self, clip: ClipRef, *, whole: bool = False) -> FileClip:
         """The clip's file, opened and checked; NotFound if absent.
 
         On the spot when the kernel's caches hold the path (a clip being watched: the common
         case, with no thread hop), else in one worker-thread call, so a cold disk never stalls
-        the event loop (docs/benchmarks.md).
+        the event loop (docs/benchmarks.md). `whole` (one S3 request) means nothing here.
         """
         fd, info = self._open_clip_cached(clip) or await self._open_clip_in_thread(clip)
         return FileClip(fd, info)

@@ -3,80 +3,41 @@
 boto3 is synchronous, so every call runs in a worker thread. One client is built at construction
 and shared: botocore clients are thread-safe, and its connection pool is sized for many streams.
 
-Errors are translated here (STYLE.md, "translate at the boundary"):
-
-- NoSuchKey, and HeadObject's bare 404 -> NotFound.
-- NoSuchBucket -> StorageUnavailable: a missing bucket is an operator's mistake, not a fact about
-  one clip, and a 404 would hide it. (HeadObject cannot tell a missing bucket from a missing key,
-  so open() says NotFound there; check() uses HeadBucket and catches it for readiness.)
-- PreconditionFailed (an opened clip's If-Match no longer holds) and InvalidRange (it shrank)
-  -> StorageUnavailable: the object changed after open(), so the headers would not describe it.
-- Any other ClientError, every connection/endpoint/timeout/credential error -> StorageUnavailable.
+Errors are translated by s3_errors.py; an opened clip and its body stream are s3_clip.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-from urllib3.exceptions import HTTPError as URLLib3Error
 
 from gateway.errors import DeletionBlocked, NotFound, StorageUnavailable
 from gateway.storage.base import (
-    CHUNK_SIZE,
     Deletion,
     ListedClip,
-    ObjectInfo,
     ObjectKind,
     StoredObject,
     StoredVersion,
 )
+from gateway.storage.s3_clip import S3Clip, object_info, stream_body
+from gateway.storage.s3_errors import in_thread, refused, translated
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 if TYPE_CHECKING:
-    from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
-
-T = TypeVar("T")
 
 READER_THREADS = 40
 MAX_PRESIGN_TTL = 60  # contract §2: a presigned URL lives at most 60 s
-_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-# The object is no longer the one open() saw: replaced (If-Match fails) or shorter (the range).
-_CHANGED_CODES = frozenset({"PreconditionFailed", "412", "InvalidRange"})
-# What S3 says when object lock keeps a version: AccessDenied ("WORM protected").
-_LOCKED_CODES = frozenset({"AccessDenied", "InvalidRequest"})
-# Everything boto3/botocore/urllib3 can raise for a request or a body read; OSError covers sockets.
-_BACKEND_ERRORS = (BotoCoreError, ClientError, URLLib3Error, OSError)
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Map backend exceptions to NotFound / StorageUnavailable."""
-    try:
-        yield
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in _MISSING_CODES:
-            raise NotFound("No such clip.") from exc
-        if code in _CHANGED_CODES:
-            raise StorageUnavailable("The clip changed while it was being read.") from exc
-        raise StorageUnavailable(f"The footage store refused the request ({code}).") from exc
-    except _BACKEND_ERRORS as exc:
-        raise StorageUnavailable("The footage store could not be reached.") from exc
 
 
 def _version_id(item: Any) -> str | None:
@@ -88,20 +49,6 @@ def _version_id(item: Any) -> str | None:
 def _version_param(version_id: str | None) -> dict[str, Any]:
     """The VersionId parameter for one version; none for the null version (addressed by key)."""
     return {} if version_id is None else {"VersionId": version_id}
-
-
-def _refused(exc: StorageUnavailable) -> bool:
-    """Whether S3 refused a version's deletion itself (a WORM-protected version: AccessDenied)."""
-    cause = exc.__cause__
-    if not isinstance(cause, ClientError):
-        return False
-    return str(cause.response.get("Error", {}).get("Code", "")) in _LOCKED_CODES
-
-
-async def _in_thread(func: Callable[[], T]) -> T:
-    """Run one blocking boto3 call in a worker thread, translating its errors."""
-    with _translated():
-        return await anyio.to_thread.run_sync(func)
 
 
 def _client_config(connect_timeout: float, read_timeout: float, max_attempts: int) -> Config:
@@ -135,12 +82,13 @@ class S3Storage:
         if endpoint_url is not None:
             # MinIO and test servers are addressed by path: bucket.host names rarely resolve.
             config = config.merge(Config(s3={"addressing_style": "path"}))
-        with _translated():
+        with translated():
             self._client: S3Client = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url, config=config
             )
-        # The threads that read response bodies ahead of the client (_ReadAhead); as many as
-        # anyio's own pool, so streams never queue behind each other for a reader.
+        # The threads that read response bodies ahead of the client (ReadAhead); as many as
+        # anyio's own pool. A reading job never waits for its client (it returns when its room
+        # is full), so a slow client holds no thread and streams never queue behind it.
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="s3-read")
 
     @property
@@ -158,17 +106,23 @@ class S3Storage:
         names = [self.prefix, *parts] if self.prefix else list(parts)
         return "/".join(names) + "/" if names else ""
 
-    async def open(self, clip: ClipRef) -> S3Clip:
-        """HeadObject now; the clip's reads fetch that same version (If-Match its ETag)."""
-        return S3Clip(self, self._key(clip), await self._head(clip))
+    async def open(self, clip: ClipRef, *, whole: bool = False) -> S3Clip:
+        """The clip as S3 has it now; its reads fetch that same version (If-Match its ETag).
 
-    async def _head(self, clip: ClipRef) -> ObjectInfo:
-        """Size, ETag and modification time from HeadObject; NotFound if absent."""
+        whole: the caller will read the whole clip (a plain GET). Then open() is the GetObject
+        itself, its headers describe the clip and its body is the one read: one request instead
+        of HeadObject and then GetObject. Otherwise HeadObject: a HEAD, a 304 or a range never
+        start a whole body.
+        """
         key = self._key(clip)
-        head = await _in_thread(lambda: self._client.head_object(Bucket=self.bucket, Key=key))
-        return ObjectInfo(
-            size=head["ContentLength"], etag=head["ETag"], last_modified=head["LastModified"]
-        )
+        if not whole:
+            head = await in_thread(lambda: self._client.head_object(Bucket=self.bucket, Key=key))
+            return S3Clip(key, object_info(head), self.get_range, self._readers)
+        # Shielded: cancelled mid-call, the body would be opened in the thread and never closed
+        # (holding a pooled connection); the call itself is bounded by the client's timeouts.
+        with anyio.CancelScope(shield=True):
+            response = await in_thread(lambda: self._client.get_object(Bucket=self.bucket, Key=key))
+        return S3Clip(key, object_info(response), self.get_range, self._readers, response["Body"])
 
     async def get_range(
         self, key: str, start: int, end: int, if_match: str | None = None
@@ -182,26 +136,22 @@ class S3Storage:
         }
         if if_match is not None:
             params["IfMatch"] = if_match
-        # Shielded: cancelled mid-call, the body would be opened in the thread and never closed
-        # (holding a pooled connection); the call itself is bounded by the client's timeouts.
+        # Shielded, as in open().
         with anyio.CancelScope(shield=True):
-            response = await _in_thread(lambda: self._client.get_object(**params))
-        body: StreamingBody = response["Body"]
-        ahead = _ReadAhead(body, end - start + 1, self._readers)
+            response = await in_thread(lambda: self._client.get_object(**params))
+        chunks = stream_body(response["Body"], end - start + 1, self._readers)
         try:
-            while (chunk := await ahead.next_chunk()) is not None:
+            async for chunk in chunks:
                 yield chunk
         finally:
-            # On exhaustion, error, or aclose() after a client disconnect: wait for a read still
-            # running in its thread (bounded by the read timeout), then give the socket back.
+            # Closed here, not left to the garbage collector: that closes the body now.
             with anyio.CancelScope(shield=True):
-                await ahead.settle()
-            body.close()
+                await chunks.aclose()
 
     async def list_clips(self, camera: CameraRef) -> list[ListedClip]:
         """The clips directly under one camera's prefix; keys that are not clip ids are skipped."""
         prefix = self._dir(camera.customer_id, camera.camera_id)
-        pages = await _in_thread(lambda: self._list(prefix))
+        pages = await in_thread(lambda: self._list(prefix))
         clips = []
         for page in pages:
             for item in page.get("Contents", []):
@@ -215,7 +165,7 @@ class S3Storage:
         return await self._subdirectories(self._dir(customer_id))
 
     async def _subdirectories(self, prefix: str) -> list[str]:
-        pages = await _in_thread(lambda: self._list(prefix))
+        pages = await in_thread(lambda: self._list(prefix))
         names = (
             common["Prefix"][len(prefix) :].rstrip("/")
             for page in pages
@@ -238,10 +188,10 @@ class S3Storage:
         when an object lock or legal hold keeps one.
         """
         key = self._key(clip)
-        versions = await _in_thread(lambda: self._versions(key))
+        versions = await in_thread(lambda: self._versions(key))
         if not any(not v.delete_marker for v in versions):
             raise NotFound("No such clip.")
-        blocked = await _in_thread(lambda: self._locked(key, versions))
+        blocked = await in_thread(lambda: self._locked(key, versions))
         if blocked:
             raise DeletionBlocked(
                 "An object lock or legal hold keeps this clip; it cannot be deleted yet.",
@@ -286,9 +236,9 @@ class S3Storage:
         for version in deletion.versions:
             version_id = version.version_id
             try:
-                await _in_thread(functools.partial(self._delete_version, key, version_id))
+                await in_thread(functools.partial(self._delete_version, key, version_id))
             except StorageUnavailable as exc:
-                if not _refused(exc):
+                if not refused(exc):
                     raise
                 # A lock or hold placed since the plan: what is gone is gone, the rest stays.
                 raise DeletionBlocked(
@@ -305,12 +255,12 @@ class S3Storage:
     async def put(self, clip: ClipRef, data: bytes) -> None:
         """Store a clip in one PutObject (atomic in S3: readers see old or new, never a mix)."""
         key = self._key(clip)
-        await _in_thread(lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data))
+        await in_thread(lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data))
 
     async def check(self) -> None:
         """Raise StorageUnavailable unless the bucket answers HeadBucket."""
         try:
-            await _in_thread(lambda: self._client.head_bucket(Bucket=self.bucket))
+            await in_thread(lambda: self._client.head_bucket(Bucket=self.bucket))
         except NotFound as exc:  # HeadBucket's bare 404: the bucket is missing
             raise StorageUnavailable(f"The bucket {self.bucket} does not exist.") from exc
 
@@ -337,7 +287,7 @@ class S3Storage:
         if start is not None:
             params["Range"] = f"bytes={start}-{'' if end is None else end}"
         expires = max(1, min(ttl, MAX_PRESIGN_TTL))
-        return await _in_thread(
+        return await in_thread(
             lambda: self._client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=expires
             )
@@ -345,7 +295,7 @@ class S3Storage:
 
     def url_origin(self) -> str:
         """The origin (scheme://host[:port]) presigned URLs point at; signs locally, no request."""
-        with _translated():
+        with translated():
             url = self._client.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self.bucket, "Key": f"{self._dir()}origin"},
@@ -361,72 +311,12 @@ class S3Storage:
         prefix = self._dir()
         paginator = self._client.get_paginator("list_objects_v2")
         pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix))
-        while (page := await _in_thread(lambda: next(pages, None))) is not None:
+        while (page := await in_thread(lambda: next(pages, None))) is not None:
             for item in page.get("Contents", []):
                 # S3 has no symlinks or special files: every key is an object.
                 yield StoredObject(item["Key"][len(prefix) :], ObjectKind.FILE)
 
     async def close(self) -> None:
         """Close the client's connection pool and the read-ahead threads."""
-        await _in_thread(self._client.close)
+        await in_thread(self._client.close)
         await anyio.to_thread.run_sync(self._readers.shutdown)
-
-
-class _ReadAhead:
-    """Chunks of one response body, the next one read in a thread while this one is sent.
-
-    Reading a chunk from S3 and sending the previous one to the client overlap, instead of
-    taking turns. It costs one chunk (CHUNK_SIZE) more in memory per stream, for a faster
-    stream on the bench (docs/benchmarks.md has the figures).
-    """
-
-    def __init__(self, body: StreamingBody, length: int, readers: ThreadPoolExecutor) -> None:
-        self._body = body
-        self._remaining = length
-        self._readers = readers
-        self._pending: asyncio.Future[bytes] | None = None
-        self._start_next()
-
-    def _start_next(self) -> None:
-        if self._remaining <= 0:
-            self._pending = None
-            return
-        loop = asyncio.get_running_loop()
-        size = min(CHUNK_SIZE, self._remaining)
-        self._pending = loop.run_in_executor(self._readers, self._body.read, size)
-
-    async def next_chunk(self) -> bytes | None:
-        """The next chunk (the read after it already started), or None at the end."""
-        if self._pending is None:
-            return None
-        with _translated():
-            # Shielded: a cancelled consumer must not orphan the read; settle() waits for it.
-            chunk = await asyncio.shield(self._pending)
-        if not chunk:
-            raise StorageUnavailable("The footage store ended the clip early.")
-        self._remaining -= len(chunk)
-        self._start_next()
-        return chunk
-
-    async def settle(self) -> None:
-        """Wait for a read still in flight, so the body is never closed under it."""
-        if self._pending is not None and not self._pending.done():
-            with suppress(Exception):
-                await self._pending
-
-
-@dataclass(frozen=True, slots=True)
-class S3Clip:
-    """One object as HeadObject saw it (OpenClip); it holds no connection between reads."""
-
-    storage: S3Storage
-    key: str
-    info: ObjectInfo
-
-    def read(self, start: int, end: int) -> AsyncIterator[bytes]:
-        """A ranged GET that S3 answers only while the object is still the one opened: otherwise
-        412, so the bytes never come from a replacement the headers do not describe."""
-        return self.storage.get_range(self.key, start, end, if_match=self.info.etag)
-
-    async def close(self) -> None:
-        """Nothing to release: each read closes its own response body."""

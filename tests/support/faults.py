@@ -320,9 +320,9 @@ class CountingStorage:
     stats: list[str] = field(default_factory=list)
     reads: list[tuple[str, int, int]] = field(default_factory=list)
 
-    async def open(self, clip: ClipRef) -> OpenClip:
+    async def open(self, clip: ClipRef, *, whole: bool = False) -> OpenClip:
         self.stats.append(clip.key)
-        return CountedClip(await self.inner.open(clip), clip.key, self.reads)
+        return CountedClip(await self.inner.open(clip, whole=whole), clip.key, self.reads)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -13,6 +13,7 @@ when it no longer does (gateway/streamguard.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from gateway.errors import GatewayError, StorageUnavailable
 from gateway.ranges import ByteRange
 from gateway.storage.base import ObjectInfo
 from gateway.types import ClipRef
+from gateway.zerocopy import ZEROCOPY_SEND, SupportsFileno, ZeroCopyFailed, zerocopy_message
 
 ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
 """Opens a stream of bytes start..end inclusive, e.g. an opened clip's `read` (OpenClip)."""
@@ -166,8 +168,10 @@ def footage_response(
     clip_id: str | None = None,
     headers: Mapping[str, str] | None = None,
     recheck: Recheck | None = None,
+    file: SupportsFileno | None = None,
 ) -> FootageStream:
-    """A FootageStream; the Content-Type is `content_type`, else guessed from `clip_id`."""
+    """A FootageStream; the Content-Type is `content_type`, else guessed from `clip_id`.
+    `file`, when the clip is a local file, lets the server send it by sendfile."""
     return FootageStream(
         method=method,
         info=info,
@@ -178,6 +182,7 @@ def footage_response(
         content_type=content_type or content_type_for(clip_id or ""),
         headers=headers,
         recheck=recheck,
+        file=file,
     )
 
 
@@ -212,6 +217,7 @@ class FootageStream(Response):
         content_type: str = DEFAULT_CONTENT_TYPE,
         headers: Mapping[str, str] | None = None,
         recheck: Recheck | None = None,
+        file: SupportsFileno | None = None,
     ) -> None:
         self.status_code = 200 if byte_range is None else 206
         self.background = None
@@ -223,12 +229,15 @@ class FootageStream(Response):
         self.on_complete = on_complete
         self.release = release
         self.recheck = recheck
+        self.file = file
         self.init_headers(footage_headers(info, byte_range, content_type, headers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         progress = _Progress()
         try:
-            await self._respond(receive, send, progress)
+            # The bytes after the first chunk leave by sendfile where the server offers it.
+            zero_copy = ZEROCOPY_SEND in scope.get("extensions", {})
+            await self._respond(receive, send, progress, self.file if zero_copy else None)
         finally:
             # Shielded: a cancelled request must still close its source and leave its
             # access.complete event.
@@ -251,7 +260,9 @@ class FootageStream(Response):
             # Headers may be out already; raising now could only break the connection.
             log.exception("footage.on_complete_failed", bytes_sent=progress.sent)
 
-    async def _respond(self, receive: Receive, send: Send, progress: _Progress) -> None:
+    async def _respond(
+        self, receive: Receive, send: Send, progress: _Progress, file: SupportsFileno | None
+    ) -> None:
         if self.method == "HEAD" or self.length == 0:
             await self._send_headers_only(send, progress)
             return
@@ -261,7 +272,7 @@ class FootageStream(Response):
             if len(first) >= self.length:
                 await self._send_whole(first, send, progress)
             else:
-                await self._stream(first, chunks, receive, send, progress)
+                await self._stream(first, chunks, receive, send, progress, file)
         finally:
             with anyio.CancelScope(shield=True):
                 await _aclose(chunks)
@@ -311,6 +322,7 @@ class FootageStream(Response):
         receive: Receive,
         send: Send,
         progress: _Progress,
+        file: SupportsFileno | None,
     ) -> None:
         """Send every chunk, stopping early when the client disconnects or storage fails."""
         async with anyio.create_task_group() as group:
@@ -318,37 +330,74 @@ class FootageStream(Response):
             # so the disconnect is only seen as an `http.disconnect` on receive (as in starlette's
             # StreamingResponse): watch for it and cancel the pump.
             group.start_soon(_watch_disconnect, receive, group.cancel_scope)
-            await self._pump(first, chunks, send, progress)
+            await self._pump(first, chunks, send, progress, file)
             group.cancel_scope.cancel()
 
     async def _pump(
-        self, first: bytes, chunks: AsyncIterator[bytes], send: Send, progress: _Progress
+        self,
+        first: bytes,
+        chunks: AsyncIterator[bytes],
+        send: Send,
+        progress: _Progress,
+        file: SupportsFileno | None,
     ) -> None:
         # Every failure is caught here, inside the task group, so none is wrapped in an
         # ExceptionGroup and none escapes after headers are sent.
         try:
             await self._send_start(send)
-            chunk = first
-            while True:
-                remaining = self.length - progress.sent
-                if len(chunk) > remaining:
-                    chunk = chunk[:remaining]  # never send more than Content-Length promised
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                progress.sent += len(chunk)
-                if progress.sent >= self.length:
-                    break
+            await self._send_chunk(first, send, progress)
+            pieces = _Slices()
+            while progress.sent < self.length:
                 # A server that drops sends after a disconnect and a source that never blocks
                 # would otherwise never yield, and the disconnect watcher would never run.
                 await anyio.lowlevel.checkpoint()
                 if self.recheck is not None and not await self.recheck():
                     return  # the permission ended: stop short, as a failed store does
-                chunk = await _next_chunk(chunks)
+                if file is None:
+                    await self._send_chunk(await _next_chunk(chunks), send, progress)
+                    continue
+                count = min(pieces.size, self.length - progress.sent)
+                started = time.perf_counter()
+                try:
+                    await send(zerocopy_message(file, self.start + progress.sent, count))
+                except ZeroCopyFailed as exc:
+                    progress.sent += exc.sent
+                    raise
+                progress.sent += count
+                pieces.took(time.perf_counter() - started)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             progress.completed = True
         except (OSError, ClientDisconnect):
             pass  # ASGI spec 2.4 servers raise from send when the client is gone
         except Exception:
             log.warning("footage.stream_failed", bytes_sent=progress.sent, exc_info=True)
+
+    async def _send_chunk(self, chunk: bytes, send: Send, progress: _Progress) -> None:
+        remaining = self.length - progress.sent
+        if len(chunk) > remaining:
+            chunk = chunk[:remaining]  # never send more than Content-Length promised
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        progress.sent += len(chunk)
+
+
+class _Slices:
+    """How much of a clip each zero-copy send asks for: about a tenth of a second's worth.
+
+    Permission is rechecked between slices, so a slow client's slices stay small (a revoked
+    grant stops it soon), and a fast one's grow, so its cost per byte stays nginx's.
+    """
+
+    SMALLEST = 1024 * 1024
+    LARGEST = 16 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self.size = self.SMALLEST
+
+    def took(self, seconds: float) -> None:
+        if seconds < 0.05:
+            self.size = min(self.size * 2, self.LARGEST)
+        elif seconds > 0.2:
+            self.size = max(self.size // 2, self.SMALLEST)
 
 
 async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes:

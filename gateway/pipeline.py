@@ -61,6 +61,7 @@ from gateway.types import (
     Zone,
     clip_recorded_at,
 )
+from gateway.zerocopy import SupportsFileno
 
 log = structlog.get_logger("gateway.pipeline")
 
@@ -207,6 +208,7 @@ class FootageFlow:
                 headers=headers,
                 on_complete=on_complete,
                 recheck=guard.still_allowed,
+                file=opened if isinstance(opened, SupportsFileno) else None,
             )
             return response
         finally:

@@ -8,6 +8,9 @@ a head not complete within `header_timeout` of the request's start (or of the co
 or of the previous response's end on a kept-alive connection) is refused 408, and in both
 cases the connection is closed. The deadline is not reset by each byte that drips in, which
 is what a slowloris counts on.
+
+It also serves the ASGI zero-copy send extension (gateway/zerocopy.py): a large clip leaves by
+sendfile, as nginx sends it, instead of through Python's buffers.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.zerocopy import advertise, serve_zerocopy
 
 log = structlog.get_logger("gateway.server")
 
@@ -67,7 +72,11 @@ class BoundedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head = None
         self._disarm()
+        advertise(self.scope, self.transport)  # type: ignore[arg-type]
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:
+            serve_zerocopy(self.cycle)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

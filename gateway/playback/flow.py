@@ -49,6 +49,7 @@ from gateway.playback.tokens import new_session_id, new_token, token_hash, well_
 from gateway.ranges import ByteRange
 from gateway.storage.base import OpenClip
 from gateway.types import ClipRef, Decision, Principal, format_ts
+from gateway.zerocopy import SupportsFileno
 
 log = structlog.get_logger("gateway.playback")
 
@@ -322,6 +323,7 @@ class PlaybackFlow:
             headers=headers,
             on_complete=on_complete,
             recheck=still_live,
+            file=opened if isinstance(opened, SupportsFileno) else None,
         )
 
     def _note(

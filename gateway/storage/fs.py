@@ -309,6 +309,12 @@ class FileClip:
             position += len(chunk)
             yield chunk
 
+    def fileno(self) -> int:
+        """The open file's descriptor, for sendfile (gateway/zerocopy.py, which dups it)."""
+        if not self._release.alive:  # the number may already belong to another file
+            raise StorageUnavailable("The clip was closed while it was being read.")
+        return self._fd
+
     async def close(self) -> None:
         """Close the fd (once; later calls do nothing)."""
         with suppress(OSError):  # nothing was written through it: a failed close loses nothing

@@ -33,6 +33,7 @@ from gateway.app import create_app
 from gateway.cameras import CameraStore
 from gateway.db import create_db_engine
 from gateway.devkeys import DEV_KID
+from gateway.server import Limits, server_config
 from gateway.services import Services
 from gateway.settings import Settings, load_settings
 from gateway.storage import open_seeder
@@ -45,18 +46,12 @@ T = TypeVar("T")
 class LiveServer:
     """uvicorn serving an app in a thread; `url` is known once it listens."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            # As gateway/server.py: X-Forwarded-For only through FOOTGW_TRUSTED_PROXIES (uvicorn
-            # would otherwise believe it from 127.0.0.1, where every test client is).
-            proxy_headers=False,
-        )
+    def __init__(self, app: ASGIApp, limits: Limits | None = None) -> None:
+        # The production configuration (gateway/server.py): its protocol, with the head limits
+        # and zero-copy sends, and X-Forwarded-For believed only through FOOTGW_TRUSTED_PROXIES
+        # (uvicorn would otherwise believe it from 127.0.0.1, where every test client is).
+        self.config = server_config(app, "127.0.0.1", 0, limits)
+        self.config.lifespan = "on"
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = ""
@@ -220,10 +215,11 @@ class Live:
         self.close()
 
 
-def start_live(env: GatewayEnv) -> Live:
+def start_live(env: GatewayEnv, limits: Limits | None = None) -> Live:
+    """The gateway on a real socket; `limits` replaces the server's own (gateway/server.py)."""
     app = create_app(env.settings)
     state = hold_lifespan_state(app)
-    server = LiveServer(app).start()
+    server = LiveServer(app, limits).start()
     return Live(env, server, httpx.Client(base_url=server.url, timeout=30.0), state)
 
 

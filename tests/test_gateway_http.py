@@ -178,7 +178,8 @@ RANGE_TABLE = [
     ("items=0-10", 200, None),
     ("bytes=0-1,5-9", 200, None),
     (f"bytes={SIZE}-,{SIZE + 5}-", 416, None),
-    ("bytes=0-1," * 2000 + "0-1", 200, None),
+    # Longer than the parser reads (4 KiB) yet inside the server's 16 KiB head limit.
+    ("bytes=0-1," * 500 + "0-1", 200, None),
 ]
 
 

@@ -55,15 +55,20 @@ export async function render(root, { session }) {
   const sent = () => renderMine(mine, session.claims.sub);
   const open = (grant, customerId, cameraId) =>
     openFootage(footage, grant, customerId, cameraId, sent);
+  // Built once, kept across refreshes: what someone is typing survives the grants reloading.
+  const lookup = lookupForm(open);
+  let ask = blankAsk(sent);
   const refresh = async (close = false) => {
     if (close) {
       const slot = footage.querySelector(".player-slot");
       if (slot) await stop(slot);
       footage.replaceChildren();
       footage.hidden = true;
+      ask = blankAsk(sent); // a half-written request carried the old purpose's ticket
     }
     renderPurpose(purpose, session, refresh);
-    await renderGrants(grants, open, sent);
+    lookup.querySelector("button[type=submit]").disabled = !declared;
+    await renderGrants(grants, open, lookup, ask);
     await sent();
   };
   root.append(
@@ -143,7 +148,7 @@ function renderPurpose(box, session, changed) {
   );
 }
 
-async function renderGrants(box, open, sent) {
+async function renderGrants(box, open, lookup, ask) {
   const title = h("h2", { id: "desk-grants-title", text: "Grants addressed to you" });
   let list;
   try {
@@ -177,8 +182,8 @@ async function renderGrants(box, open, sent) {
     active.length
       ? table("Active grants addressed to you or your roles", columns, active)
       : h("p", { class: "empty", text: "No active grant names you or your roles." }),
-    lookupForm(open),
-    blankAsk(sent),
+    lookup,
+    ask,
   );
 }
 
@@ -220,10 +225,11 @@ function lookupForm(open) {
     { class: "inline-form lookup", "aria-label": "Open a camera by id" },
     field("Customer", customer),
     field("Camera", camera),
-    h("button", { type: "submit", class: "secondary", text: "Open camera", disabled: !declared }),
+    h("button", { type: "submit", class: "secondary", text: "Open camera", disabled: true }),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    if (!declared) return;
     open(null, customer.value.trim(), camera.value.trim());
   });
   return form;

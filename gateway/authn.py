@@ -34,13 +34,12 @@ from gateway.jwtkeys import (
     verification_key,
 )
 from gateway.settings import ASYMMETRIC_ALGORITHMS, Settings
-from gateway.types import Principal, is_valid_id
+from gateway.types import Principal, is_valid_id, is_valid_sub
 
 log = structlog.get_logger(__name__)
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_LEEWAY_SECONDS = 30.0
-MAX_SUB_LENGTH = 256
 # Header parameters that tell the verifier where to find a key (RFC 7515 §4.1.2-4.1.6): trusting
 # them lets the token choose its own key. `crit` names extensions we would have to understand,
 # and we understand none, so RFC 7515 §4.1.11 says reject.
@@ -98,7 +97,7 @@ def principal_from_claims(
     FOOTGW_OIDC_CUSTOMER_CLAIM; `roles` and `customer_id` unless set).
     """
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB_LENGTH or not sub.isprintable():
+    if not is_valid_sub(sub):
         _refuse("sub missing or malformed")
     _, roles = claim_at(claims, roles_claim)
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):

@@ -57,19 +57,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _group(sub: Subparsers, config: argparse.ArgumentParser, name: str, help: str) -> Subparsers:
+    """A two-word command's first word (`audit verify`): --config may follow either word."""
+    return sub.add_parser(name, parents=[config], help=help).add_subparsers(metavar="command")
+
+
 def _add_maintenance(sub: Subparsers, config: argparse.ArgumentParser) -> None:
-    retention = sub.add_parser("retention", help="footage past retention").add_subparsers(
-        metavar="command"
-    )
+    retention = _group(sub, config, "retention", "footage past retention")
     enforce = retention.add_parser(
         "enforce", parents=[config], help="list footage past FOOTGW_RETENTION_DAYS"
     )
     enforce.add_argument("--apply", action="store_true", help="delete it too (audited)")
     enforce.set_defaults(func=_retention_enforce)
 
-    storage = sub.add_parser("storage", help="inspect the footage store").add_subparsers(
-        metavar="command"
-    )
+    storage = _group(sub, config, "storage", "inspect the footage store")
     storage.add_parser(
         "check",
         parents=[config],
@@ -135,7 +136,9 @@ def _add_token(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     token = sub.add_parser(
         "token", parents=[config], help="mint a token (dev mode, or with --private-key)"
     )
-    token.add_argument("--sub", required=True, help="the principal: a user or staff id")
+    token.add_argument(
+        "--sub", required=True, type=_principal_id, help="the principal: a user or staff id"
+    )
     token.add_argument(
         "--role",
         action="append",
@@ -167,6 +170,13 @@ def _worker_count(raw: str) -> int:
     return value
 
 
+def _principal_id(raw: str) -> str:
+    """A sub the gateway would accept: not blank (authn.py refuses a token whose sub is)."""
+    if not raw.strip():
+        raise argparse.ArgumentTypeError("expected a user or staff id, got a blank one")
+    return raw
+
+
 def _positive_int(raw: str) -> int:
     """A whole number of seconds above zero (argparse reports anything else as a usage error)."""
     try:
@@ -179,9 +189,7 @@ def _positive_int(raw: str) -> int:
 
 
 def _add_audit(sub: Subparsers, config: argparse.ArgumentParser) -> None:
-    audit = sub.add_parser("audit", help="verify or export the audit log").add_subparsers(
-        metavar="command"
-    )
+    audit = _group(sub, config, "audit", "verify or export the audit log")
     audit.add_parser(
         "verify", parents=[config], help="exit 0 if the chain is intact, 1 if not"
     ).set_defaults(func=_audit_verify)
@@ -193,7 +201,7 @@ def _add_audit(sub: Subparsers, config: argparse.ArgumentParser) -> None:
 def _add_policy(sub: Subparsers, config: argparse.ArgumentParser) -> None:
     from gateway.types import Action, Purpose, Role, Zone
 
-    policy = sub.add_parser("policy", help="ask the policy").add_subparsers(metavar="command")
+    policy = _group(sub, config, "policy", "ask the policy")
     check = policy.add_parser(
         "check", parents=[config], help="print allow or deny, and the rule that decided"
     )

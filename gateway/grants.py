@@ -33,6 +33,7 @@ from gateway.types import (
     Zone,
     format_ts,
     is_valid_id,
+    is_valid_sub,
     parse_input_ts,
     parse_ts,
 )
@@ -195,7 +196,7 @@ def _grantee(value: Any) -> str:
         if role not in Role._value2member_map_ or role == Role.CUSTOMER:
             raise BadRequest("grantee names an unknown staff role.")
         return value
-    if not isinstance(value, str) or not 1 <= len(value) <= 256 or not value.isprintable():
+    if not is_valid_sub(value):
         raise BadRequest("grantee must be a principal (sub) or role:<role>.")
     return value
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TypeGuard
 
 
 class Role(StrEnum):
@@ -140,6 +141,20 @@ CLIP_ID_PATTERN = re.compile(
 )
 MAX_ID_LENGTH = 64
 RECORDED_AT_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+MAX_SUB_LENGTH = 256
+
+
+def is_valid_sub(value: object) -> TypeGuard[str]:
+    """True for a principal's `sub` of the contract's shape: 1 to 256 printable characters,
+    not all spaces (a blank sub is no one a grant, flag or suspension could legibly name)."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_SUB_LENGTH
+        and value.isprintable()
+        and bool(value.strip())
+    )
 
 
 def is_valid_id(value: str) -> bool:

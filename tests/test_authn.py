@@ -190,6 +190,7 @@ def _attacks(key: Keypair) -> dict[str, str]:
         "roles missing": bearer(sign(good(roles=None), key)),
         "sub missing": bearer(sign(good(sub=None), key)),
         "sub empty": bearer(sign(good(sub=""), key)),
+        "sub blank": bearer(sign(good(sub="   "), key)),
         "sub a number": bearer(sign(good(sub=42), key)),
         "sub too long": bearer(sign(good(sub="s" * 257), key)),
         "sub with a newline": bearer(sign(good(sub="alice\nadmin"), key)),

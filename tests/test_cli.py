@@ -257,6 +257,19 @@ def test_config_after_a_nested_command_too(tmp_path):
     assert missing.returncode == 2 and "FOOTGW_RETENTION_DAYS" in missing.stderr
 
 
+def test_config_between_the_words_of_a_nested_command(tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text("retention_days = 30\ndev_mode = true\n")
+    env = {"FOOTGW_DATA_DIR": str(tmp_path)}
+    result = run("retention", "--config", str(config), "enforce", env=env)
+    assert result.returncode == 0, result.stderr
+    # A later --config wins over an earlier one, wherever each stands.
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    later = run("retention", "--config", str(config), "enforce", "--config", str(empty), env=env)
+    assert later.returncode == 2 and "FOOTGW_RETENTION_DAYS" in later.stderr
+
+
 def _every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     yield parser
     for action in parser._actions:
@@ -334,6 +347,14 @@ def test_token_refuses_a_ttl_that_is_not_a_positive_number_as_a_usage_error(tmp_
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "--ttl: expected a positive number of seconds" in result.stderr
+
+
+@pytest.mark.parametrize("sub", ["", "   "])
+def test_token_refuses_a_blank_sub_as_a_usage_error(tmp_path, sub):
+    env = {"FOOTGW_DATA_DIR": str(tmp_path), "FOOTGW_DEV_MODE": "1"}
+    result = run("token", "--sub", sub, "--role", "legal", env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--sub: expected a user or staff id" in result.stderr
 
 
 def test_token_without_dev_mode_names_the_other_way_to_sign(tmp_path):

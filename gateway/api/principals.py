@@ -13,9 +13,7 @@ from starlette.routing import Route
 from gateway.api.access import requires
 from gateway.api.common import admin_event, commit, json_body, services
 from gateway.errors import BadRequest
-from gateway.types import EventType, Principal, PrincipalState
-
-MAX_SUB = 256
+from gateway.types import EventType, Principal, PrincipalState, is_valid_sub
 
 
 @requires("principals.manage")
@@ -68,7 +66,7 @@ async def get_principal(request: Request, _analyst: Principal) -> Response:
 
 def _sub(request: Request) -> str:
     sub = request.path_params["sub"]
-    if not 1 <= len(sub) <= MAX_SUB or not sub.isprintable():
+    if not is_valid_sub(sub):
         raise BadRequest("Malformed principal.")
     return str(sub)
 

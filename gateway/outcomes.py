@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from gateway.audit.companions import Companion
 from gateway.audit.events import Event, new_event
 from gateway.audit.log import AuditLog
 from gateway.calls import FootageCall, call_detail, call_fields
@@ -50,8 +51,14 @@ class Recorder:
     observers: Sequence[Observer] = ()
     notices: ViewNotices | None = None  # the customer notifications a view causes (§14)
 
-    async def decision(self, call: FootageCall, outcome: Outcome) -> Event:
-        """Write the one access.decision event for this request, then tell the observers."""
+    async def decision(
+        self, call: FootageCall, outcome: Outcome, companions: Sequence[Companion] = ()
+    ) -> Event:
+        """Write the one access.decision event for this request, then tell the observers.
+
+        `companions` are rows that stand iff the decision does (a playback's session row):
+        they commit in its transaction (gateway/audit/companions.py).
+        """
         decision = outcome.decision
         event = new_event(
             EventType.ACCESS_DECISION,
@@ -69,10 +76,11 @@ class Recorder:
             },
         )
         # The notifications this view causes commit in the same batch as its decision.
-        rows = self.notices.rows(event) if self.notices is not None else ()
+        notices = self.notices.rows(event) if self.notices is not None else ()
+        rows = [*companions, *notices]
         committed = await self.audit.append(event, rows)  # AuditUnavailable → 503, nothing served
-        if rows and self.notices is not None:
-            self.notices.remember(rows)
+        if notices and self.notices is not None:
+            self.notices.remember(notices)
         self.metrics.decision_committed(committed["decision"], decision.reason)
         for observer in self.observers:
             try:

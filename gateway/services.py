@@ -26,7 +26,7 @@ from gateway.authn import Authenticator
 from gateway.authz import Authorizer, PolicyEngine
 from gateway.cameras import CameraStore
 from gateway.cluster import Cluster
-from gateway.db import create_db_engine, create_relaxed_engine
+from gateway.db import create_db_engine, create_relaxed_engine, notifications
 from gateway.detection.detector import Detector
 from gateway.detection.wiring import build_detector
 from gateway.facts import FactsReader
@@ -160,7 +160,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     playback = build_playback(settings, engine, create_relaxed_engine(engine), flow, audit, grants)
     outbox = OutboxStore(engine)
     deliverer = build_deliverer(settings, outbox, audit, metrics, detector)
-    audit.on_companions(deliverer.kick)  # a batch carried notifications: post them now
+    audit.on_companions(notifications.name, deliverer.kick)  # post a batch's notifications now
     cluster = Cluster.build(
         settings, engine, policy, record=audit.append, registry=metrics.registry
     )

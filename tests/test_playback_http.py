@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from gateway.db import create_db_engine
 from gateway.types import Zone
+from tests.support.server import make_env, start_live
 
 CLIP = "20261127T101500Z.mp4"
 DATA = bytes(range(256)) * 100
@@ -93,3 +96,55 @@ def test_an_open_stream_stops_when_its_session_is_ended(home):
             for chunk in chunks:
                 received += len(chunk)
     assert received < 32 << 20
+
+
+@pytest.fixture
+def own_live(tmp_path):
+    env = make_env(tmp_path)
+    env.set_zone("c1", "front", Zone.OUTDOOR)
+    env.put_clip("c1", "front", CLIP, DATA)
+    with start_live(env) as running:
+        yield running
+
+
+def _sessions(engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(SESSIONS_SQL))]
+
+
+SESSIONS_SQL = "SELECT request_id, state FROM playback_sessions ORDER BY started_at"
+
+
+def test_a_start_whose_decision_cannot_be_written_leaves_no_session(own_live):
+    """The session row commits in its decision's transaction: no decision, no session at all
+    (not even a voided one), and a token never handed out."""
+    engine = create_db_engine(own_live.env.settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        refused = start(own_live, alice(own_live))
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "audit_unavailable"
+        assert "url" not in refused.json()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    try:
+        assert _sessions(engine) == []
+        started = start(own_live, alice(own_live))
+        assert started.status_code == 201
+        assert own_live.client.get(started.json()["url"]).content == DATA
+        (request_id, state), *rest = _sessions(engine)
+        assert rest == [] and state == "live"
+        assert request_id == started.headers["x-request-id"]
+        with engine.connect() as conn:  # the row stands beside the allowed decision that made it
+            decisions = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM audit_events WHERE request_id = :r "
+                    "AND type = 'access.decision' AND decision = 'allow'"
+                ),
+                {"r": request_id},
+            ).scalar_one()
+        assert decisions == 1
+    finally:
+        engine.dispose()

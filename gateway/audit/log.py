@@ -65,16 +65,16 @@ class AuditLog:
         self._hooks: list[CommitHook] = []
         self._committed: deque[list[Event]] = deque()  # batches whose hooks have yet to run
         self._hook_runner: asyncio.Task[None] | None = None
-        self._companion_hooks: list[Callable[[], None]] = []
+        self._companion_hooks: list[tuple[str, Callable[[], None]]] = []
         self._closing = False
 
     def on_commit(self, hook: CommitHook) -> None:
         """Call hook with each committed batch (checkpoints); its failures are logged only."""
         self._hooks.append(hook)
 
-    def on_companions(self, hook: Callable[[], None]) -> None:
-        """Call hook() (on the loop) after a batch that carried companion rows committed."""
-        self._companion_hooks.append(hook)
+    def on_companions(self, table: str, hook: Callable[[], None]) -> None:
+        """Call hook() (on the loop) after a batch that carried rows of `table` committed."""
+        self._companion_hooks.append((table, hook))
 
     async def append(self, event: Event, companions: Sequence[Companion] = ()) -> Event:
         """Commit one event durably and return it sealed; AuditUnavailable if that fails.
@@ -248,10 +248,12 @@ class AuditLog:
         for (_, future, _, _), sealed in zip(waiters, result, strict=True):
             if not future.done():
                 future.set_result(sealed)
-        if any(companions for _, _, _, companions in waiters):
-            for wake in self._companion_hooks:
-                with contextlib.suppress(Exception):  # a wake-up call never fails a commit
-                    wake()
+        if self._companion_hooks and any(companions for _, _, _, companions in waiters):
+            tables = {row.table for _, _, _, companions in waiters for row in companions}
+            for table, wake in self._companion_hooks:
+                if table in tables:
+                    with contextlib.suppress(Exception):  # a wake-up call never fails a commit
+                        wake()
         if hooks and self._hooks:
             self._committed.append(result)
             if self._hook_runner is None or self._hook_runner.done():

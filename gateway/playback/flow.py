@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -44,7 +43,15 @@ from gateway.playback.ending import PLAYBACK_ACTION, Ender
 from gateway.playback.liveness import Liveness
 from gateway.playback.reaper import Reaper
 from gateway.playback.recorder import PlayLog
-from gateway.playback.store import LIVE, VOID, PlayRecord, Session, SessionStore, Standing
+from gateway.playback.store import (
+    LIVE,
+    VOID,
+    PlayRecord,
+    Session,
+    SessionStore,
+    Standing,
+    session_row,
+)
 from gateway.playback.tokens import new_session_id, new_token, token_hash, well_formed
 from gateway.ranges import ByteRange
 from gateway.storage.base import OpenClip
@@ -100,10 +107,9 @@ class PlaybackFlow:
     async def start(self, call: FootageCall) -> tuple[dict[str, Any], dict[str, str]]:
         """Start a session on the clip `call` names; the 201 body and its headers.
 
-        The session row (no fsync waited on) and the decision (durable) are written at once,
-        so a start waits for one commit, not two. Should the row fail where the decision
-        landed, the log says a playback was allowed that never started: it over-reports and
-        never hides. Should the decision fail, the row is voided: its token was never given.
+        The session row commits in the transaction of the allowed decision (a companion row,
+        gateway/audit/companions.py): the session exists iff the log shows the view, and a start
+        waits for one commit. A token is only given once both are durable.
         """
         call = replace(call, event_action=PLAYBACK_ACTION)
         principal = await self.flow.identify(call)  # a 401 is audited there
@@ -114,32 +120,21 @@ class PlaybackFlow:
             raise error_for(outcome, headers, call)  # a no_grant says how to ask (§13)
         token = new_token()
         session = self._session(call, principal, clip, size, outcome.decision, token)
-        creating = spawn(self.playlog.create(session))  # batched with others
-        grant = spawn(self._grant_of(session))
+        grant = spawn(self._grant_of(session))  # read while the decision commits
         try:
-            event = await self.flow.recorder.decision(call, outcome)
+            event = await self.flow.recorder.decision(call, outcome, (session_row(session),))
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._void(session, creating, grant)
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await grant
             raise
         headers = {"X-Audit-Event-ID": event["event_id"], **PLAY_HEADERS}
         try:
-            await creating
             granted = await grant
-        except Exception as exc:
+        except Exception as exc:  # the session idles out unused: its token was never given
             log.error("playback_not_started", error=repr(exc), session_id=session.session_id)
             message = "The playback session could not be started."
             raise GatewayError(message, headers=headers) from exc
         return self._started(session, token, granted), headers
-
-    async def _void(
-        self, session: Session, creating: asyncio.Future[None], grant: asyncio.Future[Any]
-    ) -> None:
-        with contextlib.suppress(Exception):
-            await grant
-        with contextlib.suppress(Exception):
-            await creating
-            await anyio.to_thread.run_sync(self.store.void, session.session_id)
 
     async def _grant_of(self, session: Session) -> dict[str, str] | None:
         if session.grant_id is None:

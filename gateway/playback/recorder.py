@@ -6,9 +6,10 @@ writer task commits whatever has queued since its last commit, in one transactio
 relaxed engine (gateway/db.py create_relaxed_engine). The writer lingers LINGER_SECONDS after
 the first request of a batch, so under load a commit carries the requests of that whole
 moment (a player's range requests come by the dozen) instead of the few queued since the last
-commit: one transaction a request would cost more than the request itself. A new session does
-not linger: its start waits for the commit. `flush` waits for everything queued so far (a
-session about to end sums up its requests; shutdown).
+commit: one transaction a request would cost more than the request itself. (A new session's
+row is not written here: it commits with its start's access.decision, playback/flow.py.)
+`flush` waits for everything queued so far (a session about to end sums up its requests;
+shutdown).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import anyio.to_thread
 import structlog
 
 from gateway.background import spawn
-from gateway.playback.store import PlayRecord, Session, SessionStore
+from gateway.playback.store import PlayRecord, SessionStore
 
 log = structlog.get_logger("gateway.playback")
 
@@ -29,14 +30,13 @@ LINGER_SECONDS = 0.05  # how long a batch of play requests gathers before it is 
 
 
 class PlayLog:
-    """Queues PlayRecords (and new sessions) and writes them in batches (module docstring)."""
+    """Queues PlayRecords and writes them in batches (module docstring)."""
 
     def __init__(self, store: SessionStore) -> None:
         self.store = store
         self._pending: list[PlayRecord] = []
-        self._starting: list[tuple[Session, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()  # a start (or the close) waits: write without lingering
+        self._urgent = asyncio.Event()  # the close waits: write without lingering
         self._lock = asyncio.Lock()  # one batch in the database at a time, in order
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -47,18 +47,6 @@ class PlayLog:
         self._pending.append(record)
         self._start_writer()
 
-    async def create(self, session: Session) -> None:
-        """Write a new session with the next batch, and wait for that batch's commit.
-
-        Starts share commits this way: one transaction each would queue for the database's
-        write lock behind one another (SQLite's busy handler sleeps while it waits).
-        """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._starting.append((session, future))
-        self._start_writer()
-        self._urgent.set()
-        await future
-
     def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = spawn(self._write_loop(), name="playback-recorder")
@@ -67,12 +55,10 @@ class PlayLog:
     async def flush(self) -> None:
         """Write everything queued so far, and wait for it."""
         async with self._lock:
-            while self._pending or self._starting:
+            while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
-                starting = self._starting[:MAX_BATCH]
-                del self._starting[:MAX_BATCH]
-                await self._write(batch, starting)
+                await self._write(batch)
 
     async def _write_loop(self) -> None:
         while not self._closing:
@@ -84,22 +70,12 @@ class PlayLog:
             self._urgent.clear()
             await self.flush()
 
-    async def _write(
-        self, batch: list[PlayRecord], starting: list[tuple[Session, asyncio.Future[None]]]
-    ) -> None:
-        sessions = [session for session, _ in starting]
+    async def _write(self, batch: list[PlayRecord]) -> None:
         try:
-            await anyio.to_thread.run_sync(self.store.record, batch, sessions)
+            await anyio.to_thread.run_sync(self.store.record, batch)
         except Exception as exc:  # the requests were answered: say loudly what was not kept
             self.lost += len(batch)
             log.error("playback_requests_not_recorded", requests=len(batch), error=str(exc))
-            for _, future in starting:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for _, future in starting:
-            if not future.done():
-                future.set_result(None)
 
     async def close(self) -> None:
         """Write what is queued and stop the writer."""

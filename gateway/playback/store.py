@@ -1,8 +1,9 @@
 """Playback sessions and their requests in the database (gateway/db.py has the tables).
 
-Writes that nobody waits on for durability (a new session before its decision is committed,
-the batches of requests) go through the relaxed engine (db.create_relaxed_engine); the one
-transition that is audited, `live` → `ended`, runs inside the audit event's own transaction
+A new session's row commits in its start's access.decision transaction (`session_row`, a
+companion of the audit batch). Writes that nobody waits on for durability (the batches of
+requests) go through the relaxed engine (db.create_relaxed_engine); the one transition that is
+audited, `live` → `ended`, runs inside the audit event's own transaction
 (gateway/playback/ending.py).
 """
 
@@ -17,10 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.audit.companions import Companion
 from gateway.db import grants, playback_requests, playback_sessions, principals, reading
 from gateway.errors import NotFound
 from gateway.types import ClipRef, PrincipalState, clip_recorded_at, format_ts, parse_ts
 
+# `void`: a session whose decision could not be committed, as earlier gateways marked it; a
+# start now writes its row in its decision's transaction, so no new one is made, but a database
+# may still hold some (never served: flow.py).
 LIVE, ENDED, VOID = "live", "ended", "void"
 PURGE_BATCH = 10_000  # request records deleted per sweep at most: a sweep never holds the lock long
 
@@ -124,15 +129,6 @@ class SessionStore:
         with self.relaxed.begin() as conn:
             conn.execute(playback_sessions.insert().values(**_row(session)))
 
-    def void(self, session_id: str) -> None:
-        """A session whose decision could not be committed: never handed out, never live."""
-        with self.relaxed.begin() as conn:
-            conn.execute(
-                playback_sessions.update()
-                .where(playback_sessions.c.session_id == session_id)
-                .values(state=VOID)
-            )
-
     def standing(self, token_hash: str) -> Standing | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -181,16 +177,13 @@ class SessionStore:
             rows = conn.execute(query).all()
         return {row.request_id: session_from_row(row) for row in rows}
 
-    def record(self, records: Sequence[PlayRecord], sessions: Sequence[Session] = ()) -> None:
-        """Write new sessions and a batch of requests (adding them to their sessions' figures),
-        in one commit: under load, many starts and requests share it."""
-        if not records and not sessions:
+    def record(self, records: Sequence[PlayRecord]) -> None:
+        """Write a batch of requests, adding them to their sessions' figures, in one commit:
+        under load, many sessions' requests share it."""
+        if not records:
             return
         with self.relaxed.begin() as conn:
-            if sessions:
-                conn.execute(playback_sessions.insert(), [_row(s) for s in sessions])
-            if records:
-                conn.execute(playback_requests.insert(), [_request_row(r) for r in records])
+            conn.execute(playback_requests.insert(), [_request_row(r) for r in records])
             for session_id, (count, sent, last) in _totals(records).items():
                 conn.execute(_ADD_TOTALS, {"sid": session_id, "n": count, "b": sent, "ts": last})
 
@@ -296,6 +289,11 @@ def _request_row(r: PlayRecord) -> dict[str, Any]:
         "bytes_sent": r.bytes_sent,
         "delivered_by": r.delivered_by,
     }
+
+
+def session_row(session: Session) -> Companion:
+    """The new session's row, to commit in its start's access.decision transaction."""
+    return Companion(playback_sessions.name, _row(session))
 
 
 def _row(s: Session) -> dict[str, Any]:

@@ -97,8 +97,13 @@ def serve_zerocopy(cycle: Any) -> None:
 
 
 async def _send_file(cycle: Any, message: dict[str, Any]) -> None:
+    """sendfile `message`'s slice; `message["sent"]` says how much of it left, however the send
+    ends (a cancelled one too: the turn that was running when a disconnect was seen may have
+    sent more, and the client may well read it, through our duplicate of the socket)."""
+    message["sent"] = 0
     if cycle.disconnected:
-        return  # as uvicorn's own send does: a gone client's body goes nowhere
+        # Unlike uvicorn's own send, say so: the caller counts what it sends as sent.
+        raise ZeroCopyFailed("the client disconnected", 0)
     if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding:
         raise RuntimeError("zerocopysend needs a started response with a Content-Length")
     offset, count = int(message.get("offset", 0)), int(message["count"])
@@ -116,8 +121,10 @@ async def _send_file(cycle: Any, message: dict[str, Any]) -> None:
                 sent += await anyio.to_thread.run_sync(
                     _send_turn, socket_fd, file_fd, offset + sent, count - sent, limiter=_limiter()
                 )
+                message["sent"] = sent  # before the next turn's checkpoint may raise Cancelled
         except OSError as exc:
             partial = exc.sent if isinstance(exc, ZeroCopyFailed) else 0
+            message["sent"] = sent + partial
             raise ZeroCopyFailed(str(exc), sent + partial) from exc
         finally:
             os.close(file_fd)

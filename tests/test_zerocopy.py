@@ -208,3 +208,33 @@ def test_a_turn_reports_a_file_that_ends_early(tmp_path: Path) -> None:
     with left, right, open(source, "rb") as file, pytest.raises(ZeroCopyFailed) as failed:
         zerocopy._send_turn(left.fileno(), file.fileno(), 0, 5000)
     assert failed.value.sent == 1000
+
+
+def test_a_client_that_half_closes_mid_slice_is_counted_for_every_byte_it_got(
+    seeded: Live,
+) -> None:
+    """A half-close ends the request for uvicorn (its transport closes: http.disconnect) while
+    the socket stays open through the zero-copy duplicate: what the thread sent of the slice
+    in progress reaches the client and must be in access.complete's bytes_sent."""
+    host, port = seeded.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        token = owner(seeded)["Authorization"]
+        request = (
+            f"GET /v1/footage/c1/front/{CLIP} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+        )
+        sock.sendall((request + "\r\n").encode())
+        received = bytearray()
+        while len(received) < 1536 * 1024:  # into the first zero-copy slice (after 512 KiB)
+            received += sock.recv(65536)
+        sock.shutdown(socket.SHUT_WR)  # the request's side ends; the client still reads
+        # The client stalls longer than a thread turn, so the slice cannot finish in the turn
+        # that sees the disconnect, then takes whatever the server had sent.
+        time.sleep(zerocopy.TURN_SECONDS * 2)
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert DATA.startswith(body)
+    event = wait_for_complete(seeded.env.settings.database_url, header(head, b"x-request-id"))
+    assert event["detail"]["completed"] is (len(body) == SIZE)
+    assert event["bytes_sent"] == len(body)

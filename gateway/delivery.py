@@ -361,8 +361,11 @@ class FootageStream(Response):
                 message = zerocopy_message(file, self.start + progress.sent, count)
                 done = False
                 try:
-                    await send(message)
-                    done = True
+                    # A slice that outlasts SLICE_SECONDS (the client slowed down) is cut
+                    # there, so the permission is re-checked on time whatever its size.
+                    with anyio.move_on_after(SLICE_SECONDS):
+                        await send(message)
+                        done = True
                 finally:
                     # Cancelled (the client left, the server stops) or failed, part of the
                     # slice may have left all the same: the server says how much.
@@ -381,6 +384,11 @@ class FootageStream(Response):
             chunk = chunk[:remaining]  # never send more than Content-Length promised
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         progress.sent += len(chunk)
+
+
+SLICE_SECONDS = 1.0
+"""The longest one zero-copy send may run before the stream re-checks its permission (which
+is due every RECHECK_SECONDS, gateway/streamguard.py); a cut slice goes on from where it stopped."""
 
 
 class _Slices:

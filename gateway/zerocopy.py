@@ -112,6 +112,15 @@ async def _send_file(cycle: Any, message: dict[str, Any]) -> None:
     if cycle.scope["method"] == "HEAD" or count <= 0:
         return
     await _flushed(cycle)
+    try:
+        await _send_slice(cycle, message, offset, count)
+    finally:
+        # What left, however the send ended: a caller that cancels a slow slice (to re-check
+        # its permission) goes on from where it stopped, within the same Content-Length.
+        cycle.expected_content_length -= message["sent"]
+
+
+async def _send_slice(cycle: Any, message: dict[str, Any], offset: int, count: int) -> None:
     socket_fd = os.dup(cycle.transport.get_extra_info("socket").fileno())
     try:
         file_fd = os.dup(message["file"].fileno())
@@ -130,7 +139,6 @@ async def _send_file(cycle: Any, message: dict[str, Any]) -> None:
             os.close(file_fd)
     finally:
         os.close(socket_fd)
-    cycle.expected_content_length -= count
 
 
 async def _flushed(cycle: Any) -> None:

@@ -383,3 +383,30 @@ def test_a_clip_unlinked_or_replaced_mid_send_still_sends_the_bytes_it_promised(
     assert body == DATA
     event = wait_for_complete(seeded.env.settings.database_url, header(head, b"x-request-id"))
     assert event["detail"]["completed"] is True and event["bytes_sent"] == SIZE
+
+
+@pytest.mark.anyio
+async def test_a_send_after_the_client_left_is_not_counted_as_sent(tmp_path: Path) -> None:
+    """uvicorn drops a gone client's body silently; a zero-copy send says it sent nothing, so
+    a stream between the disconnect and its watcher's cancel counts no phantom slice."""
+    source = tmp_path / "clip"
+    source.write_bytes(DATA)
+
+    class GoneCycle:  # what uvicorn's RequestResponseCycle looks like once its client left
+        disconnected = True
+        response_started = True
+        response_complete = False
+        chunked_encoding = False
+        expected_content_length = SIZE
+        scope = {"method": "GET"}
+
+        async def send(self, message: object) -> None:
+            raise AssertionError("nothing may be written for a gone client")
+
+    cycle = GoneCycle()
+    zerocopy.serve_zerocopy(cycle)
+    message = zerocopy.zerocopy_message(open(source, "rb"), 0, SIZE)  # noqa: SIM115
+    with pytest.raises(ZeroCopyFailed) as failed:
+        await cycle.send(message)
+    message["file"].close()
+    assert failed.value.sent == 0 and message["sent"] == 0

@@ -32,7 +32,7 @@ from gateway.errors import GatewayError, StorageUnavailable
 from gateway.ranges import ByteRange
 from gateway.storage.base import ObjectInfo
 from gateway.types import ClipRef
-from gateway.zerocopy import ZEROCOPY_SEND, SupportsFileno, ZeroCopyFailed, zerocopy_message
+from gateway.zerocopy import ZEROCOPY_SEND, SupportsFileno, zerocopy_message
 
 ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
 """Opens a stream of bytes start..end inclusive, e.g. an opened clip's `read` (OpenClip)."""
@@ -358,12 +358,18 @@ class FootageStream(Response):
                     continue
                 count = min(pieces.size, self.length - progress.sent)
                 started = time.perf_counter()
+                message = zerocopy_message(file, self.start + progress.sent, count)
+                done = False
                 try:
-                    await send(zerocopy_message(file, self.start + progress.sent, count))
-                except ZeroCopyFailed as exc:
-                    progress.sent += exc.sent
-                    raise
-                progress.sent += count
+                    # A slice that outlasts SLICE_SECONDS (the client slowed down) is cut
+                    # there, so the permission is re-checked on time whatever its size.
+                    with anyio.move_on_after(SLICE_SECONDS):
+                        await send(message)
+                        done = True
+                finally:
+                    # Cancelled (the client left, the server stops) or failed, part of the
+                    # slice may have left all the same: the server says how much.
+                    progress.sent += count if done else _partly_sent(message)
                 pieces.took(time.perf_counter() - started)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             progress.completed = True
@@ -378,6 +384,11 @@ class FootageStream(Response):
             chunk = chunk[:remaining]  # never send more than Content-Length promised
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         progress.sent += len(chunk)
+
+
+SLICE_SECONDS = 1.0
+"""The longest one zero-copy send may run before the stream re-checks its permission (which
+is due every RECHECK_SECONDS, gateway/streamguard.py); a cut slice goes on from where it stopped."""
 
 
 class _Slices:
@@ -398,6 +409,12 @@ class _Slices:
             self.size = min(self.size * 2, self.LARGEST)
         elif seconds > 0.2:
             self.size = max(self.size // 2, self.SMALLEST)
+
+
+def _partly_sent(message: Mapping[str, object]) -> int:
+    """The bytes a zero-copy send that did not finish got out (gateway/zerocopy.py)."""
+    sent = message.get("sent", 0)
+    return sent if isinstance(sent, int) else 0
 
 
 async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes:

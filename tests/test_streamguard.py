@@ -8,6 +8,8 @@ hand, so nothing here waits on the wall clock.
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -228,3 +230,46 @@ async def test_guard_asks_again_only_when_due_and_denies_on_error() -> None:
     assert not await guard.still_allowed()
     assert guard.ending() == {"ended_by": "recheck_failed", "reason": "error"}
     assert not await guard.still_allowed() and len(asked) == 2  # ended stays ended
+
+
+def test_a_revoked_stream_ends_within_seconds_for_a_reader_that_slows_down(
+    home: tuple[Live, Ticker],
+) -> None:
+    """The re-check runs between slices of the body; a zero-copy slice grows to 16 MiB for a
+    fast reader, and a reader that then slows to a trickle must not keep one open for minutes
+    after the revocation: the stream ends (access.complete written) within a few seconds."""
+    live, ticker = home
+    granted = grant(live)
+    alice = live.env.auth("alice", "customer", customer_id="c1")
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        lines = [f"GET {PATH} HTTP/1.1", "Host: x"]
+        lines += [f"{name}: {value}" for name, value in sam(live).items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        got = 0
+        while got < 20 * 1024 * 1024:  # fast: the slices grow to their largest
+            got += len(sock.recv(1 << 20))
+        r = live.client.delete(f"/v1/grants/{granted['grant_id']}", headers=alice)
+        assert r.status_code == 200
+        ticker.now += RECHECK_SECONDS + 0.5
+        cut = time.monotonic()
+        ended = None
+        while ended is None and time.monotonic() - cut < RECHECK_SECONDS + 1.5:
+            if not sock.recv(16 * 1024):  # a reader at about 320 KB/s
+                break
+            time.sleep(0.05)
+            ended = latest_completion(live, "sam")
+        took = time.monotonic() - cut
+    assert ended is not None, f"the revoked stream was still open {took:.1f} s after the cut"
+    assert ended["detail"]["ended_by"] == "revoked"
+
+
+def latest_completion(live: Live, principal: str) -> dict[str, Any] | None:
+    analyst = live.env.auth("ana", "security_analyst")
+    r = live.client.get(
+        "/v1/audit/events",
+        params={"type": "access.complete", "principal": principal},
+        headers=analyst,
+    )
+    events = r.json()["events"]
+    return dict(events[-1]) if events else None

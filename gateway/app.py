@@ -15,6 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway.api import routes
 from gateway.middleware import RequestContextMiddleware, error_handlers
+from gateway.playlane import PlayLane
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 from gateway.signin.cookies import SessionCookies
@@ -22,8 +23,14 @@ from gateway.signin.cookies import SessionCookies
 log = structlog.get_logger("gateway.app")
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
-    """The ASGI app. Services are built in the lifespan, never at import time (STYLE §7)."""
+def create_app(
+    settings: Settings, engine: Engine | None = None, *, play_lane: bool = True
+) -> Starlette:
+    """The ASGI app. Services are built in the lifespan, never at import time (STYLE §7).
+
+    `play_lane=False` sends play requests through the router like every other request: the
+    tests compare the two (gateway/playlane.py).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Services]]:
@@ -46,8 +53,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             await services.close()
             log.info("gateway_stopped")
 
-    # Outermost first: the request id, then a console session's cookie becomes its bearer token.
+    # Outermost first: the request id, then play requests leave for their own lane, then a
+    # console session's cookie becomes its bearer token.
     middleware = [Middleware(RequestContextMiddleware), Middleware(SessionCookies)]
+    if play_lane:
+        middleware.insert(1, Middleware(PlayLane))
     if settings.trusted_proxies:  # X-Forwarded-For only from proxies we were told to trust
         middleware.insert(
             0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))

@@ -140,6 +140,11 @@ def error_response(
 
 async def _gateway_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    return gateway_error_response(exc)
+
+
+def gateway_error_response(exc: GatewayError) -> Response:
+    """The contract's answer to a GatewayError (the app's handler; gateway/playlane.py too)."""
     headers = dict(exc.headers)
     if exc.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="footage-gateway"')

@@ -10,6 +10,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from gateway.api.access import is_customer, owns, requires
 from gateway.api.common import (
@@ -51,6 +52,56 @@ def _call(request: Request, ids: Mapping[str, str] | None = None) -> FootageCall
         if_none_match=headers.get("if-none-match"),
         if_range=headers.get("if-range"),
         client_request_id=client_request_id(request),
+    )
+
+
+# The request headers a play request reads (call_from_scope), by their raw lower-case names.
+_PLAY_HEADERS = frozenset(
+    {
+        b"x-access-purpose",
+        b"x-access-justification",
+        b"range",
+        b"user-agent",
+        b"if-match",
+        b"if-none-match",
+        b"if-range",
+    }
+)
+
+
+def call_from_scope(scope: Scope) -> FootageCall:
+    """The FootageCall `_call` makes of a play request (GET|HEAD /v1/play/{token}), read
+    straight off the ASGI scope: the lean lane's (gateway/playlane.py), with no Request or
+    Headers built. Each header is its first value, as Headers.get gives it; Authorization is
+    every value joined, as `authorization` joins them."""
+    found: dict[bytes, str] = {}
+    authorizations: list[str] = []
+    for name, value in scope["headers"]:
+        if name in _PLAY_HEADERS:
+            if name not in found:
+                found[name] = value.decode("latin-1")
+        elif name == b"authorization":
+            authorizations.append(value.decode("latin-1"))
+    state = scope.get("state", {})
+    client = scope.get("client")
+    client_request = state.get("client_request_id")
+    return FootageCall(
+        method=scope["method"],
+        action=Action.VIEW,
+        customer_id="",
+        camera_id="",
+        clip_id=None,
+        authorization=", ".join(authorizations) or None,
+        purpose=found.get(b"x-access-purpose"),
+        justification=found.get(b"x-access-justification"),
+        range_header=found.get(b"range"),
+        request_id=str(state.get("request_id", "")),
+        client_ip=client[0] if client else None,
+        user_agent=found.get(b"user-agent"),
+        if_match=found.get(b"if-match"),
+        if_none_match=found.get(b"if-none-match"),
+        if_range=found.get(b"if-range"),
+        client_request_id=str(client_request) if client_request else None,
     )
 
 

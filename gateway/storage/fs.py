@@ -39,7 +39,16 @@ from gateway.storage.base import (
     StoredObject,
     StoredVersion,
 )
-from gateway.storage.beneath import DIR_FLAGS, open_beneath, open_cached
+from gateway.storage.beneath import (
+    AT_FDCWD,
+    DIR_FLAGS,
+    RESOLVE_CACHED,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    open_beneath,
+    open_cached,
+    openat2,
+)
 from gateway.types import CameraRef, ClipRef, clip_recorded_at, is_valid_id
 
 T = TypeVar("T")
@@ -54,6 +63,11 @@ _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EXDEV, err
 # O_NOFOLLOW: the final component must not be a symlink either.
 # O_NONBLOCK: opening a FIFO planted in the tree must not hang a worker thread.
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+# still_serves' look at a path: an O_PATH descriptor (nothing opened for reading), from the
+# root's absolute real path, no symlink followed anywhere (the root has none: FileStorage
+# resolved it), and only if the kernel's caches can answer.
+_PROBE_FLAGS = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
+_PROBE_RESOLVE = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED
 # A seeded clip's temp file: created new, never through a symlink already sitting at its name.
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -167,6 +181,35 @@ class FileStorage:
         """
         fd, info = self._open_clip_cached(clip) or await self._open_clip_in_thread(clip)
         return FileClip(fd, info)
+
+    def still_serves(self, clip: ClipRef, opened: FileClip, key: FileKey) -> bool:
+        """Whether `opened` may serve the clip again, answered at once from the kernel's caches.
+
+        True only if the file is still linked (st_nlink > 0), unchanged since `key` was taken
+        (same inode, size and mtime: the same ObjectInfo), and the clip's path, resolved now
+        with no symlink followed anywhere on it, names that very file. Deleted (retention, a
+        customer's delete), replaced, rewritten or moved: False, and the caller opens the clip
+        anew, as for a first request, which answers as if nothing had been held. False too
+        whenever the kernel cannot say without the disk (RESOLVE_CACHED) or openat2 is missing.
+        """
+        try:
+            st = os.fstat(opened.fileno())
+        except (OSError, StorageUnavailable):
+            return False
+        if st.st_nlink == 0 or file_key(st) != key:
+            return False
+        path = f"{self._root_text}/{clip.customer_id}/{clip.camera_id}/{clip.clip_id}"
+        try:
+            probe = openat2(AT_FDCWD, path, _PROBE_FLAGS, _PROBE_RESOLVE)
+        except OSError:
+            return False
+        try:
+            named = os.fstat(probe)
+        except OSError:
+            return False
+        finally:
+            os.close(probe)
+        return (named.st_dev, named.st_ino) == (st.st_dev, st.st_ino)
 
     async def _open_clip_in_thread(self, clip: ClipRef) -> tuple[int, ObjectInfo]:
         # Shielded: cancelled mid-call, the fd would be opened in the thread and never closed.
@@ -317,8 +360,20 @@ class FileClip:
 
     async def close(self) -> None:
         """Close the fd (once; later calls do nothing)."""
+        self.close_now()
+
+    def close_now(self) -> None:
+        """close(), for a caller that does not await (gateway/playback/held.py)."""
         with suppress(OSError):  # nothing was written through it: a failed close loses nothing
             self._release()
+
+
+FileKey = tuple[int, int, int, int]
+"""What identifies one state of one file: device, inode, size, mtime (ns)."""
+
+
+def file_key(st: os.stat_result) -> FileKey:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _info_of(st: os.stat_result) -> ObjectInfo:

@@ -49,7 +49,7 @@ from gateway.metrics import Metrics
 from gateway.outcomes import Outcome, Recorder, denied_status, error_for, failed
 from gateway.ranges import ByteRange, parse_range
 from gateway.ratelimit import AttemptLimiter
-from gateway.storage.base import ObjectInfo, OpenClip, Presigner, Storage
+from gateway.storage.base import ObjectInfo, OpenClip, Presigner, Storage, still_stored
 from gateway.streamguard import RECHECK_SECONDS, StreamGuard, Ticker
 from gateway.types import (
     AccessRequest,
@@ -189,7 +189,7 @@ class FootageFlow:
                 # The finally below closes the clip: nginx opens the file itself.
                 return await self._accel(call, outcome, clip, opened, headers)
 
-            guard = self._guard(call, principal, clip, outcome.decision)
+            guard = self._guard(call, principal, clip, outcome.decision, opened)
 
             async def on_complete(bytes_sent: int, completed: bool) -> None:
                 ended = guard.ending()
@@ -219,16 +219,28 @@ class FootageFlow:
                     await opened.close()
 
     def _guard(
-        self, call: FootageCall, principal: Principal, clip: ClipRef, opened_by: Decision
+        self,
+        call: FootageCall,
+        principal: Principal,
+        clip: ClipRef,
+        opened_by: Decision,
+        opened: OpenClip,
     ) -> StreamGuard:
-        """The stream's permission, re-asked between chunks (gateway/streamguard.py)."""
+        """The stream's permission, re-asked between chunks (gateway/streamguard.py), and the
+        clip's own standing: deleted since it was opened, or past its retention, ends it too."""
 
         async def decide() -> Decision:
+            if not still_stored(opened):
+                return Decision.deny(CLIP_DELETED)
+            if self._expired(clip.recorded_at):
+                return Decision.deny(RETENTION_EXPIRED)
             # Not admitted again: a stream re-checked is the same look, not another one.
             decision, _zone = await self.authorize(call, principal, clip, admit=False)
             return decision
 
         async def explain(decision: Decision) -> str:
+            if decision.reason in _CLIP_ENDINGS:
+                return _CLIP_ENDINGS[decision.reason]
             if decision.reason == "principal_suspended":
                 return "suspended"
             if opened_by.grant_id is None:
@@ -400,6 +412,12 @@ def served_part(call: FootageCall, info: ObjectInfo) -> tuple[int, ByteRange | N
         byte_range = None  # the client's piece is of another version: send the whole clip
     return (206 if byte_range else 200), byte_range
 
+
+# A stream's re-check that finds the clip itself gone: the reason, and access.complete's
+# `detail.ended_by` (contract §7, "A stream whose permission ends").
+CLIP_DELETED = "clip_deleted"
+RETENTION_EXPIRED = "retention_expired"
+_CLIP_ENDINGS = {CLIP_DELETED: "deleted", RETENTION_EXPIRED: "retention"}
 
 # The `rule` of a suspended principal's denial: the principals table, not the policy, decides.
 SUSPENSION_RULE = "principal_status: suspended"

@@ -122,6 +122,39 @@ def test_revoking_the_grant_cuts_the_open_stream(home: tuple[Live, Ticker]) -> N
     assert done["bytes_sent"] < SIZE and done["grant_id"] == granted["grant_id"]
 
 
+def test_deleting_the_clip_cuts_the_open_stream(home: tuple[Live, Ticker]) -> None:
+    """An open descriptor keeps a deleted file readable: the owner's delete must still end a
+    staff member's stream of it at the next re-check, not when the clip has all been sent."""
+    live, ticker = home
+    grant(live)
+    alice = live.env.auth("alice", "customer", customer_id="c1")
+
+    def delete() -> None:
+        r = live.client.delete(PATH, headers=alice)
+        assert r.status_code == 204, r.text
+
+    got = stream_until_cut(live, sam(live), delete, ticker)
+    assert got < SIZE
+    done = completion(live, "sam")
+    assert done["detail"]["completed"] is False
+    assert done["detail"]["ended_by"] == "deleted" and done["detail"]["reason"] == "clip_deleted"
+    assert done["bytes_sent"] < SIZE
+
+
+def test_a_clip_past_its_retention_mid_stream_is_cut(home: tuple[Live, Ticker]) -> None:
+    live, ticker = home
+    grant(live)
+
+    def shorten_retention() -> None:  # as a reload with a shorter retention would
+        live.services.flow.retention_days = 1  # the clip was recorded on 27 November
+
+    got = stream_until_cut(live, sam(live), shorten_retention, ticker)
+    assert got < SIZE
+    done = completion(live, "sam")
+    assert done["detail"]["ended_by"] == "retention"
+    assert done["detail"]["reason"] == "retention_expired"
+
+
 def test_suspending_the_principal_cuts_the_open_stream(home: tuple[Live, Ticker]) -> None:
     live, ticker = home
     grant(live)
@@ -273,3 +306,26 @@ def latest_completion(live: Live, principal: str) -> dict[str, Any] | None:
     )
     events = r.json()["events"]
     return dict(events[-1]) if events else None
+
+
+def test_deleting_the_clip_cuts_an_open_playback_stream(home: tuple[Live, Ticker]) -> None:
+    """The same through a playback URL: the stream stops, and the URL answers 404 from then on."""
+    live, _ticker = home
+    alice = live.env.auth("alice", "customer", customer_id="c1")
+    body = {"customer_id": "c1", "camera_id": "front", "clip_id": CLIP}
+    url = live.client.post("/v1/playback", json=body, headers=alice).json()["url"]
+    client = httpx.Client(base_url=live.url, timeout=30.0)
+    with client, client.stream("GET", url) as r:
+        assert r.status_code == 200 and r.headers["content-length"] == str(SIZE)
+        got = 0
+        chunks = r.iter_raw(64 * 1024)
+        while got < FIRST:
+            got += len(next(chunks))
+        assert live.client.delete(PATH, headers=alice).status_code == 204
+        try:
+            for chunk in chunks:
+                got += len(chunk)
+        except httpx.RemoteProtocolError:
+            pass  # closed short of Content-Length
+    assert got < SIZE
+    assert live.client.get(url).status_code == 404

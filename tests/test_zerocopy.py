@@ -363,26 +363,39 @@ def test_two_hundred_clients_that_never_read_do_not_stall_another(seeded: Live) 
     assert took < 5.0, f"a reader behind 200 stalled ones took {took:.1f} s for {SIZE} bytes"
 
 
-def test_a_clip_unlinked_or_replaced_mid_send_still_sends_the_bytes_it_promised(
+def test_a_clip_unlinked_or_replaced_mid_send_never_sends_another_file_s_bytes(
     seeded: Live,
 ) -> None:
     """Retention (or a recorder's rename over it) removing the file under an open response:
-    the descriptor names the clip as it was opened, so every promised byte is that clip's."""
+    the descriptor names the clip as it was opened, so whatever arrives is that clip's bytes,
+    never the replacement's; and the stream either ends whole or is cut by its re-check
+    (`ended_by: deleted`, tests/test_streamguard.py), its record saying which."""
     path = seeded.env.root / "footage" / "c1" / "front" / CLIP
     host, port = seeded.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=20) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.sendall(request("GET", owner(seeded)["Authorization"]))
         received = bytearray(sock.recv(65536))
+        while b"\r\n\r\n" not in received:  # the head, whole, before the file goes
+            received += sock.recv(65536)
         replacement = path.with_name("replacement")
         replacement.write_bytes(bytes(SIZE))
         os.replace(replacement, path)
         os.unlink(path)
-        buffered = received
-        head, body = read_response(sock, buffered)
-    assert body == DATA
-    event = wait_for_complete(seeded.env.settings.database_url, header(head, b"x-request-id"))
-    assert event["detail"]["completed"] is True and event["bytes_sent"] == SIZE
+        head, _ = received.split(b"\r\n\r\n", 1)
+        request_id = header(bytes(head), b"x-request-id")
+        body = bytes(received.split(b"\r\n\r\n", 1)[1])
+        while chunk := sock.recv(1 << 20):
+            body += chunk
+            if len(body) >= SIZE:
+                break
+    assert body == DATA[: len(body)]  # the clip as opened: not one byte of the replacement
+    event = wait_for_complete(seeded.env.settings.database_url, request_id)
+    if len(body) == SIZE:
+        assert event["detail"]["completed"] is True and event["bytes_sent"] == SIZE
+    else:
+        assert event["detail"]["completed"] is False
+        assert event["detail"]["ended_by"] == "deleted"
 
 
 @pytest.mark.anyio

@@ -55,7 +55,7 @@ from gateway.playback.store import (
 )
 from gateway.playback.tokens import new_session_id, new_token, token_hash, well_formed
 from gateway.ranges import ByteRange
-from gateway.storage.base import OpenClip
+from gateway.storage.base import OpenClip, still_stored
 from gateway.types import ClipRef, Decision, Principal, format_ts
 from gateway.zerocopy import SupportsFileno
 
@@ -315,6 +315,8 @@ class PlaybackFlow:
             self._note(call, session, status, span, bytes_sent)
 
         async def still_live() -> bool:
+            if not still_stored(opened):  # deleted mid-stream: the next request is a 404
+                return False
             current = await self.liveness.standing(hashed)
             return current is not None and self.liveness.reason(current, self.clock()) is None
 

@@ -20,6 +20,7 @@ their own failures into NotFound / StorageUnavailable: no botocore or OSError le
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,23 @@ class OpenClip(Protocol):
     async def close(self) -> None:
         """Release what the clip holds (a file descriptor); safe to call more than once."""
         ...
+
+
+def still_stored(opened: OpenClip) -> bool:
+    """False once an opened local clip has been deleted (unlinked) since it was opened.
+
+    An open descriptor keeps a deleted file readable; a stream that outlives its clip's
+    deletion (a customer's delete, retention) must stop rather than go on sending what no
+    longer exists (the stream's re-check asks this, gateway/pipeline.py). An S3 clip has no
+    descriptor to ask: True, and its next request answers 404.
+    """
+    fileno = getattr(opened, "fileno", None)
+    if fileno is None:
+        return True
+    try:
+        return os.fstat(fileno()).st_nlink > 0
+    except (OSError, ValueError):  # closed: nothing more will be read from it anyway
+        return False
 
 
 @dataclass(frozen=True, slots=True)

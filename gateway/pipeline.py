@@ -61,7 +61,7 @@ from gateway.types import (
     Zone,
     clip_recorded_at,
 )
-from gateway.zerocopy import SupportsFileno
+from gateway.zerocopy import file_of
 
 log = structlog.get_logger("gateway.pipeline")
 
@@ -208,7 +208,7 @@ class FootageFlow:
                 headers=headers,
                 on_complete=on_complete,
                 recheck=guard.still_allowed,
-                file=opened if isinstance(opened, SupportsFileno) else None,
+                file=file_of(opened),
             )
             return response
         finally:

@@ -30,7 +30,7 @@ import asyncio
 import os
 import time
 import weakref
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -50,6 +50,15 @@ class SupportsFileno(Protocol):
     """An opened local file (gateway/storage/fs.py's FileClip); S3 clips have none."""
 
     def fileno(self) -> int: ...
+
+
+def file_of(opened: object) -> SupportsFileno | None:
+    """`opened` as a file sendfile can read (a local clip), else None (an S3 clip).
+
+    What isinstance(opened, SupportsFileno) asks, without typing's runtime protocol check:
+    about 9 µs a request on the play path (docs/benchmarks.md).
+    """
+    return cast(SupportsFileno, opened) if getattr(opened, "fileno", None) is not None else None
 
 
 class ZeroCopyFailed(OSError):

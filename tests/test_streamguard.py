@@ -87,18 +87,8 @@ def stream_until_cut(live: Live, headers: dict[str, str], cut: Any, ticker: Tick
 
 
 def completion(live: Live, principal: str) -> dict[str, Any]:
-    analyst = live.env.auth("ana", "security_analyst")
-
-    def found() -> dict[str, Any] | None:
-        r = live.client.get(
-            "/v1/audit/events",
-            params={"type": "access.complete", "principal": principal},
-            headers=analyst,
-        )
-        events = r.json()["events"]
-        return dict(events[-1]) if events else None
-
-    return dict(wait_for(found))
+    """The principal's latest access.complete, once there is one."""
+    return dict(wait_for(lambda: latest_completion(live, principal)))
 
 
 def sam(live: Live) -> dict[str, str]:

@@ -248,7 +248,7 @@ class AuditLog:
         for (_, future, _, _), sealed in zip(waiters, result, strict=True):
             if not future.done():
                 future.set_result(sealed)
-        if self._companion_hooks and any(companions for _, _, _, companions in waiters):
+        if self._companion_hooks:
             tables = {row.table for _, _, _, companions in waiters for row in companions}
             for table, wake in self._companion_hooks:
                 if table in tables:
